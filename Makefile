@@ -1,0 +1,57 @@
+# Engine installer — the two commands for a new machine are in README.md:
+#   make demo   build the ISO and boot it in QEMU with the installer on this terminal
+#   make test   set up everything, then run every test tier
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the project needs on a build/test machine (bookworm).
+APT_PACKAGES := \
+	parted gdisk fdisk util-linux dosfstools e2fsprogs mtools \
+	grub-pc-bin grub-efi-amd64-bin grub2-common grub-common \
+	qemu-system-x86 qemu-utils ovmf \
+	xorriso genisoimage mmdebstrap squashfs-tools \
+	busybox-static linux-image-amd64 kmod cpio zstd xz-utils \
+	udev kbd console-data imagemagick \
+	libparted-dev pkg-config python3-dev python3-venv gcc
+APT_STAMP := $(VENV)/.apt-stamp
+
+.PHONY: setup test test-unit test-integration test-e2e lint demo clean
+
+setup: $(VENV)/.setup-stamp
+
+$(APT_STAMP): Makefile
+	mkdir -p $(VENV)
+	missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+	touch $@
+
+$(VENV)/.setup-stamp: $(APT_STAMP) pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+# All tiers in one pytest run so the closing summary line counts everything.
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

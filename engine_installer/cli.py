@@ -1,0 +1,66 @@
+"""engine-installer: the text UI by default; unattended with --answers; sub-commands for tools."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError, cli_entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine-installer",
+        description="Install or upgrade Engine from this boot medium.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--answers", type=Path, metavar="FILE",
+                        help="run unattended from a TOML answer file")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="touch nothing: print the disk actions (with --answers) or run the "
+                             "UI against a recorded machine (with --profile)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="a recorded machine snapshot (JSON) to use instead of probing")
+    parser.add_argument("--source", type=Path, metavar="PATH",
+                        help="Engine payload directory or ISO (default: the boot medium)")
+    parser.add_argument("--ascii", action="store_true",
+                        help="plain ASCII drawing for serial terminals")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    detect = sub.add_parser("detect", help="list Engine installs on every disk")
+    detect.add_argument("--json", action="store_true", help="machine-readable output")
+    detect.add_argument("--disk", action="append", default=[],
+                        help="look only at this disk (repeatable)")
+    sub.add_parser("keyboards", help="list the console keyboard layouts")
+    hw_check = sub.add_parser("hw-check", help="check this machine against its hardware profile")
+    hw_check.add_argument("--json", action="store_true")
+    hw_capture = sub.add_parser("hw-capture", help="record this machine as a profile draft")
+    hw_capture.add_argument("--out", type=Path)
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "keyboards":
+        from .keyboards import available_layouts
+
+        print("\n".join(available_layouts()))
+        return 0
+    if args.command == "detect":
+        from .detect_cli import run_detect
+
+        return run_detect(args)
+    if args.command in ("hw-check", "hw-capture"):
+        from .hw.cli import run_hw_command
+
+        return run_hw_command(args)
+    if args.answers:
+        from .unattended import run_unattended
+
+        return run_unattended(args)
+    if args.dry_run and not args.profile:
+        raise UserError("--dry-run needs --answers FILE or --profile FILE")
+    from .tui.app import run_tui
+
+    return run_tui(args)

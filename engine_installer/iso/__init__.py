@@ -1,0 +1,1 @@
+"""engine-iso: build and check the Engine installer ISO, and sample Engine payloads."""

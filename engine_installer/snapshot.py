@@ -1,0 +1,150 @@
+"""Machine snapshot: plain data describing a machine, from a live probe or a recorded file.
+
+The live probe (probe.py, hw/) fills it on a real machine; a recorded snapshot (JSON) replaces
+the probe so the whole TUI runs in --dry-run on a developer machine, touching nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+# Install states reported by detection.
+STATE_UPGRADEABLE = "upgradeable"
+STATE_SAME_VERSION = "same-version"
+STATE_NEWER = "newer-than-media"  # installing the media would be a downgrade
+STATE_INCOMPLETE = "incomplete"  # the marker says the install never finished
+STATE_DAMAGED = "damaged"
+STATE_FOREIGN = "foreign"  # another system; never offered for upgrade
+INSTALL_STATES = (
+    STATE_UPGRADEABLE,
+    STATE_SAME_VERSION,
+    STATE_NEWER,
+    STATE_INCOMPLETE,
+    STATE_DAMAGED,
+    STATE_FOREIGN,
+)
+
+VM_KINDS = ("shared", "custom", "local")
+
+
+@dataclass
+class PartitionInfo:
+    path: str
+    number: int
+    size: int
+    label: str = ""  # GPT partition name
+    fstype: str = ""
+    mountpoint: str = ""
+
+
+@dataclass
+class DiskInfo:
+    path: str  # /dev/sda
+    size: int
+    model: str = ""
+    vendor: str = ""
+    serial: str = ""
+    bus: str = ""  # ata, nvme, usb, scsi, virtio, loop, ...
+    logical_sector_size: int = 512
+    removable: bool = False
+    read_only: bool = False
+    partitions: list[PartitionInfo] = field(default_factory=list)
+    by_id: list[str] = field(default_factory=list)
+    # Why this disk may not be a target (boot medium, mounted, holder of LVM/RAID...), or "".
+    in_use: str = ""
+    is_boot_medium: bool = False
+
+    def describe(self) -> str:
+        gb = self.size / 1e9
+        name = " ".join(p for p in (self.vendor, self.model) if p) or "disk"
+        return f"{self.path} {name} {gb:.1f} GB"
+
+
+@dataclass
+class VMInfo:
+    name: str
+    kind: str  # shared | custom | local
+    published_for: str  # Engine version the VM was published for
+    pv_driver: str = ""
+
+
+@dataclass
+class DetectedInstall:
+    disk: str
+    state: str
+    version: str = ""
+    build: str = ""
+    active_slot: str = ""
+    installed_at: str = ""
+    model: str = ""
+    size: int = 0
+    reason: str = ""  # why damaged/incomplete/foreign, one sentence
+    vms: list[VMInfo] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MachineSnapshot:
+    dmi: dict[str, str] = field(default_factory=dict)  # sys_vendor, product_name, ...
+    cpu_model: str = ""
+    cpu_flags: list[str] = field(default_factory=list)
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    firmware: str = "bios"  # "uefi" or "bios"
+    acpi_dmar: bool = False  # VT-d advertised by the firmware
+    disks: list[DiskInfo] = field(default_factory=list)
+    # Recorded machines carry detection results; a live probe runs detection instead.
+    installs: list[DetectedInstall] = field(default_factory=list)
+    # Recorded machines may name the boot medium's Engine version ("5.0").
+    media_version: str = ""
+    media_build: str = ""
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}'; remove it or fix its spelling")
+    return cls(**data)
+
+
+def snapshot_from_json(data: dict[str, Any], where: str = "snapshot") -> MachineSnapshot:
+    data = dict(data)
+    disks = []
+    for disk in data.pop("disks", []):
+        disk = dict(disk)
+        parts = [_build(PartitionInfo, p, where) for p in disk.pop("partitions", [])]
+        disks.append(_build(DiskInfo, dict(disk, partitions=parts), where))
+    installs = []
+    for inst in data.pop("installs", []):
+        inst = dict(inst)
+        vms = [_build(VMInfo, v, where) for v in inst.pop("vms", [])]
+        installs.append(_build(DetectedInstall, dict(inst, vms=vms), where))
+    return _build(MachineSnapshot, dict(data, disks=disks, installs=installs), where)
+
+
+def load_snapshot(path: Path) -> MachineSnapshot:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"machine snapshot {path} not found: check the path") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"machine snapshot {path} is not valid JSON: {err}") from None
+    try:
+        return snapshot_from_json(data, str(path))
+    except TypeError as err:
+        raise UserError(f"machine snapshot {path} is malformed: {err}") from None

@@ -1,0 +1,1 @@
+"""engine-usb: write the Engine ISO to USB sticks, safely, fast and verified."""
