@@ -61,7 +61,8 @@ def plan_from_answers(path: Path) -> Plan:
     plan.kernel_args = [str(a) for a in install.get("kernel_args", [])]
     source = data.get("source", {}).get("path")
     if source:
-        plan.source = (path.parent / source).resolve() if not Path(source).is_absolute() else Path(source)
+        # Relative paths are relative to the answer file, as a technician would expect.
+        plan.source = (path.parent / source).resolve()
     plan.confirmed = True  # an answer file is the technician's confirmation
     plan.check_complete()
     return plan

@@ -15,22 +15,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Install or upgrade Engine from this boot medium.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--answers", type=Path, metavar="FILE",
-                        help="run unattended from a TOML answer file")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="touch nothing: print the disk actions (with --answers) or run the "
-                             "UI against a recorded machine (with --profile)")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="a recorded machine snapshot (JSON) to use instead of probing")
-    parser.add_argument("--source", type=Path, metavar="PATH",
-                        help="Engine payload directory or ISO (default: the boot medium)")
-    parser.add_argument("--ascii", action="store_true",
-                        help="plain ASCII drawing for serial terminals")
+    parser.add_argument(
+        "--answers", type=Path, metavar="FILE", help="run unattended from a TOML answer file"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="touch nothing: print the disk actions (with --answers) or run the "
+        "UI against a recorded machine (with --profile)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="a recorded machine snapshot (JSON) to use instead of probing",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        metavar="PATH",
+        help="Engine payload directory or ISO (default: the boot medium)",
+    )
+    parser.add_argument(
+        "--ascii", action="store_true", help="plain ASCII drawing for serial terminals"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     detect = sub.add_parser("detect", help="list Engine installs on every disk")
     detect.add_argument("--json", action="store_true", help="machine-readable output")
-    detect.add_argument("--disk", action="append", default=[],
-                        help="look only at this disk (repeatable)")
+    detect.add_argument(
+        "--disk", action="append", default=[], help="look only at this disk (repeatable)"
+    )
     sub.add_parser("keyboards", help="list the console keyboard layouts")
     hw_check = sub.add_parser("hw-check", help="check this machine against its hardware profile")
     hw_check.add_argument("--json", action="store_true")

@@ -35,10 +35,10 @@ class Plan:
         """Refuse to run a plan that a screen or the answer file left unfinished."""
         if not self.eula_accepted:
             raise UserError(
-                "the licence agreement was not accepted: set eula = \"accepted\" in [install]"
+                'the licence agreement was not accepted: set eula = "accepted" in [install]'
             )
         if not self.target:
-            raise UserError("no target disk chosen: set target = \"/dev/...\" in [install]")
+            raise UserError('no target disk chosen: set target = "/dev/..." in [install]')
 
     def describe(self) -> str:
         source = str(self.source) if self.source else "boot medium"
