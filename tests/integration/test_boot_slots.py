@@ -195,6 +195,27 @@ def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads, loop_attach
     assert esp_bootenv(image)[0] == BootEnv(active="A")
 
 
+def test_second_engine_disk_does_not_confuse_the_boot(
+    tmp_path: Path, payloads, loop_attach
+) -> None:
+    """Two Engine disks; the booted one enumerates second (sdb) yet its own slot boots."""
+    other = tmp_path / "other.img"
+    image = tmp_path / "disk.img"
+    make_engine_disk(other, loop_attach, payloads["4.5"] / "root.img", None, BootEnv("A"), {})
+    make_engine_disk(image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS)
+    vm = VM(
+        disk=image,
+        other_disks=[other],
+        boot_disk_last=True,
+        firmware="uefi",
+        workdir=tmp_path / "vm",
+    )
+    with vm:
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
+        assert match.groups() == ("5.0", "50", "A", "2")
+        assert "slot A is /dev/sdb3" in vm.serial_text()
+
+
 def test_harness_always_kills_qemu(tmp_path: Path) -> None:
     image = tmp_path / "empty.img"
     image.write_bytes(b"\0" * MiB)
