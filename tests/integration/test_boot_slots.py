@@ -66,10 +66,11 @@ def loop_attach() -> Iterator:
     """attach(image) -> /dev/loopN with partition nodes; detached again after the test."""
     attached: list[str] = []
 
-    def attach(image: Path) -> str:
-        device = _run("losetup", "--find", "--show", str(image), text=True).stdout.strip()
+    def attach(image: Path, sector_size: int = 512) -> str:
+        device = _run(
+            "losetup", "--find", "--show", f"--sector-size={sector_size}", str(image), text=True
+        ).stdout.strip()
         attached.append(device)
-        _run("partx", "-a", device)  # BLKPG: the only way partition nodes appear here
         return device
 
     yield attach
@@ -85,11 +86,13 @@ def make_engine_disk(
     slot_b: Path | None,
     env: BootEnv,
     vms: dict[str, str],
+    sector_size: int = 512,
 ) -> None:
     """A raw disk image with the DESIGN GPT layout, slots written, GRUB and bootenv set."""
     total = ESP_START + ESP_SIZE + 2 * SLOT_SIZE + STORAGE_SIZE + MiB
     with open(image, "wb") as handle:
         handle.truncate(total)
+    device = attach(image, sector_size)
     _run(
         "sgdisk",
         f"-n1:1M:+{BIOS_BOOT_SIZE // 1024}K",
@@ -104,9 +107,9 @@ def make_engine_disk(
         f"-c4:{LABEL_ROOT_B}",
         "-n5:0:0",
         f"-c5:{LABEL_STORAGE}",
-        str(image),
+        device,
     )
-    device = attach(image)
+    _run("partx", "-a", device)  # BLKPG: the only way loop partition nodes appear here
     _run("mkfs.vfat", "-F", "32", "-n", "ENGINE-ESP", f"{device}p2")
     with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
         storage = Path(tmp) / "storage"
@@ -214,6 +217,20 @@ def test_second_engine_disk_does_not_confuse_the_boot(
         match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
         assert match.groups() == ("5.0", "50", "A", "2")
         assert "slot A is /dev/sdb3" in vm.serial_text()
+
+
+def test_4kn_nvme_disk_boots_under_uefi(tmp_path: Path, payloads, loop_attach) -> None:
+    image = tmp_path / "disk.img"
+    make_engine_disk(
+        image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS, 4096
+    )
+    vm = VM(
+        disk=image, firmware="uefi", bus="nvme", logical_block_size=4096, workdir=tmp_path / "vm"
+    )
+    with vm:
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
+        assert match.groups() == ("5.0", "50", "A", "2")
+        assert "slot A is /dev/nvme0n1p3" in vm.serial_text()
 
 
 def test_harness_always_kills_qemu(tmp_path: Path) -> None:
