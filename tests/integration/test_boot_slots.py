@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -195,6 +196,24 @@ def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads, loop_attach
         match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
         assert match.groups()[:3] == ("4.5", "45", "A")
         assert "trial=1" not in vm.serial_text()
+    assert esp_bootenv(image)[0] == BootEnv(active="A")
+
+
+def test_trial_slot_that_fails_after_the_kernel_reboots_and_falls_back(
+    tmp_path: Path, payloads, loop_attach
+) -> None:
+    """A trial slot whose system cannot start: the initrd reboots, GRUB gives up on it."""
+    broken = tmp_path / "broken-root.img"
+    shutil.copyfile(payloads["5.0"] / "root.img", broken)
+    _run("debugfs", "-w", "-R", "rm /sbin/init", str(broken))
+    image = tmp_path / "disk.img"
+    env = BootEnv(active="A", trial="B", tries=1)
+    make_engine_disk(image, loop_attach, payloads["4.5"] / "root.img", broken, env, VMS)
+    with VM(disk=image, firmware="bios", workdir=tmp_path / "vm") as vm:
+        vm.wait_for(r"slot B on \S+ holds no Engine", timeout=BOOT_TIMEOUT)
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)  # after the reboot
+        assert match.groups()[:3] == ("4.5", "45", "A")
+        print(f"trial failure + reboot + fallback: {vm.elapsed:.1f} s")
     assert esp_bootenv(image)[0] == BootEnv(active="A")
 
 
