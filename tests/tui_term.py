@@ -45,16 +45,11 @@ class Term:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.log = log
-        environ = dict(
-            os.environ,
-            TERM="xterm",
-            ENGINE_INSTALLER_LOG=str(log),
-            ENGINE_INSTALLER_SIM_SECONDS="1.5",
-            **(env or {}),
-        )
-        environ.pop("ENGINE_INSTALLER_SIM_FAIL", None) if "ENGINE_INSTALLER_SIM_FAIL" not in (
-            env or {}
-        ) else None
+        # Only what the caller passes: no ENGINE_INSTALLER_* from the developer's shell.
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_INSTALLER")}
+        environ.update(TERM="xterm", ENGINE_INSTALLER_LOG=str(log))
+        environ.setdefault("ENGINE_INSTALLER_SIM_SECONDS", "1.5")
+        environ.update(env or {})
         self.child = pexpect.spawn(
             sys.executable,
             [

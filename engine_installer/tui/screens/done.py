@@ -17,20 +17,16 @@ class DoneScreen(Screen):
 
     def build(self) -> urwid.Widget:
         res = self.app.result
-        verb = {"upgrade": "upgraded to", "reinstall": "reinstalled:"}.get(res.action, "installed:")
-        rows: list[Any] = [
-            urwid.Divider(),
-            W.text(
-                (
-                    "good",
-                    f"Engine {verb} Engine {res.version} (build {res.build}) on "
-                    f"{res.disk}, slot {res.slot}.",
-                )
-            ),
-        ]
+        label = f"Engine {res.version} (build {res.build})"
+        headline = {
+            "upgrade": f"Upgraded {res.disk} to {label}; it boots from slot {res.slot}.",
+            "reinstall": f"Reinstalled {label} on {res.disk} (erased); it boots from slot "
+            f"{res.slot}.",
+        }.get(res.action, f"Installed {label} on {res.disk}; it boots from slot {res.slot}.")
+        rows: list[Any] = [urwid.Divider(), W.text(("good", headline))]
         if res.previous_version:
             rows.append(
-                W.text(f"Engine {res.previous_version} stays in the other slot as the " "fallback.")
+                W.text(f"Engine {res.previous_version} stays in the other slot as the fallback.")
             )
         rows.append(urwid.Divider())
         if res.vms_needing_pv_upgrade:

@@ -200,7 +200,8 @@ class ExistingInstallScreen(Screen):
             )
         except RefusedError as err:
             log.warning("refused: %s", err)
-            self.say(("error", f"Refused: {err}."))
+            text = str(err)
+            self.say(("error", text[:1].upper() + text[1:] + "."))
             return
         if self.app.plan.allow_downgrade:
             log.warning(
@@ -235,8 +236,16 @@ class TargetScreen(Screen):
             if opt.note:
                 notes.append(W.text(("warn", f"  {opt.disk.path}: {opt.note}")))
         for opt in refused:
+            disk = opt.disk
+            name = " ".join(p for p in (disk.vendor, disk.model) if p) or "disk"
             notes.append(
-                W.text(("dim", f"  not offered: {self.disk_label(opt.disk)} — " f"{opt.refusal}"))
+                W.text(
+                    (
+                        "dim",
+                        f"  {disk.path} ({name}, {W.gb(disk.size)}): not offered, "
+                        f"{opt.refusal}",
+                    )
+                )
             )
         if self.items:
             self.list = urwid.ListBox(urwid.SimpleFocusListWalker(self.items))

@@ -93,7 +93,9 @@ class ProgressScreen(Screen):
         self.phase.set_text(W.t(f"Step {len(self._finished) + 1}: {event.message or event.phase}"))
         self.bar.set_text(W.bar_markup(event.fraction, BAR_WIDTH))
         detail = ""
-        if event.total >= BYTE_PHASE:
+        if event.total >= BYTE_PHASE and event.done == 0:
+            detail = f"0 B of {W.size_text(event.total)}   measuring speed…"
+        elif event.total >= BYTE_PHASE:
             elapsed = max(now - self._phase_start, 1e-3)
             speed = event.done / elapsed
             left = (event.total - event.done) / speed if speed > 0 else 0
