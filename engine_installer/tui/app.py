@@ -54,6 +54,7 @@ class InstallerApp:
         self, backend: Backend, plan: Plan | None = None, ascii: bool = False, threaded: bool = True
     ):
         W.ASCII["ascii"] = ascii
+        W.ASCII["plain_glyphs"] = os.environ.get("TERM", "") == "linux"
         self.backend = backend
         self.plan = plan or Plan()
         self.threaded = threaded

@@ -10,7 +10,10 @@ from typing import Any
 
 import urwid
 
-ASCII = {"ascii": False}  # set once by the app before any widget is built
+# Set once by the app before any widget is built. "ascii": serial terminals, no line drawing;
+# "plain_glyphs": the Linux console (TERM=linux), whose VGA font has the box-drawing and
+# block characters of CP437 but no braille, ellipsis, em dash or check mark.
+ASCII = {"ascii": False, "plain_glyphs": False}
 
 PALETTE = [
     ("header", "white", "dark blue"),
@@ -30,12 +33,14 @@ PALETTE = [
     ("edit", "white", "dark gray"),
 ]
 
-_ASCII_MAP = str.maketrans({"…": "...", "—": "-", "–": "-", "•": "*", "✓": "+", "×": "x"})
+_ASCII_MAP = str.maketrans(
+    {"…": "...", "—": "-", "–": "-", "•": "*", "✓": "+", "×": "x", "→": "->"}
+)
 
 
 def t(text: str) -> str:
     """Text as drawn: typographic characters become ASCII on serial terminals."""
-    return text.translate(_ASCII_MAP) if ASCII["ascii"] else text
+    return text.translate(_ASCII_MAP) if ASCII["ascii"] or ASCII["plain_glyphs"] else text
 
 
 def text(markup: Any, align: str = "left") -> urwid.Text:
@@ -103,7 +108,8 @@ class Spinner(urwid.Text):
         self.tick()
 
     def tick(self) -> None:
-        frames = self.ASCII_FRAMES if ASCII["ascii"] else self.FRAMES
+        plain = ASCII["ascii"] or ASCII["plain_glyphs"]
+        frames = self.ASCII_FRAMES if plain else self.FRAMES
         self.set_text(("warn", f"{frames[self.frame % len(frames)]} {self.label}"))
         self.frame += 1
 

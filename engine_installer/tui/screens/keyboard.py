@@ -55,8 +55,8 @@ class KeyboardScreen(Screen):
         if not names:
             self.walker[:] = [urwid.Text(W.t("  (no layout matches)"))]
             return
-        if keep in names:
-            self.walker.set_focus(names.index(keep))
+        # The current layout while browsing, else the best match (prefix matches come first).
+        self.walker.set_focus(names.index(keep) if keep in names else 0)
 
     def focused_layout(self) -> str | None:
         item = self.list.focus

@@ -106,8 +106,7 @@ class ProgressScreen(Screen):
         elif event.total:
             detail = f"{event.done} of {event.total} steps"
         self.detail.set_text(detail)
-        tick = "+" if W.ASCII["ascii"] else "✓"
-        self.done_list.set_text(("dim", "\n".join(f"{tick} {m}" for m in self._finished[-6:])))
+        self.done_list.set_text(("dim", W.t("\n".join(f"✓ {m}" for m in self._finished[-6:]))))
 
     def finished(self, result: Any) -> None:
         self.flush()
