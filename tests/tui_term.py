@@ -8,6 +8,7 @@ the captures: python -m tests.tui_term docs/tui.md
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pexpect
 import pyte
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|[\x0e\x0f]")
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES = ROOT / "recorded-machines"
 KEYS = {
@@ -120,7 +122,9 @@ class Term:
         self.child.expect(pexpect.EOF, timeout=timeout)
         self.output += self.child.before or b""
         self.child.close()
-        tail = self.output.decode(errors="replace").replace("\r", "").strip().splitlines()
+        # What follows the last escape sequence is what was printed after the UI closed.
+        after_ui = ANSI.split(self.output.decode(errors="replace"))[-1]
+        tail = after_ui.replace("\r", "").strip().splitlines()
         return self.child.exitstatus, tail[-1] if tail else ""
 
     def close(self) -> None:
