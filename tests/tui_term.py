@@ -130,3 +130,178 @@ class Term:
     def close(self) -> None:
         if self.child.isalive():
             self.child.terminate(force=True)
+
+
+# ---- screen captures for docs/tui.md -----------------------------------------------------------
+
+CAPTURES: list[tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple[str, ...]]] = [
+    # (title, machine, steps, screen text to wait for before capturing, env, extra args)
+    # steps: ("key", name) | ("type", text) | ("wait", text) | ("sleep", seconds)
+    ("1. Install choice", "empty-disk", [], "1/5 Install choice", {}, ()),
+    ("2. Welcome", "engine-4.5", [("key", "enter")], "2/5 Welcome", {}, ()),
+    (
+        "3. Licence agreement (Back is focused)",
+        "engine-4.5",
+        [("key", "enter"), ("wait", "Welcome"), ("key", "enter")],
+        "Accept",
+        {},
+        (),
+    ),
+]
+
+
+def _through_eula(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return [
+        ("key", "enter"),
+        ("wait", "2/5 Welcome"),
+        ("key", "enter"),
+        ("wait", "Accept"),
+        ("key", "tab"),
+        ("key", "enter"),
+        ("wait", "4/5 Keyboard"),
+    ] + keys
+
+
+def _to_found(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return _through_eula([("key", "enter"), ("wait", " found")] + keys)
+
+
+CAPTURES += [
+    (
+        '4. Keyboard layout, searching for "de"',
+        "engine-4.5",
+        _through_eula([("type", "de"), ("wait", "Search: de")]),
+        "Search: de",
+        {},
+        (),
+    ),
+    (
+        "5a. Existing installation: detection in the background",
+        "engine-4.5",
+        _through_eula([("key", "enter")]),
+        "Looking for existing",
+        {},
+        (),
+    ),
+    (
+        "5b. Existing installation: Engine 4.5 found (upgrade or reinstall)",
+        "engine-4.5",
+        _to_found([]),
+        "An Engine installation was found",
+        {},
+        (),
+    ),
+    (
+        "5c. Existing installation: several installs, choose one",
+        "two-engines",
+        _to_found([]),
+        "Choose the one",
+        {},
+        (),
+    ),
+    (
+        "5d. Existing installation: newer Engine on disk, downgrade refused",
+        "engine-6.0",
+        _to_found([("key", "tab"), ("key", "enter")]),
+        "Downgrade refused",
+        {},
+        (),
+    ),
+    (
+        "5e. No Engine found: target disk (boot medium and busy disks not offered)",
+        "windows-only",
+        _to_found([]),
+        "5/5 Target disk",
+        {},
+        (),
+    ),
+    (
+        "6. Summary and confirmation (Back is focused)",
+        "engine-4.5",
+        _to_found([("key", "enter")]),
+        "Summary",
+        {},
+        (),
+    ),
+    (
+        "7. Progress",
+        "engine-4.5",
+        _to_found(
+            [
+                ("key", "enter"),
+                ("wait", "Summary"),
+                ("key", "tab"),
+                ("key", "enter"),
+                ("wait", "Step 3"),
+                ("sleep", "2"),
+            ]
+        ),
+        "Writing",
+        {"ENGINE_INSTALLER_SIM_SECONDS": "12"},
+        (),
+    ),
+    (
+        "8. Done (upgrade): VMs that need a manual PV-driver upgrade",
+        "engine-4.5",
+        _to_found([("key", "enter"), ("wait", "Summary"), ("key", "tab"), ("key", "enter")]),
+        "Upgraded",
+        {},
+        (),
+    ),
+    (
+        "9. Error (a simulated write fault)",
+        "empty-disk",
+        _to_found([("key", "enter"), ("wait", "Summary"), ("key", "tab"), ("key", "enter")]),
+        "could not finish",
+        {"ENGINE_INSTALLER_SIM_FAIL": "write-slot"},
+        (),
+    ),
+    (
+        "ASCII mode (--ascii, or TERM=vt100) on a serial console",
+        "engine-6.0",
+        _to_found([]),
+        "would stop running",
+        {},
+        ("--ascii",),
+    ),
+]
+
+
+def capture_all() -> list[tuple[str, str]]:
+    """Run every capture scenario; return (title, 80x24 screen text)."""
+    import tempfile
+
+    shots = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for title, machine, steps, until, env, extra in CAPTURES:
+            term = Term(machine, Path(tmp) / "installer.log", *extra, env=env)
+            try:
+                term.wait_for("1/5 Install choice", timeout=15)
+                for kind, value in steps:
+                    if kind == "key":
+                        term.press(value)
+                    elif kind == "type":
+                        term.type(value)
+                    elif kind == "wait":
+                        term.wait_for(value, timeout=15)
+                    else:
+                        time.sleep(float(value))
+                        term.pump()
+                shots.append((title, term.wait_for(until, timeout=15)))
+            finally:
+                term.close()
+    return shots
+
+
+def write_docs(path: Path) -> None:
+    text = path.read_text()
+    marker = "<!-- captures: generated by `python -m tests.tui_term docs/tui.md` -->"
+    head = text.split(marker)[0] if marker in text else text
+    parts = [head.rstrip() + "\n\n" + marker + "\n"]
+    for title, screen in capture_all():
+        parts.append(f"\n### {title}\n\n```text\n{screen}\n```\n")
+    path.write_text("".join(parts))
+
+
+if __name__ == "__main__":
+    write_docs(Path(sys.argv[1]))
