@@ -25,6 +25,7 @@ from . import decisions
 log = logging.getLogger("engine_installer.tui")
 
 DEFAULT_MEDIUM = Path("/run/live/medium/engine")
+LIVE_SYSTEM_MARK = Path("/run/live/medium")  # live-boot mounts the boot medium here
 DEFAULT_SLOT_SIZE = 2 * 1024**3  # used when no manifest says otherwise (recorded machines)
 
 
@@ -168,6 +169,10 @@ class LiveBackend:
         return result
 
     def power(self, what: str) -> str:
+        if not LIVE_SYSTEM_MARK.is_dir():
+            # Started by hand on a workstation (no --dry-run): never switch that machine off.
+            log.info("not the live system: %s skipped", what)
+            return f"not running on the Engine live system: {what} skipped; exiting"
         command = {"reboot": ["systemctl", "reboot"], "poweroff": ["systemctl", "poweroff"]}[what]
         if shutil.which("systemctl") is None:
             command = [what]

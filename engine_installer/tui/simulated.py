@@ -1,7 +1,8 @@
 """Dry-run backend: a recorded machine, the same decisions and progress events, no disk touched.
 
 It replays the phases the disk backend reports for an install or an upgrade, with realistic byte
-counts and pacing (ENGINE_INSTALLER_SIM_SECONDS, default 4 s in total). ENGINE_INSTALLER_SIM_FAIL
+counts and pacing (ENGINE_INSTALLER_SIM_SECONDS, default 4 s in total; detection takes
+ENGINE_INSTALLER_SIM_DETECT_SECONDS, default 1.5 s). ENGINE_INSTALLER_SIM_FAIL
 names a phase to fail in, so the error screen can be exercised.
 """
 
@@ -80,7 +81,8 @@ class SimulatedBackend:
         return check_hardware_module(lambda: self.snapshot)
 
     def detect(self) -> Detection:
-        time.sleep(DETECT_SECONDS * min(1.0, self.seconds / 4))
+        seconds = os.environ.get("ENGINE_INSTALLER_SIM_DETECT_SECONDS")
+        time.sleep(float(seconds) if seconds else DETECT_SECONDS * min(1.0, self.seconds / 4))
         return Detection(list(self.snapshot.disks), list(self.snapshot.installs))
 
     def apply_keyboard(self, layout: str) -> None:

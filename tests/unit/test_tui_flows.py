@@ -5,6 +5,7 @@ Keys are typed as a technician would; assertions read the emulated screen (pyte)
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ from tests.tui_term import Term
 def run(tmp_path: Path):
     terms: list[Term] = []
 
-    def start(machine: str, *extra: str) -> Term:
-        term = Term(machine, tmp_path / "installer.log", *extra)
+    def start(machine: str, *extra: str, env: dict[str, str] | None = None) -> Term:
+        term = Term(machine, tmp_path / "installer.log", *extra, env=env)
         terms.append(term)
         term.wait_for("1/5 Install choice", timeout=15)
         return term
@@ -77,9 +78,16 @@ def test_fresh_install(run) -> None:
 
 
 def test_upgrade_lists_vms_needing_pv_upgrade(run) -> None:
-    term = run("engine-4.5")
+    term = run("engine-4.5", env={"ENGINE_INSTALLER_SIM_DETECT_SECONDS": "2"})
     through_keyboard(term)
     term.wait_for("Looking for existing Engine installations", timeout=5)
+    # The UI stays alive while detection runs: the spinner keeps turning.
+    frames = set()
+    for _ in range(4):
+        frames.add(term.text().split("Looking for")[0].split()[-1])
+        time.sleep(0.2)
+        term.pump()
+    assert len(frames) > 1
     screen = term.wait_for("An Engine installation was found")
     assert "Engine 4.5 (build 4512), can be upgraded" in screen
     assert "2024-03-14 10:22 UTC" in screen

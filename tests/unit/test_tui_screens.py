@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine_installer.errors import RefusedError
+from engine_installer.errors import RefusedError, UserError
 from engine_installer.plan import Action, Plan
 from engine_installer.snapshot import load_snapshot
 from engine_installer.tui import decisions
@@ -275,3 +275,19 @@ def test_simulated_progress_events_are_ordered_and_complete(tmp_path: Path) -> N
 
 def test_tab_moves_like_arrows() -> None:
     assert tab_as_arrows(["tab", "shift tab", "enter"], []) == ["right", "left", "enter"]
+
+
+def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+
+    def no_console(_layout: str) -> None:
+        raise UserError(
+            "loadkeys gb failed: Couldn't get a file descriptor referring to the console"
+        )
+
+    app.backend.apply_keyboard = no_console
+    keys(app, "g", "b", "enter")
+    assert step(app) == "keyboard" and "file descriptor" in app.screen.message.text
+    keys(app, "enter")
+    assert app.plan.keyboard == "gb" and step(app) == "target"

@@ -19,6 +19,7 @@ class KeyboardScreen(Screen):
 
     def build(self) -> urwid.Widget:
         self.layouts = available_layouts()
+        self.failed_layout = ""
         self.search = urwid.Edit(W.t("Search: "))
         urwid.connect_signal(self.search, "postchange", lambda *_: self.refilter())
         self.walker = urwid.SimpleFocusListWalker([])
@@ -64,6 +65,9 @@ class KeyboardScreen(Screen):
 
     def choose(self, layout: str) -> None:
         self.app.plan.keyboard = layout
+        if layout == self.failed_layout:  # the technician saw the warning and goes on
+            self.app.forward()
+            return
         self.say(("dim", f"Applying {layout}…"))
         self.app.background(
             lambda: self.app.backend.apply_keyboard(layout),
@@ -78,7 +82,9 @@ class KeyboardScreen(Screen):
 
     def not_applied(self, message: str) -> None:
         # The installed Engine still gets the layout; only the live console could not switch.
-        self.say(("warn", f"{message}. The installed Engine will still use it."))
+        self.failed_layout = self.app.plan.keyboard
+        log.warning("keyboard not applied to the console: %s", message)
+        self.say(("warn", f"{message}. The installed Engine still gets it: Enter to go on."))
 
 
 class _TypeToSearch(urwid.WidgetWrap):
