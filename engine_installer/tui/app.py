@@ -143,7 +143,7 @@ class InstallerApp:
         try:
             self.media = self.backend.media()
         except UserError as err:
-            self.fail(str(err), retry=None)
+            self.fail(str(err), retry="start")  # e.g. the medium is not mounted yet
             return
         log.info("media: %s", self.media.label())
         self.sequencer.start()
@@ -253,20 +253,36 @@ def make_backend(args: Any, log_path: Path) -> Backend:
     return LiveBackend(args.source, log_path)
 
 
-def run_tui(args: Any) -> int:
-    log_path = default_log_path(args.dry_run)
-    backend = make_backend(args, log_path)
+def start_live_log() -> Path | None:
+    """On the live system, log into the disk backend's run log (copied onto the installed
+    disk at the end), so the screens and the disk actions share one file."""
+    if os.environ.get("ENGINE_INSTALLER_LOG"):
+        return None
     try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(log_path)
-    except OSError as err:
-        raise UserError(
-            f"cannot write the log {log_path} ({err}): set ENGINE_INSTALLER_LOG"
-        ) from None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        from ..logs import start_log
+    except ImportError:
+        return None
+    try:
+        return start_log("install")
+    except OSError:
+        return None
+
+
+def run_tui(args: Any) -> int:
+    shared_log = None if args.dry_run else start_live_log()
+    log_path = shared_log or default_log_path(args.dry_run)
+    backend = make_backend(args, log_path)
     root = logging.getLogger("engine_installer")
-    root.addHandler(handler)
     root.setLevel(logging.INFO)
+    if shared_log is None:
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            handler: logging.Handler = logging.FileHandler(log_path)
+        except OSError as err:
+            msg = f"cannot write the log {log_path} ({err}): set ENGINE_INSTALLER_LOG"
+            raise UserError(msg) from None
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
     log.info("start: dry_run=%s profile=%s source=%s", args.dry_run, args.profile, args.source)
     app = InstallerApp(backend, Plan(source=args.source), ascii=ascii_wanted(args.ascii))
     code = app.run()

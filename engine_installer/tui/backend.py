@@ -6,6 +6,7 @@ every method may block. The dry-run twin is SimulatedBackend in simulated.py.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shutil
@@ -143,8 +144,13 @@ class LiveBackend:
         from ..detect import detect_installs
         from ..probe import probe_disks
 
-        disks = probe_disks()
-        return Detection(disks, detect_installs(disks, self.media().manifest))
+        manifest = self.media().manifest
+        # The probe recognises the boot medium by the payload's location when it is told it.
+        if "source" in inspect.signature(probe_disks).parameters and manifest is not None:
+            disks = probe_disks(source=manifest.directory)
+        else:
+            disks = probe_disks()
+        return Detection(disks, detect_installs(disks, manifest))
 
     def apply_keyboard(self, layout: str) -> None:
         if not shutil.which("loadkeys"):

@@ -42,6 +42,9 @@ class ErrorScreen(Screen):
         return pile(rows, focus=len(rows) - 1)
 
     def retry(self, *_args: Any) -> None:
+        if self.retry_step == "start":
+            self.app.start()
+            return
         if self.retry_step == "detect":
             self.app.detection = None
         self.app.sequencer.goto(self.retry_step)

@@ -83,14 +83,18 @@ class ProgressScreen(Screen):
 
     def show_event(self, event: ProgressEvent) -> None:
         now = time.monotonic()
-        if event.phase != self._phase_name:
+        # A new step starts with a new phase or a new message; later events of a step often
+        # carry only the counts (the disk backend's runner reports that way).
+        new_message = bool(event.message) and event.message != self._last_message
+        if event.phase != self._phase_name or new_message:
             if self._phase_name:
                 self._finished.append(self._last_message or self._phase_name)
             self._phase_name, self._phase_start = event.phase, now
+            self._last_message = event.message
             log.info("phase %s: %s", event.phase, event.message)
-        self._last_message = event.message
         self.events_shown += 1
-        self.phase.set_text(W.t(f"Step {len(self._finished) + 1}: {event.message or event.phase}"))
+        title = self._last_message or event.phase
+        self.phase.set_text(W.t(f"Step {len(self._finished) + 1}: {title[:1].upper()}{title[1:]}"))
         self.bar.set_text(W.bar_markup(event.fraction, BAR_WIDTH))
         detail = ""
         if event.total >= BYTE_PHASE and event.done == 0:
@@ -106,7 +110,8 @@ class ProgressScreen(Screen):
         elif event.total:
             detail = f"{event.done} of {event.total} steps"
         self.detail.set_text(detail)
-        self.done_list.set_text(("dim", W.t("\n".join(f"✓ {m}" for m in self._finished[-6:]))))
+        done = [m[:1].upper() + m[1:] for m in self._finished[-6:]]
+        self.done_list.set_text(("dim", W.t("\n".join(f"✓ {m}" for m in done))))
 
     def finished(self, result: Any) -> None:
         self.flush()

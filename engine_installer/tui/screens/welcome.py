@@ -61,7 +61,12 @@ class WelcomeScreen(Screen):
         self.app.hw, self.app.hw_loaded = report, True
         if report is not None:
             log.info("hardware check: %s %s", report.profile_name, report.verdict)
-            self.app.plan.kernel_args = list(report.kernel_args)
+            try:  # the hw module's rule: profile quirks first, then what was asked for
+                from ...hw.check import merge_kernel_args
+            except ImportError:
+                self.app.plan.kernel_args = list(report.kernel_args)
+            else:
+                self.app.plan.kernel_args = merge_kernel_args(report, self.app.plan.kernel_args)
         self.show_report(report)
 
     def failed(self, message: str) -> None:
