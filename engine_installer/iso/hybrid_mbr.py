@@ -31,7 +31,7 @@ HEADS, SECTORS = 64, 32  # the CHS geometry isohybrid and xorriso assume for USB
 
 
 def chs(lba: int) -> bytes:
-    """The 3-byte CHS address of an LBA; 1023/63/254 style saturation past cylinder 1023."""
+    """The 3-byte CHS address of an LBA; past cylinder 1023 it saturates at the last CHS."""
     cylinder, rest = divmod(lba, HEADS * SECTORS)
     head, sector = divmod(rest, SECTORS)
     if cylinder > 1023:
