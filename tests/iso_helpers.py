@@ -17,10 +17,15 @@ def fake_payload(directory: Path, version: str = "5.0", root_size: int = 64 * 10
     (directory / "root.img").write_bytes(bytes(range(256)) * (root_size // 256))
     (directory / "vmlinuz").write_bytes(b"kernel " * 100)
     (directory / "initrd.img").write_bytes(b"initrd " * 100)
-    fields = {"product": "Engine", "version": version, "build": "7",
-              "slot_size": max(1024 * 1024, 2 * root_size), "created": "2023-11-14T22:13:20Z"}  # fmt: skip
-    write_manifest(directory, fields,
-                   {"root": "root.img", "kernel": "vmlinuz", "initrd": "initrd.img"})  # fmt: skip
+    fields = {
+        "product": "Engine",
+        "version": version,
+        "build": "7",
+        "slot_size": max(1024 * 1024, 2 * root_size),
+        "created": "2023-11-14T22:13:20Z",
+    }
+    artifacts = {"root": "root.img", "kernel": "vmlinuz", "initrd": "initrd.img"}
+    write_manifest(directory, fields, artifacts)
     return directory
 
 
