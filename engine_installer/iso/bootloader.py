@@ -8,6 +8,7 @@ The menu itself (boot/grub/grub.cfg on the ISO) is shared by BIOS and UEFI.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -193,5 +194,6 @@ def build_boot_images(work: Path, build_id: str, label: str, epoch: int) -> Boot
         efi_binary = Path(tmp) / "BOOTX64.EFI"
         grub_mkimage("x86_64-efi", efi_binary, config, EFI_MODULES)
         efi = work / "efi.img"
-        make_fat_image(efi, {"EFI/BOOT/BOOTX64.EFI": efi_binary}, build_id[:8], epoch)
+        volume_serial = hashlib.sha256(build_id.encode()).hexdigest()[:8]
+        make_fat_image(efi, {"EFI/BOOT/BOOTX64.EFI": efi_binary}, volume_serial, epoch)
     return BootImages(bios_image=bios, efi_image=efi, grub_cfg=grub_menu(build_id, label))
