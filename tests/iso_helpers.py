@@ -29,7 +29,7 @@ def fake_payload(directory: Path, version: str = "5.0", root_size: int = 64 * 10
     return directory
 
 
-def build_real_iso(workdir: Path, version: str = "5.0") -> Path:
+def build_real_iso(workdir: Path, version: str = "5.0", menu_default: str = "install") -> Path:
     """The full installer ISO from a sample payload; the live base comes from the cache."""
     from engine_installer.iso.builder import build_iso
     from engine_installer.iso.sample_payload import build_sample_payload
@@ -38,8 +38,8 @@ def build_real_iso(workdir: Path, version: str = "5.0") -> Path:
     payload = workdir / f"payload-{version}"
     if not (payload / "manifest.json").exists():
         build_sample_payload(version=version, out=payload, epoch=EPOCH)
-    iso = workdir / f"engine-{version}.iso"
-    build_iso(payload, iso)
+    iso = workdir / f"engine-{version}-{menu_default}.iso"
+    build_iso(payload, iso, menu_default=menu_default)
     return iso
 
 
@@ -59,3 +59,20 @@ def media_args(iso: Path, media: str, workdir: Path) -> list[str]:
                 "-drive", f"if=none,id=stick,format=qcow2,file={stick},cache=unsafe",
                 "-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"]  # fmt: skip
     raise ValueError(f"media must be dvd or usb, not {media}")
+
+
+def corrupt_file_in_iso(iso: Path, rr_path: str, offset: int = 12345) -> None:
+    """Flip one bit of one byte of a file inside the ISO (as a bad burn or download would)."""
+    import pycdlib
+
+    reader = pycdlib.PyCdlib()
+    reader.open(str(iso))
+    try:
+        lba = reader.get_record(rr_path=rr_path).extent_location()
+    finally:
+        reader.close()
+    with open(iso, "r+b") as handle:
+        handle.seek(lba * 2048 + offset)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0x01]))

@@ -75,14 +75,19 @@ def kernel_args(extra: str = "") -> str:
     return f"{args} {extra}".strip()
 
 
-def grub_menu(build_id: str, label: str, timeout: int = MENU_TIMEOUT) -> str:
+MENU_ENTRIES = ("install", "check", "harddisk")
+
+
+def grub_menu(
+    build_id: str, label: str, timeout: int = MENU_TIMEOUT, default: str = "install"
+) -> str:
     """The boot menu, the same on BIOS and UEFI, on screen and on the first serial port."""
     return f"""\
 # Engine installer boot menu ({label}); build {build_id}.
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
-set default=install
+set default={default}
 set timeout={timeout}
 set timeout_style=menu
 
@@ -181,7 +186,9 @@ def make_fat_image(output: Path, files: dict[str, Path], volume_id: str, epoch: 
         _run(["mcopy", "-m", "-i", str(output), str(source), f"::/{target}"], env=env)
 
 
-def build_boot_images(work: Path, build_id: str, label: str, epoch: int) -> BootImages:
+def build_boot_images(
+    work: Path, build_id: str, label: str, epoch: int, default: str = "install"
+) -> BootImages:
     """Make both GRUB images in `work` for this build."""
     if shutil.which("grub-mkimage") is None:
         raise UserError("grub-mkimage is not installed: run `make setup` (grub2-common)")
@@ -196,4 +203,6 @@ def build_boot_images(work: Path, build_id: str, label: str, epoch: int) -> Boot
         efi = work / "efi.img"
         volume_serial = hashlib.sha256(build_id.encode()).hexdigest()[:8]
         make_fat_image(efi, {"EFI/BOOT/BOOTX64.EFI": efi_binary}, volume_serial, epoch)
-    return BootImages(bios_image=bios, efi_image=efi, grub_cfg=grub_menu(build_id, label))
+    return BootImages(
+        bios_image=bios, efi_image=efi, grub_cfg=grub_menu(build_id, label, default=default)
+    )

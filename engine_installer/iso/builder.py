@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="cache for the live system base and wheels (default: "
                         f"${base.CACHE_ENV} or ~/.cache/engine-installer)")  # fmt: skip
+    parser.add_argument("--menu-default", choices=bootloader.MENU_ENTRIES, default="install",
+                        help="boot menu entry chosen after the timeout (default: install; "
+                        "check = always check the medium first)")  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
                         help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
 
@@ -123,6 +126,7 @@ def build_iso(
     cache: Path | None = None,
     dual_layer: bool = False,
     rebuild_base: bool = False,
+    menu_default: str = "install",
     say=print,
 ) -> iso_image.Layout:
     started = time.monotonic()
@@ -148,14 +152,16 @@ def build_iso(
             **payload_files(payload_dir),
         }
         # The build ID is derived from every input, so the same inputs give the same ISO.
-        digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n".encode())
+        digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n{menu_default}\n".encode())
         for rel in sorted(files):
             digest.update(f"{rel} {iso_image.sha256_source(files[rel])}\n".encode())
         digest.update(base_layer.initrd.read_bytes())
         build_id = digest.hexdigest()[:32]
         label = manifest.label()
         files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
-        boot = bootloader.build_boot_images(work / "boot", build_id, label, epoch)
+        boot = bootloader.build_boot_images(
+            work / "boot", build_id, label, epoch, default=menu_default
+        )
         files[BIOS_BOOT] = boot.bios_image.read_bytes()
         files[EFI_BOOT] = boot.efi_image
         files["boot/grub/grub.cfg"] = boot.grub_cfg.encode()
@@ -191,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         cache=args.cache,
         dual_layer=args.dual_layer,
         rebuild_base=args.rebuild_base,
+        menu_default=args.menu_default,
     )
     return 0
 
