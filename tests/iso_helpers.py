@@ -76,3 +76,42 @@ def corrupt_file_in_iso(iso: Path, rr_path: str, offset: int = 12345) -> None:
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0x01]))
+
+
+# 16-bit MBR code: write a line to COM1 (0x3F8), then halt. Proves "Boot from the first hard
+# disk" chainloaded this disk under BIOS.
+#   cld; xor ax,ax; mov ds,ax; mov si,msg; mov dx,0x3f8
+#   next: lodsb; test al,al; jz done; out dx,al; jmp next
+#   done: cli; hlt; jmp $-1
+MBR_BANNER = b"DISK-MBR-BOOTED\r\n\0"
+MBR_CODE = bytes.fromhex("fc 31c0 8ed8 be177c baf803 ac 84c0 7403 ee ebf8 fa f4 ebfd") + MBR_BANNER
+EFI_BANNER = "DISK-EFI-BOOTED"
+
+
+def make_chain_target_disk(path: Path, work: Path) -> None:
+    """A 64 MiB GPT disk that shows it was booted: MBR code printing DISK-MBR-BOOTED on the
+    serial port (BIOS), and an ESP whose EFI/BOOT/BOOTX64.EFI (a GRUB image) prints
+    DISK-EFI-BOOTED (UEFI)."""
+    from engine_installer.iso import bootloader
+
+    work.mkdir(parents=True, exist_ok=True)
+    config = f"""serial --unit=0 --speed=115200
+terminal_output console serial
+echo {EFI_BANNER}
+sleep 600
+"""
+    memdisk = work / "memdisk.tar"
+    bootloader.memdisk_tar(config, memdisk, EPOCH)
+    efi = work / "BOOTX64.EFI"
+    bootloader.grub_mkimage("x86_64-efi", efi, memdisk, ["echo", "serial", "terminal", "sleep"])
+    esp = work / "esp.img"
+    bootloader.make_fat_image(esp, {"EFI/BOOT/BOOTX64.EFI": efi}, "1234abcd", EPOCH)
+    with open(path, "wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    # (no -q: sgdisk 1.0.9 then quietly skips saving the table)
+    sgdisk = ["sgdisk", "-o", "-n", "1:2048:+8M", "-t", "1:ef00", str(path)]
+    subprocess.run(sgdisk, check=True, capture_output=True)
+    with open(path, "r+b") as handle:
+        handle.write(MBR_CODE)  # only the code area: the protective MBR entry stays
+        handle.seek(2048 * 512)
+        handle.write(esp.read_bytes())

@@ -10,7 +10,14 @@ import time
 import pytest
 
 from qemu.harness import VM, qemu_available
-from tests.iso_helpers import build_real_iso, corrupt_file_in_iso, media_args
+from tests.iso_helpers import (
+    EFI_BANNER,
+    MBR_BANNER,
+    build_real_iso,
+    corrupt_file_in_iso,
+    make_chain_target_disk,
+    media_args,
+)
 
 pytestmark = [pytest.mark.qemu, pytest.mark.root]
 
@@ -66,3 +73,24 @@ def test_check_entry_stops_a_damaged_medium_before_the_installer(tmp_path_factor
         time.sleep(15)  # the installer units would start right after a passing check
         text = vm.serial_text()
     assert SCREEN1 not in text
+
+
+@pytest.fixture(scope="session")
+def harddisk_iso(tmp_path_factory):
+    if not qemu_available():
+        pytest.skip("QEMU or OVMF is not installed (make setup)")
+    return build_real_iso(tmp_path_factory.mktemp("iso-harddisk"), menu_default="harddisk")
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_boot_from_first_hard_disk_entry(harddisk_iso, tmp_path, firmware):
+    """The third menu entry boots the laptop's disk, not the medium: its MBR under BIOS, its
+    ESP's EFI/BOOT/BOOTX64.EFI under UEFI (a few seconds after GRUB's menu)."""
+    disk = tmp_path / "laptop.img"
+    make_chain_target_disk(disk, tmp_path / "disk-parts")
+    banner = MBR_BANNER.decode().strip("\r\n\0") if firmware == "bios" else EFI_BANNER
+    vm = VM(disk=disk, firmware=firmware, memory_mb=1024, workdir=tmp_path,
+            extra_args=media_args(harddisk_iso, "dvd", tmp_path))  # fmt: skip
+    with vm:
+        vm.wait_for(r"Boot from the first hard disk", timeout=BOOT_TIMEOUT)
+        vm.wait_for(banner, timeout=180)
