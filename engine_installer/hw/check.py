@@ -64,7 +64,7 @@ def generic_profile() -> Profile:
         notes="",
         match={},
         firmware_modes=["uefi", "bios"],
-        setup_key="the firmware setup key (F1, F2 or F10 at power-on)",
+        setup_key="F1, F2 or F10",
         uefi_setting="",
         vt_x="require",
         ept="require",
@@ -102,8 +102,14 @@ def is_internal(disk: DiskInfo) -> bool:
     )
 
 
+def _setup(profile: Profile) -> str:
+    if profile.setup_key:
+        return f"the firmware setup ({profile.setup_key} at power-on)"
+    return "the firmware setup"
+
+
 def _in_setup(profile: Profile, setting: str) -> str:
-    return f"set '{setting}' in the firmware setup ({profile.setup_key} at power-on)"
+    return f"set '{setting}' in {_setup(profile)}"
 
 
 def _feature(
@@ -113,7 +119,8 @@ def _feature(
         return CheckItem(name, PASS, ok)
     if level == "ignore":
         why = "this lab profile" if lab else "this profile"
-        return CheckItem(name, PASS, f"{missing.split(':')[0]}; not required by {why}")
+        label = {"vt-x": "VT-x", "ept": "EPT", "vt-d": "VT-d"}.get(name, name)
+        return CheckItem(name, PASS, f"{label} is not available; not required by {why}")
     return CheckItem(name, FAIL if level == "require" else WARN, missing)
 
 
@@ -136,8 +143,8 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             p.vt_x,
             "vmx" in flags,
             "Intel VT-x is enabled",
-            "VT-x is disabled or absent: enable Intel Virtualization Technology in the firmware "
-            f"setup ({p.setup_key} at power-on: {p.vt_x_setting}), then power off and on",
+            "VT-x is disabled: enable Intel Virtualization Technology in "
+            f"{_setup(p)}, '{p.vt_x_setting}', then power off and on",
             p.lab,
         )
     )
@@ -168,8 +175,8 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             p.vt_d,
             snap.acpi_dmar,
             "Intel VT-d is enabled (ACPI DMAR table present)",
-            "VT-d is disabled or absent (no ACPI DMAR table): enable it in the firmware setup "
-            f"({p.setup_key} at power-on: {p.vt_d_setting}); some Core i3 CPUs have no VT-d",
+            "VT-d is disabled or absent (no ACPI DMAR table): enable Intel VT-d in "
+            f"{_setup(p)}, '{p.vt_d_setting}'; some Core i3 CPUs have no VT-d",
             p.lab,
         )
     )
@@ -276,12 +283,12 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
                     "disk",
                     FAIL,
                     f"the largest internal disk, {best.describe()}, is smaller than the "
-                    f"{p.min_disk_gb} GB Engine needs: fit a larger disk",
+                    f"{p.min_disk_gb:g} GB Engine needs: fit a larger disk",
                 )
             )
         else:
             items.append(
-                CheckItem("disk", PASS, f"{best.describe()} (at least {p.min_disk_gb} GB needed)")
+                CheckItem("disk", PASS, f"{best.describe()} (at least {p.min_disk_gb:g} GB needed)")
             )
     return items
 
@@ -317,7 +324,7 @@ def check_with_profile(snapshot: MachineSnapshot, profile: Profile | None) -> Hw
         first = CheckItem(
             "model",
             WARN,
-            f"unknown model {model}: generic checks only; record it with "
+            f"unknown model ({model}): generic checks only; record it with "
             "'engine-installer hw-capture' and add a profile",
         )
     elif profile.lab:

@@ -63,7 +63,7 @@ class Profile:
     vt_d_setting: str
     storage_controllers: list[str]
     storage_setting: str
-    min_disk_gb: int
+    min_disk_gb: float
     min_ram_gib: float
     recommended_ram_gib: float
     kernel_args: list[KernelArg] = field(default_factory=list)
@@ -189,7 +189,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
     for mode in modes:
         if mode not in FIRMWARE_MODES:
             fw.fail("firmware.modes", f"has {mode!r}", f"use {' and/or '.join(FIRMWARE_MODES)}")
-    setup_key = fw.text("setup_key")
+    setup_key = fw.text("setup_key", "")
     uefi_setting = fw.text("uefi_setting", "")
     fw.done()
 
@@ -204,7 +204,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
     st = top.table("storage")
     controllers = st.str_list("controllers")
     storage_setting = st.text("mode_setting")
-    min_disk_gb = int(st.number("min_disk_gb", 1))
+    min_disk_gb = float(st.number("min_disk_gb", 0.1))
     st.done()
 
     mem = top.table("memory")
