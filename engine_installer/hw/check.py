@@ -294,22 +294,22 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
 
 
 def _firmware_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
+    """The first of the profile's modes is the preferred one; others work but warn."""
     mode = "UEFI" if snap.firmware == "uefi" else "legacy BIOS"
-    if snap.firmware in p.firmware_modes:
-        if snap.firmware == "bios" and "uefi" in p.firmware_modes and p.uefi_setting:
-            return CheckItem(
-                "firmware",
-                WARN,
-                f"booted in legacy BIOS mode; this model supports UEFI, which Engine prefers: "
-                f"{_in_setup(p, p.uefi_setting)} and boot the medium again",
-            )
+    preferred = "UEFI" if p.firmware_modes[0] == "uefi" else "legacy BIOS"
+    how = f": {_in_setup(p, p.uefi_setting)} and boot the medium again" if p.uefi_setting else ""
+    if snap.firmware == p.firmware_modes[0]:
         return CheckItem("firmware", PASS, f"booted in {mode} mode")
-    wanted = " or ".join(m.upper() for m in p.firmware_modes)
-    how = f": {_in_setup(p, p.uefi_setting)}" if p.uefi_setting else ""
+    if snap.firmware in p.firmware_modes:
+        return CheckItem(
+            "firmware",
+            WARN,
+            f"booted in {mode} mode; Engine prefers {preferred} mode on this model{how}",
+        )
     return CheckItem(
         "firmware",
         WARN,
-        f"booted in {mode} mode, but this model is qualified for {wanted} only{how}",
+        f"booted in {mode} mode, but this model is qualified for {preferred} mode only{how}",
     )
 
 

@@ -28,6 +28,7 @@ MATCH_DMI_KEYS = (
     "bios_vendor",
 )
 MATCH_KEYS = (*MATCH_DMI_KEYS, "cpu_model", "firmware")
+SAMPLE_KEYS = (*MATCH_DMI_KEYS, "cpu_model")
 REGEX_PREFIX = "re:"  # a pattern starting with re: is a Python regex (full match); else a glob
 
 
@@ -68,6 +69,9 @@ class Profile:
     recommended_ram_gib: float
     kernel_args: list[KernelArg] = field(default_factory=list)
     known_issues: list[KnownIssue] = field(default_factory=list)
+    # What a real unit reports (DMI strings, CPU model): documents the match patterns and
+    # lets tests build a machine snapshot of this model.
+    sample: dict[str, str] = field(default_factory=dict)
 
 
 _MISSING = object()
@@ -220,6 +224,9 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
         reason, confidence = t.text("reason"), t.choice("confidence", CONFIDENCE)
         kernel_args.append(KernelArg(arg.strip(), reason, confidence))
         t.done()
+    sample_table = top.table("sample", required=False)
+    sample = {k: sample_table.text(k) for k in SAMPLE_KEYS if k in sample_table.data}
+    sample_table.done()
     issues = []
     for t in top.tables("known_issues"):
         issues.append(KnownIssue(t.text("issue"), t.text("fix", "")))
@@ -248,4 +255,5 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
         recommended_ram_gib=float(rec_ram),
         kernel_args=kernel_args,
         known_issues=issues,
+        sample=sample,
     )
