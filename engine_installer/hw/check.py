@@ -298,7 +298,7 @@ def _firmware_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
     mode = "UEFI" if snap.firmware == "uefi" else "legacy BIOS"
     preferred = "UEFI" if p.firmware_modes[0] == "uefi" else "legacy BIOS"
     how = f": {_in_setup(p, p.uefi_setting)} and boot the medium again" if p.uefi_setting else ""
-    if snap.firmware == p.firmware_modes[0]:
+    if snap.firmware == p.firmware_modes[0] or not p.id:  # generic: either mode is fine
         return CheckItem("firmware", PASS, f"booted in {mode} mode")
     if snap.firmware in p.firmware_modes:
         return CheckItem(
