@@ -360,3 +360,13 @@ def check_machine(snapshot: MachineSnapshot, profiles_dir: Path | None = None) -
     """Find the machine's profile in profiles_dir (default: see default_profiles_dir) and check."""
     profiles = load_profiles(profiles_dir)
     return check_with_profile(snapshot, match_profile(snapshot, profiles))
+
+
+def merge_kernel_args(report: HwReport, requested: list[str]) -> list[str]:
+    """Plan.kernel_args for the installed Engine: the profile's quirks, then what the answer
+    file or technician asked for (later arguments win on the kernel command line), no repeats."""
+    merged: list[str] = []
+    for arg in [*report.kernel_args, *requested]:
+        if arg not in merged:
+            merged.append(arg)
+    return merged

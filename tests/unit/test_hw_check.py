@@ -189,3 +189,14 @@ def test_profiles_dir_argument_is_honoured(tmp_path):
     assert check_machine(snap, tmp_path).profile_id == "only"
     other = snapshot_for_profile(BY_ID["dell-latitude-7490"])
     assert check_machine(other, tmp_path).profile_name == ""
+
+
+def test_quirks_go_first_on_the_plan_command_line():
+    from engine_installer.hw.check import merge_kernel_args
+
+    report = check(snapshot_for_profile(BY_ID["dell-latitude-7490"]))
+    assert merge_kernel_args(report, ["quiet", "i915.enable_psr=0"]) == [
+        "i915.enable_psr=0",
+        "quiet",
+    ]
+    assert merge_kernel_args(report, ["i915.enable_psr=1"])[-1] == "i915.enable_psr=1"
