@@ -26,7 +26,11 @@ def draft_name(snap: MachineSnapshot) -> str:
     version = dmi.get("product_version", "")
     if version.lower().startswith("thinkpad"):
         return f"Lenovo {version}"
-    return " ".join(f"{dmi.get('sys_vendor', '')} {dmi.get('product_name', '')}".split())
+    vendor = dmi.get("sys_vendor", "").removesuffix(" Inc.")  # "Dell Inc." -> "Dell"
+    name = dmi.get("product_name", "")
+    if name.upper().startswith(vendor.upper()):  # HP repeats itself: "HP EliteBook 840 G3"
+        vendor = ""
+    return " ".join(f"{vendor} {name}".split())
 
 
 def draft_id(snap: MachineSnapshot) -> str:

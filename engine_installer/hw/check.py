@@ -87,6 +87,8 @@ def describe_model(snapshot: MachineSnapshot) -> str:
     # Lenovo puts the machine type in product_name and the model in product_version.
     if version.lower().startswith("thinkpad") or vendor.upper() == "LENOVO":
         text = f"{vendor} {version} ({name})" if version else f"{vendor} {name}"
+    elif name.upper().startswith(vendor.upper()):  # "HP" + "HP EliteBook 840 G3"
+        text = name
     else:
         text = f"{vendor} {name}"
     return " ".join(text.split()) or "unknown machine (no DMI information)"
@@ -217,7 +219,8 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 FAIL,
-                f"{names} sits behind Intel VMD / RAID, which Engine does not support: {fix}",
+                f"{names} sits behind Intel VMD / RAID; Engine needs its disk on AHCI or plain "
+                f"NVMe: {fix}",
             )
         )
     elif remapped:

@@ -75,6 +75,7 @@ def test_hw_capture_writes_a_draft_that_validates_matches_and_replays(tmp_path):
     replay = tmp_path / "hp-g11.snapshot.json"
     assert f"profile draft: {out}" in done.stdout and f"machine snapshot: {replay}" in done.stdout
     draft = load_profile(out)
+    assert draft.name == "HP EliteBook 840 14 inch G11 Notebook PC"
     assert draft.match["product_name"] == ["HP EliteBook 840 14 inch G11 Notebook PC"]
     assert profile_matches(draft, snap) and not profile_matches(draft, snapshot_for_profile(
         BY_ID["hp-elitebook-840-g10"]))  # fmt: skip
