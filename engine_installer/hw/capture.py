@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..snapshot import MachineSnapshot
 from .check import generic_profile, is_internal
+from .schema import SAMPLE_KEYS
 
 
 def _q(value: str) -> str:
@@ -98,8 +99,12 @@ def profile_draft(snap: MachineSnapshot, year: int) -> str:
         f"min_gib = {g.min_ram_gib:g}",
         f"recommended_gib = {g.recommended_ram_gib:g}",
         "",
+        "# What this unit reported.",
+        "[sample]",
     ]
-    return "\n".join(lines)
+    facts = {**dmi, "cpu_model": snap.cpu_model.strip()}
+    lines += [f"{k} = {_q(facts[k])}" for k in SAMPLE_KEYS if facts.get(k)]
+    return "\n".join(lines) + "\n"
 
 
 def capture(snap: MachineSnapshot, out: Path, year: int) -> tuple[Path, Path]:

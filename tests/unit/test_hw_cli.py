@@ -80,6 +80,7 @@ def test_hw_capture_writes_a_draft_that_validates_matches_and_replays(tmp_path):
     assert profile_matches(draft, snap) and not profile_matches(draft, snapshot_for_profile(
         BY_ID["hp-elitebook-840-g10"]))  # fmt: skip
     assert draft.storage_controllers == ["nvme"]
+    assert draft.sample == {k: v for k, v in snap.dmi.items()} | {"cpu_model": snap.cpu_model}
     # The replayable snapshot is the machine, and it checks as an unknown model (warn).
     checked = run("--profile", str(replay), "hw-check", "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)["profile_name"] == ""
