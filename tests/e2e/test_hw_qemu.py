@@ -94,7 +94,6 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
 mount --bind /proc /host/proc
 mount --bind /sys /host/sys
 mount --bind /dev /host/dev
-mount -t tmpfs tmp /host/tmp
 echo {BEGIN}
 chroot /host /bin/sh -c 'cd {REPO} && ENGINE_HW_PROFILES={REPO}/hw-profiles \\
     {python} -m engine_installer hw-check --json; echo "rc=$?"'
