@@ -21,6 +21,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,29 +127,39 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
 
 def write_image(image_fd: int, size: int, fd: int, report: Report) -> str:
     """Write `size` bytes of the image at the start of the device (O_DIRECT fd); first MiB
-    last, last MiB of the device cleared, synced. Returns the image's SHA-256."""
+    last, last MiB of the device cleared, synced. Returns the image's SHA-256.
+
+    Three stages overlap: the reader thread fills buffers, a hasher thread hashes each buffer
+    (in read order) while this thread writes the same buffer, so a fast device is limited by
+    the slowest stage (SHA-256, ~2 GB/s on one core) rather than by their sum."""
     block = logical_block_size(fd)
     dev_size = device_size(fd)
     head = mmap.mmap(-1, HEAD)
     head_len = 0
-    reader = _Reader(image_fd, size, 1, hash_here=True)
+    digest = hashlib.sha256()
+    reader = _Reader(image_fd, size, 1, hash_here=False)
     reader.start()
     try:
-        for offset, length, buf in reader.items():
-            view = memoryview(buf)
-            padded = align_up(length, block)
-            if padded > length:  # the image's end is not block-aligned: pad with zeros
-                view[length:padded] = bytes(padded - length)
-            start = 0
-            if offset < HEAD:  # CHUNK >= HEAD, so this is the first chunk only
-                head_len = align_up(min(HEAD, length), block)
-                head[:head_len] = view[:head_len]
-                start = head_len
-            if start < padded:
-                _pwrite_all(fd, view[start:padded], offset + start)
-            view.release()
-            reader.free.put(buf)
-            report("writing", offset + length, size)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
+            for offset, length, buf in reader.items():
+                view = memoryview(buf)
+                hashed = hasher.submit(digest.update, view[:length])
+                padded = align_up(length, block)
+                if padded > length:  # the image's end is not block-aligned: pad with zeros
+                    view[length:padded] = bytes(padded - length)
+                start = 0
+                if offset < HEAD:  # CHUNK >= HEAD, so this is the first chunk only
+                    head_len = align_up(min(HEAD, length), block)
+                    head[:head_len] = view[:head_len]
+                    start = head_len
+                try:
+                    if start < padded:
+                        _pwrite_all(fd, view[start:padded], offset + start)
+                finally:
+                    hashed.result()  # the buffer is reused only once hashed and written
+                view.release()
+                reader.free.put(buf)
+                report("writing", offset + length, size)
     finally:
         reader.close()
     report("syncing", 0, 1)
@@ -161,7 +172,7 @@ def write_image(image_fd: int, size: int, fd: int, report: Report) -> str:
         _pwrite_all(fd, memoryview(head)[:head_len], 0)
     os.fsync(fd)
     report("syncing", 1, 1)
-    return reader.digest.hexdigest()
+    return digest.hexdigest()
 
 
 def read_digest(fd: int, size: int, report: Report | None, phase: str = "verifying") -> str:
