@@ -133,7 +133,7 @@ class Progress:
             if self.json_lines:
                 self._emit_json(state, now, final)
             elif self.tty:
-                if final or now - self.last_draw >= REDRAW:
+                if final or done >= total or now - self.last_draw >= REDRAW:
                     self._redraw(now)
             else:
                 self._emit_plain(state, now, final)

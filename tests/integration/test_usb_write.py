@@ -299,3 +299,24 @@ def test_three_sticks_in_parallel_one_dies(iso: Path, loops, tmp_path: Path) -> 
     assert f"{dying}: {dying} failed while writing" in done.stdout
     for stick in sticks:
         run("verify", str(iso), stick.device, check_rc=0)
+
+
+def test_disk_holding_the_iso_refused(iso: Path, loops, tmp_path: Path) -> None:
+    stick = loops(64 * MIB)
+    mkfs = ["mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0", stick.device]
+    subprocess.run(mkfs, check=True)
+    mountpoint = tmp_path / "isos"
+    mountpoint.mkdir()
+    subprocess.run(["mount", stick.device, str(mountpoint)], check=True)
+    try:
+        shutil.copyfile(iso, mountpoint / "engine.iso")
+        subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+        before = sha(stick.backing)
+        done = run(
+            "write", str(mountpoint / "engine.iso"), stick.device, "--yes", "--allow-non-removable"
+        )
+        assert done.returncode == 3
+        assert "the ISO file itself lives on it" in one_error_line(done)
+        assert sha(stick.backing) == before
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=False)
