@@ -320,3 +320,10 @@ def test_disk_holding_the_iso_refused(iso: Path, loops, tmp_path: Path) -> None:
         assert sha(stick.backing) == before
     finally:
         subprocess.run(["umount", str(mountpoint)], check=False)
+
+
+def test_list_never_offers_a_loop_device(loops) -> None:
+    stick = loops(8 * MIB)
+    listed = json.loads(run("list", "--json", check_rc=0).stdout)
+    assert stick.device not in [disk["path"] for disk in listed]
+    assert run("list", check_rc=0).stdout.strip()
