@@ -1,0 +1,177 @@
+"""engine-usb inside a real QEMU guest (TCG) with a virtual USB stick on an xHCI controller.
+
+Until the ISO harness boots the live system, the guest boots the host's Debian kernel with a
+busybox initramfs, mounts the host's root read-only over 9p, starts udev, and runs this
+checkout's engine-usb against the guest's own kernel: the stick is really on USB to sysfs and
+udev (usb-storage), so `list` must show it with its USB serial, and `write` must put the ISO on
+it (named by its udev /dev/disk/by-id/usb-* link) through the real SCSI/USB stack with
+O_DIRECT. The host then checks the stick's image file.
+About 30 s on a 2-core machine. Booting the written stick in a second VM needs the real
+Engine ISO and waits for the ISO harness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.usb_helpers import make_engine_iso
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(os.geteuid() != 0, reason="reads the host kernel, exports / over 9p"),
+    pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="qemu-system-x86 missing"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = ["virtio_pci", "9pnet_virtio", "9p", "xhci_pci", "usb_storage", "sd_mod"]
+SERIAL = "ENGINE-USB-42"
+MIB = 1024 * 1024
+
+
+def _kernel() -> Path | None:
+    candidates = sorted(Path("/boot").glob("vmlinuz-*"))
+    return candidates[-1] if candidates else None
+
+
+def _modinfo(release: str, field: str, name: str) -> str:
+    out = subprocess.run(
+        ["modinfo", "-k", release, "-F", field, name], capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _module_files(release: str) -> list[Path]:
+    """The modules to insmod, dependencies first."""
+    order: list[Path] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        filename = _modinfo(release, "filename", name)
+        if not filename.startswith("/"):
+            return  # built in
+        for dep in filter(None, _modinfo(release, "depends", name).split(",")):
+            visit(dep)
+        order.append(Path(filename))
+
+    for name in MODULES:
+        visit(name)
+    return order
+
+
+def _initramfs(tmp: Path, release: str, guest_script: str) -> Path:
+    root = tmp / "initramfs"
+    for d in ("bin", "proc", "sys", "dev", "host", "modules"):
+        (root / d).mkdir(parents=True)
+    shutil.copy2("/bin/busybox", root / "bin/busybox")
+    for applet in ("sh", "mount", "insmod", "chroot", "poweroff", "echo", "sleep"):
+        (root / "bin" / applet).symlink_to("busybox")
+    inserts = []
+    for i, module in enumerate(_module_files(release)):
+        target = root / "modules" / f"{i:02d}-{module.name.removesuffix('.xz')}"
+        if module.suffix == ".xz":
+            xz = subprocess.run(["xz", "-dc", module], capture_output=True, check=True)
+            target.write_bytes(xz.stdout)
+        else:
+            shutil.copy2(module, target)
+        inserts.append(f"insmod /modules/{target.name}")
+    (root / "guest.sh").write_text(guest_script)
+    init = f"""#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+{chr(10).join(inserts)}
+sleep 2
+mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
+mount --bind /proc /host/proc
+mount --bind /sys /host/sys
+mount --bind /dev /host/dev
+mount -t tmpfs tmpfs /host/run
+chroot /host /bin/sh {tmp / "guest.sh"}
+poweroff -f
+"""
+    (root / "init").write_text(init)
+    (root / "init").chmod(0o755)
+    (tmp / "guest.sh").write_text(guest_script)  # the guest reads it through 9p
+    image = tmp / "initramfs.cpio"
+    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True)
+    with open(image, "wb") as out:
+        cpio = ["cpio", "-o", "-H", "newc", "--quiet"]
+        subprocess.run(cpio, cwd=root, input=files.stdout.encode(), stdout=out, check=True)
+    return image
+
+
+def _section(console: str, name: str) -> str:
+    begin, end = f"@@{name}-BEGIN@@", f"@@{name}-END@@"
+    assert begin in console and end in console, console[-4000:]
+    return console.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def test_usb_stick_listed_and_written_in_a_guest(tmp_path: Path) -> None:
+    kernel = _kernel()
+    if kernel is None:
+        pytest.skip("no kernel in /boot")
+    iso = make_engine_iso(tmp_path, root_img_size=8 * MIB)
+    stick = tmp_path / "stick.raw"
+    with open(stick, "wb") as handle:
+        handle.write(b"\xa5" * MIB)
+        handle.truncate(64 * MIB)
+    engine_usb = Path(sys.executable).with_name("engine-usb")
+    guest = f"""export TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 SYSTEMD_IGNORE_CHROOT=1
+cd {REPO}
+/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 && udevadm trigger --action=add && \\
+    udevadm settle --timeout=60
+DEV=$(for d in /sys/block/sd*; do echo /dev/${{d##*/}}; done | head -n 1)
+echo @@LIST-BEGIN@@
+{engine_usb} list --json; echo "rc=$?"
+echo @@LIST-END@@
+echo @@UDEV-BEGIN@@
+udevadm info --query=property --name=$DEV | grep -E '^ID_(BUS|SERIAL_SHORT)='
+echo @@UDEV-END@@
+BY_ID=$(ls /dev/disk/by-id/usb-* | head -n 1)
+echo @@WRITE-BEGIN@@
+{engine_usb} write {iso} $BY_ID --yes; echo "rc=$?"
+echo @@WRITE-END@@
+"""
+    cmd = [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
+        "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+        "-kernel", str(kernel),
+        "-initrd", str(_initramfs(tmp_path, kernel.name.removeprefix("vmlinuz-"), guest)),
+        "-append", "console=ttyS0 panic=-1 quiet",
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
+        "-device", "qemu-xhci,id=xhci",
+        "-drive", f"if=none,id=stick,format=raw,file={stick}",
+        "-device", f"usb-storage,bus=xhci.0,drive=stick,serial={SERIAL},removable=on",
+    ]  # fmt: skip
+    console = subprocess.run(cmd, capture_output=True, text=True, timeout=900).stdout
+
+    listing, _, rc = _section(console, "LIST").rpartition("rc=")
+    assert rc.strip() == "0", listing
+    sticks = json.loads(listing)
+    assert len(sticks) == 1, listing
+    [listed] = sticks
+    assert listed["bus"] == "usb" and listed["removable"] is True
+    assert listed["serial"] == SERIAL
+    assert listed["size"] == 64 * MIB
+    assert "QEMU" in f"{listed['vendor']} {listed['model']}"
+    udev = _section(console, "UDEV").split()
+    assert "ID_BUS=usb" in udev and f"ID_SERIAL_SHORT={SERIAL}" in udev
+
+    written, _, rc = _section(console, "WRITE").rpartition("rc=")
+    assert rc.strip() == "0", written
+    # Named by its udev by-id link; the table shows the disk it resolves to.
+    assert any(line.startswith("/dev/sd") and " ok " in line for line in written.splitlines())
+    data = stick.read_bytes()
+    size = iso.stat().st_size
+    assert data[:size] == iso.read_bytes()
+    assert data[-MIB:] == bytes(MIB)
