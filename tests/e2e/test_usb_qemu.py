@@ -1,13 +1,13 @@
-"""engine-usb inside a real QEMU guest (TCG) with a virtual USB stick on an xHCI controller.
+"""engine-usb inside a real QEMU guest (TCG) with virtual USB sticks on an xHCI controller.
 
 Until the ISO harness boots the live system, the guest boots the host's Debian kernel with a
 busybox initramfs, mounts the host's root read-only over 9p, starts udev, and runs this
-checkout's engine-usb against the guest's own kernel: the stick is really on USB to sysfs and
-udev (usb-storage), so `list` must show it with its USB serial, and `write` must put the ISO on
-it (named by its udev /dev/disk/by-id/usb-* link) through the real SCSI/USB stack with
-O_DIRECT. The host then checks the stick's image file.
-About 30 s on a 2-core machine. Booting the written stick in a second VM needs the real
-Engine ISO and waits for the ISO harness.
+checkout's engine-usb against the guest's own kernel: the sticks are really on USB to sysfs and
+udev (usb-storage), so `list` must show them with their USB serials, and `write` must put the
+Engine ISO on one (named by its udev /dev/disk/by-id/usb-* link) through the real USB/SCSI
+stack with O_DIRECT; the host then checks the stick's image file. The other stick gets a small
+GRUB hybrid image (--force) and then boots in a second VM from USB under SeaBIOS. About 30 s
+on a 2-core machine. Booting the real Engine ISO from a stick waits for the ISO harness.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 MODULES = ["virtio_pci", "9pnet_virtio", "9p", "xhci_pci", "usb_storage", "sd_mod"]
 SERIAL = "ENGINE-USB-42"
+SERIAL2 = "ENGINE-USB-43"
+BOOTED = "ENGINE-USB-STICK-BOOTED"
 MIB = 1024 * 1024
 
 
@@ -116,31 +118,61 @@ def _section(console: str, name: str) -> str:
     return console.split(begin, 1)[1].split(end, 1)[0].strip()
 
 
-def test_usb_stick_listed_and_written_in_a_guest(tmp_path: Path) -> None:
+def _bootable_image(tmp: Path) -> Path | None:
+    """A small hybrid ISO that really boots from USB (GRUB prints a marker and halts); it
+    stands in for the Engine ISO, whose build lives elsewhere, so it is written with --force."""
+    if not shutil.which("grub-mkrescue"):
+        return None
+    tree = tmp / "grub-tree"
+    (tree / "boot" / "grub").mkdir(parents=True)
+    (tree / "boot" / "grub" / "grub.cfg").write_text(
+        "serial --unit=0 --speed=115200\nterminal_output serial console\n" f"echo {BOOTED}\nhalt\n"
+    )
+    image = tmp / "bootable.iso"
+    done = subprocess.run(
+        ["grub-mkrescue", "-o", str(image), str(tree)], capture_output=True, check=False
+    )
+    return image if done.returncode == 0 else None
+
+
+def _stick(path: Path, junk: bytes) -> Path:
+    """A blank-ish 64 MiB stick: junk in the first and the last MiB (a stale backup GPT)."""
+    with open(path, "wb") as handle:
+        handle.write(junk * MIB)
+        handle.truncate(64 * MIB)
+        handle.seek(63 * MIB)
+        handle.write(junk * MIB)
+    return path
+
+
+def test_usb_sticks_listed_written_and_booted(tmp_path: Path) -> None:
     kernel = _kernel()
     if kernel is None:
         pytest.skip("no kernel in /boot")
+    bootable = _bootable_image(tmp_path)
+    if bootable is None:
+        pytest.skip("grub-mkrescue cannot build a bootable image here")
     iso = make_engine_iso(tmp_path, root_img_size=8 * MIB)
-    stick = tmp_path / "stick.raw"
-    with open(stick, "wb") as handle:
-        handle.write(b"\xa5" * MIB)
-        handle.truncate(64 * MIB)
+    sticks = [_stick(tmp_path / f"stick{i}.raw", bytes([0xA5 + i])) for i in range(2)]
     engine_usb = Path(sys.executable).with_name("engine-usb")
     guest = f"""export TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 SYSTEMD_IGNORE_CHROOT=1
 cd {REPO}
 /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 && udevadm trigger --action=add && \\
     udevadm settle --timeout=60
-DEV=$(for d in /sys/block/sd*; do echo /dev/${{d##*/}}; done | head -n 1)
 echo @@LIST-BEGIN@@
 {engine_usb} list --json; echo "rc=$?"
 echo @@LIST-END@@
 echo @@UDEV-BEGIN@@
-udevadm info --query=property --name=$DEV | grep -E '^ID_(BUS|SERIAL_SHORT)='
+for d in /sys/block/sd*; do
+    udevadm info --query=property --name=/dev/${{d##*/}} | grep -E '^ID_(BUS|SERIAL_SHORT)='
+done
 echo @@UDEV-END@@
-BY_ID=$(ls /dev/disk/by-id/usb-* | head -n 1)
 echo @@WRITE-BEGIN@@
-{engine_usb} write {iso} $BY_ID --yes; echo "rc=$?"
+{engine_usb} write {iso} /dev/disk/by-id/usb-*{SERIAL}-0:0 --yes; echo "rc=$?"
 echo @@WRITE-END@@
+echo @@FORCE-BEGIN@@
+{engine_usb} write --force {bootable} /dev/disk/by-id/usb-*{SERIAL2}-0:0 --yes; echo "rc=$?"
+echo @@FORCE-END@@
 """
     cmd = [
         "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
@@ -150,28 +182,43 @@ echo @@WRITE-END@@
         "-append", "console=ttyS0 panic=-1 quiet",
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
         "-device", "qemu-xhci,id=xhci",
-        "-drive", f"if=none,id=stick,format=raw,file={stick}",
-        "-device", f"usb-storage,bus=xhci.0,drive=stick,serial={SERIAL},removable=on",
+        "-drive", f"if=none,id=stick0,format=raw,file={sticks[0]}",
+        "-device", f"usb-storage,bus=xhci.0,drive=stick0,serial={SERIAL},removable=on",
+        "-drive", f"if=none,id=stick1,format=raw,file={sticks[1]}",
+        "-device", f"usb-storage,bus=xhci.0,drive=stick1,serial={SERIAL2}",
     ]  # fmt: skip
     console = subprocess.run(cmd, capture_output=True, text=True, timeout=900).stdout
 
+    # list: both virtual sticks, really on USB, with their USB serials.
     listing, _, rc = _section(console, "LIST").rpartition("rc=")
     assert rc.strip() == "0", listing
-    sticks = json.loads(listing)
-    assert len(sticks) == 1, listing
-    [listed] = sticks
-    assert listed["bus"] == "usb" and listed["removable"] is True
-    assert listed["serial"] == SERIAL
-    assert listed["size"] == 64 * MIB
-    assert "QEMU" in f"{listed['vendor']} {listed['model']}"
+    listed = {disk["serial"]: disk for disk in json.loads(listing)}
+    assert set(listed) == {SERIAL, SERIAL2}, listing
+    assert all(disk["bus"] == "usb" and disk["size"] == 64 * MIB for disk in listed.values())
+    assert listed[SERIAL]["removable"] is True
+    assert "QEMU" in f"{listed[SERIAL]['vendor']} {listed[SERIAL]['model']}"
     udev = _section(console, "UDEV").split()
-    assert "ID_BUS=usb" in udev and f"ID_SERIAL_SHORT={SERIAL}" in udev
+    assert udev.count("ID_BUS=usb") == 2 and f"ID_SERIAL_SHORT={SERIAL}" in udev
 
+    # write: named by its udev by-id link; the table shows the disk it resolves to.
     written, _, rc = _section(console, "WRITE").rpartition("rc=")
     assert rc.strip() == "0", written
-    # Named by its udev by-id link; the table shows the disk it resolves to.
     assert any(line.startswith("/dev/sd") and " ok " in line for line in written.splitlines())
-    data = stick.read_bytes()
+    data = sticks[0].read_bytes()
     size = iso.stat().st_size
     assert data[:size] == iso.read_bytes()
-    assert data[-MIB:] == bytes(MIB)
+    assert data[-MIB:] == bytes(MIB), "the stale backup GPT in the last MiB is cleared"
+
+    # The second stick, written with a bootable hybrid image, boots in a second VM (SeaBIOS
+    # from USB).
+    forced, _, rc = _section(console, "FORCE").rpartition("rc=")
+    assert rc.strip() == "0", forced
+    boot = [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "256",
+        "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+        "-device", "qemu-xhci,id=xhci",
+        "-drive", f"if=none,id=stick,format=raw,file={sticks[1]}",
+        "-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
+    ]  # fmt: skip
+    booted = subprocess.run(boot, capture_output=True, text=True, timeout=300).stdout
+    assert BOOTED in booted, booted[-2000:]
