@@ -3,11 +3,13 @@
 Until the ISO harness boots the live system, the guest boots the host's Debian kernel with a
 busybox initramfs, mounts the host's root read-only over 9p, starts udev, and runs this
 checkout's engine-usb against the guest's own kernel: the sticks are really on USB to sysfs and
-udev (usb-storage), so `list` must show them with their USB serials, and `write` must put the
-Engine ISO on one (named by its udev /dev/disk/by-id/usb-* link) through the real USB/SCSI
-stack with O_DIRECT; the host then checks the stick's image file. The other stick gets a small
-GRUB hybrid image (--force) and then boots in a second VM from USB under SeaBIOS. About 30 s
-on a 2-core machine. Booting the real Engine ISO from a stick waits for the ISO harness.
+udev (usb-storage), so `list` must show them with their USB serials. `write` puts the Engine
+ISO on two sticks in parallel (named by their udev /dev/disk/by-id/usb-* links) through the
+real USB/SCSI stack with O_DIRECT, and the host pulls one of them out of the virtual USB port
+(QMP device_del) mid-write: that one fails with a clear message, the other is written and
+verified, and the host checks both image files. A third stick gets a small GRUB hybrid image
+(--force) and then boots in a second VM from USB under SeaBIOS. About 45 s on a 2-core
+machine. Booting the real Engine ISO from a stick waits for the ISO harness.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 MODULES = ["virtio_pci", "9pnet_virtio", "9p", "xhci_pci", "usb_storage", "sd_mod"]
 SERIAL = "ENGINE-USB-42"
 SERIAL2 = "ENGINE-USB-43"
+SERIAL3 = "ENGINE-USB-44"
+STICK_SIZE = 128 * 1024 * 1024
 BOOTED = "ENGINE-USB-STICK-BOOTED"
 MIB = 1024 * 1024
 
@@ -136,25 +142,56 @@ def _bootable_image(tmp: Path) -> Path | None:
 
 
 def _stick(path: Path, junk: bytes) -> Path:
-    """A blank-ish 64 MiB stick: junk in the first and the last MiB (a stale backup GPT)."""
+    """A blank-ish stick: junk in the first and the last MiB (a stale backup GPT)."""
     with open(path, "wb") as handle:
         handle.write(junk * MIB)
-        handle.truncate(64 * MIB)
-        handle.seek(63 * MIB)
+        handle.truncate(STICK_SIZE)
+        handle.seek(STICK_SIZE - MIB)
         handle.write(junk * MIB)
     return path
 
 
-def test_usb_sticks_listed_written_and_booted(tmp_path: Path) -> None:
+def _qmp(sock: Path, command: str, **arguments) -> None:
+    """One command on QEMU's machine protocol (the host's hand on the virtual USB port)."""
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(sock))
+        reader = conn.makefile("r")
+        reader.readline()  # greeting
+        for message in ({"execute": "qmp_capabilities"}, {"execute": command, **arguments}):
+            conn.sendall(json.dumps(message).encode() + b"\n")
+            while "return" not in (reply := json.loads(reader.readline())):
+                assert "error" not in reply, reply
+
+
+def _run_guest(cmd: list[str], qmp_sock: Path, victim: str) -> str:
+    """Run the guest, pulling the victim stick out when the guest says @@PULL-NOW@@."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killer = threading.Timer(900, proc.kill)
+    killer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "@@PULL-NOW@@" in line and not line.startswith("echo"):
+                _qmp(qmp_sock, "device_del", arguments={"id": victim})
+        proc.wait()
+    finally:
+        killer.cancel()
+    return "".join(lines)
+
+
+def test_usb_sticks_listed_written_pulled_and_booted(tmp_path: Path) -> None:
     kernel = _kernel()
     if kernel is None:
         pytest.skip("no kernel in /boot")
     bootable = _bootable_image(tmp_path)
     if bootable is None:
         pytest.skip("grub-mkrescue cannot build a bootable image here")
-    iso = make_engine_iso(tmp_path, root_img_size=8 * MIB)
-    sticks = [_stick(tmp_path / f"stick{i}.raw", bytes([0xA5 + i])) for i in range(2)]
+    # Big enough that the write is still running when the host pulls the third stick.
+    iso = make_engine_iso(tmp_path, root_img_size=96 * MIB)
+    sticks = [_stick(tmp_path / f"stick{i}.raw", bytes([0xA5 + i])) for i in range(3)]
     engine_usb = Path(sys.executable).with_name("engine-usb")
+    by_id = "/dev/disk/by-id/usb-*{}-0:0"
     guest = f"""export TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 SYSTEMD_IGNORE_CHROOT=1
 cd {REPO}
 /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 && udevadm trigger --action=add && \\
@@ -167,47 +204,61 @@ for d in /sys/block/sd*; do
     udevadm info --query=property --name=/dev/${{d##*/}} | grep -E '^ID_(BUS|SERIAL_SHORT)='
 done
 echo @@UDEV-END@@
+{engine_usb} write {iso} {by_id.format(SERIAL)} {by_id.format(SERIAL3)} --yes --json \\
+    >/run/write.json 2>/run/write.err &
+PID=$!
+until grep -q '"phase": "writing"' /run/write.json 2>/dev/null; do sleep 0.05; done
+echo @@PULL-NOW@@
+wait $PID; RC=$?
 echo @@WRITE-BEGIN@@
-{engine_usb} write {iso} /dev/disk/by-id/usb-*{SERIAL}-0:0 --yes; echo "rc=$?"
+grep '"result"' /run/write.json; echo "rc=$RC"
 echo @@WRITE-END@@
 echo @@FORCE-BEGIN@@
-{engine_usb} write --force {bootable} /dev/disk/by-id/usb-*{SERIAL2}-0:0 --yes; echo "rc=$?"
+{engine_usb} write --force {bootable} {by_id.format(SERIAL2)} --yes; echo "rc=$?"
 echo @@FORCE-END@@
 """
+    qmp_sock = tmp_path / "qmp.sock"
     cmd = [
         "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
         "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+        "-qmp", f"unix:{qmp_sock},server=on,wait=off",
         "-kernel", str(kernel),
         "-initrd", str(_initramfs(tmp_path, kernel.name.removeprefix("vmlinuz-"), guest)),
         "-append", "console=ttyS0 panic=-1 quiet",
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
         "-device", "qemu-xhci,id=xhci",
-        "-drive", f"if=none,id=stick0,format=raw,file={sticks[0]}",
-        "-device", f"usb-storage,bus=xhci.0,drive=stick0,serial={SERIAL},removable=on",
-        "-drive", f"if=none,id=stick1,format=raw,file={sticks[1]}",
-        "-device", f"usb-storage,bus=xhci.0,drive=stick1,serial={SERIAL2}",
     ]  # fmt: skip
-    console = subprocess.run(cmd, capture_output=True, text=True, timeout=900).stdout
+    for i, serial in enumerate((SERIAL, SERIAL2, SERIAL3)):
+        removable = ",removable=on" if i == 0 else ""
+        cmd += ["-drive", f"if=none,id=stick{i},format=raw,file={sticks[i]}"]
+        cmd += ["-device", f"usb-storage,id=usb{i},bus=xhci.0,drive=stick{i},serial={serial}"]
+        cmd[-1] += removable
+    console = _run_guest(cmd, qmp_sock, victim="usb2")
 
-    # list: both virtual sticks, really on USB, with their USB serials.
+    # list: the virtual sticks, really on USB, with their USB serials.
     listing, _, rc = _section(console, "LIST").rpartition("rc=")
     assert rc.strip() == "0", listing
     listed = {disk["serial"]: disk for disk in json.loads(listing)}
-    assert set(listed) == {SERIAL, SERIAL2}, listing
-    assert all(disk["bus"] == "usb" and disk["size"] == 64 * MIB for disk in listed.values())
+    assert set(listed) == {SERIAL, SERIAL2, SERIAL3}, listing
+    assert all(disk["bus"] == "usb" and disk["size"] == STICK_SIZE for disk in listed.values())
     assert listed[SERIAL]["removable"] is True
     assert "QEMU" in f"{listed[SERIAL]['vendor']} {listed[SERIAL]['model']}"
     udev = _section(console, "UDEV").split()
-    assert udev.count("ID_BUS=usb") == 2 and f"ID_SERIAL_SHORT={SERIAL}" in udev
+    assert udev.count("ID_BUS=usb") == 3 and f"ID_SERIAL_SHORT={SERIAL}" in udev
 
-    # write: named by its udev by-id link; the table shows the disk it resolves to.
+    # write to two sticks named by their udev by-id links; the host pulls one out mid-write:
+    # that one fails with a clear message, the other is written and verified.
     written, _, rc = _section(console, "WRITE").rpartition("rc=")
-    assert rc.strip() == "0", written
-    assert any(line.startswith("/dev/sd") and " ok " in line for line in written.splitlines())
+    assert rc.strip() == "1", written
+    results = {r["serial"]: r for r in map(json.loads, written.splitlines())}
+    assert results[SERIAL]["ok"] is True, results
+    assert results[SERIAL3]["ok"] is False
+    assert "pulled out or is faulty" in results[SERIAL3]["message"], results[SERIAL3]
     data = sticks[0].read_bytes()
     size = iso.stat().st_size
     assert data[:size] == iso.read_bytes()
     assert data[-MIB:] == bytes(MIB), "the stale backup GPT in the last MiB is cleared"
+    assert sticks[2].read_bytes()[:MIB] == bytes([0xA7]) * MIB, "pulled: first MiB never written"
 
     # The second stick, written with a bootable hybrid image, boots in a second VM (SeaBIOS
     # from USB).
