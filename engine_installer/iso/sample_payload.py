@@ -29,7 +29,6 @@ from pathlib import Path
 from ..errors import UserError
 from ..layout import MiB
 from ..payload import write_manifest
-from ..versions import parse_version
 
 PRODUCT = "Engine"
 DEFAULT_SLOT_SIZE = 256 * MiB
@@ -313,7 +312,9 @@ def build_sample_payload(
 
     Returns the manifest path. epoch defaults to $SOURCE_DATE_EPOCH, else the kernel's mtime.
     """
-    parse_version(version)  # UserError for a non-version
+    # Any version string works as long as it is safe in a file, a label and a shell line.
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+~-]*", version):
+        raise UserError(f"'{version}' is not usable as an Engine version: use e.g. 5.0")
     if not re.fullmatch(r"[A-Za-z0-9._+-]+", build):
         raise UserError(f"build '{build}' has odd characters: use a number such as 42")
     kernel = Path(kernel) if kernel else find_kernel()
