@@ -320,8 +320,11 @@ def build_sample_payload(
     kernel = Path(kernel) if kernel else find_kernel()
     if not kernel.is_file():
         raise UserError(f"kernel {kernel} not found: pass an existing --kernel")
-    kver = kernel.name.removeprefix("vmlinuz-")
-    modules = Path(modules) if modules else Path("/lib/modules") / kver
+    # The module tree's name is the kernel release (`uname -r` at boot), which the initrd uses.
+    modules = (
+        Path(modules) if modules else Path("/lib/modules") / kernel.name.removeprefix("vmlinuz-")
+    )
+    kver = modules.resolve().name
     if not (modules / "modules.dep").is_file():
         raise UserError(f"no kernel modules at {modules}: pass --modules for kernel {kernel}")
     busybox = find_busybox()
