@@ -37,24 +37,29 @@ KEYS = {
 class Term:
     def __init__(
         self,
-        machine: str,
+        machine: str,  # a recorded machine's name; ignored for live runs
         log: Path,
         *extra: str,
         cols: int = 80,
         rows: int = 24,
         env: dict[str, str] | None = None,
+        live: bool = False,
     ):
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.log = log
         # Only what the caller passes: no ENGINE_INSTALLER_* from the developer's shell.
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_INSTALLER")}
-        environ.update(TERM="xterm", ENGINE_INSTALLER_LOG=str(log))
+        environ["TERM"] = "xterm"
+        if not live:  # a live run logs where the disk backend logs (ENGINE_INSTALLER_LOG_DIR)
+            environ["ENGINE_INSTALLER_LOG"] = str(log)
         environ.setdefault("ENGINE_INSTALLER_SIM_SECONDS", "1.5")
         environ.update(env or {})
         self.child = pexpect.spawn(
             sys.executable,
-            [
+            ["-m", "engine_installer", *extra]
+            if live
+            else [
                 "-m",
                 "engine_installer",
                 "--dry-run",

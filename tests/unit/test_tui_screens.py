@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -291,3 +293,25 @@ def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
     assert step(app) == "keyboard" and "file descriptor" in app.screen.message.text
     keys(app, "enter")
     assert app.plan.keyboard == "gb" and step(app) == "target"
+
+
+def test_worker_protocol_round_trips_plan_and_result(tmp_path: Path) -> None:
+    from engine_installer.results import InstallResult
+    from engine_installer.snapshot import VMInfo
+    from engine_installer.tui import worker
+
+    plan = Plan(Action.UPGRADE, "/dev/sda", "de", True, tmp_path, True, ["quiet"], True)
+    assert worker.plan_from_json(json.loads(json.dumps(worker.plan_to_json(plan)))) == plan
+    result = InstallResult(
+        "upgrade", "/dev/sda", "5.0", "50", "B", "4.5", [VMInfo("a", "local", "4.5")]
+    )
+    assert worker.result_from_json(json.loads(json.dumps(asdict(result)))) == result
+
+
+def test_worker_failure_comes_back_as_one_line_user_error(tmp_path: Path) -> None:
+    from engine_installer.tui.worker import run_in_child
+
+    plan = Plan(target="/dev/nonexistent-disk")  # licence not accepted: refused before writing
+    with pytest.raises(UserError) as err:
+        run_in_child(plan, tmp_path, tmp_path / "log", lambda _e: None)
+    assert "\n" not in str(err.value)
