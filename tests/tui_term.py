@@ -113,6 +113,16 @@ class Term:
                 break
         raise AssertionError(f"{needle!r} not on screen after {timeout}s:\n{self.text()}")
 
+    def wait_focused(self, label: str, timeout: float = 10.0) -> None:
+        """Wait until the focus colour is on `label` (exactly, or the row containing it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            focused = self.focused()
+            if focused == label or (not label.startswith("<") and label in focused):
+                return
+        raise AssertionError(f"focus is on {self.focused()!r}, not {label!r}:\n{self.text()}")
+
     def press(self, *keys: str, settle: float = 0.05) -> None:
         for key in keys:
             self.child.send(KEYS.get(key, key))
@@ -144,6 +154,14 @@ CAPTURES: list[tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple
     # steps: ("key", name) | ("type", text) | ("wait", text) | ("sleep", seconds)
     ("1. Install choice", "empty-disk", [], "1/5 Install choice", {}, ()),
     ("2. Welcome", "engine-4.5", [("key", "enter")], "2/5 Welcome", {}, ()),
+    (
+        "2b. Welcome: a failed hardware check blocks Continue",
+        "vtx-disabled",
+        [("key", "enter"), ("wait", "Lab override"), ("key", "enter")],
+        "Cannot install",
+        {},
+        (),
+    ),
     (
         "3. Licence agreement (Back is focused)",
         "engine-4.5",

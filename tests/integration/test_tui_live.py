@@ -65,7 +65,7 @@ def test_live_upgrade_through_the_tui(make_loop, payloads, tmp_path, log_dir):
         screen = term.wait_for("An Engine installation was found", timeout=60)
         assert "Engine 4.5 (build 45), can be upgraded" in screen
         assert "VMs on disk:  3 (1 local, 1 custom, 1 shared)" in screen
-        assert term.focused() == "< Upgrade >"
+        term.wait_focused("< Upgrade >")
         term.press("enter")
         term.wait_for("the VMs and data on " + disk + " are kept")
         term.press("tab", "enter")
@@ -89,7 +89,7 @@ def test_live_fresh_install_through_the_tui(make_loop, payloads, tmp_path, log_d
     try:
         through_keyboard(term)
         term.wait_for("5/5 Target disk", timeout=60)
-        assert disk in term.focused()
+        term.wait_focused(disk)
         term.press("enter")
         term.wait_for(f"ALL DATA ON {disk} WILL BE ERASED")
         term.press("tab", "enter")

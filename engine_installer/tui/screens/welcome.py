@@ -80,12 +80,12 @@ class WelcomeScreen(Screen):
             self.compat.contents[:] = []
             return
         verdict = report.verdict
-        profile = f"profile {report.profile_name}" if report.profile_name else "no profile"
+        profile = f"{report.profile_name} profile" if report.profile_name else "no profile for it"
         header = W.text(
             [
                 "Compatibility: ",
                 (STATUS_ATTR.get(verdict, "warn"), verdict.upper()),
-                f"  ({profile}, {report.model})",
+                f"  ({profile})",
             ]
         )
         header.set_wrap_mode("ellipsis")
