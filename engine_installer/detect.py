@@ -8,7 +8,7 @@ mount is needed), and the VM inventory from the storage partition with debugfs i
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .disks import esp
 from .disks.marker import parse_marker
 from .disks.partition import read_gpt
 from .layout import (
@@ -42,8 +43,6 @@ from .snapshot import (
 from .versions import compare_versions
 from .vms import parse_vm_json
 
-MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1", MTOOLS_NO_VFAT="0")
-
 
 @dataclass
 class Inspection:
@@ -58,13 +57,7 @@ class Inspection:
 
 
 def _mcopy(disk: str, offset: int, path: str) -> bytes | None:
-    proc = subprocess.run(
-        ["mcopy", "-n", "-i", f"{disk}@@{offset}", f"::{path}", "-"],
-        capture_output=True,
-        env=MTOOLS_ENV,
-        check=False,
-    )
-    return proc.stdout if proc.returncode == 0 else None
+    return esp.read_file(disk, path, offset)
 
 
 def _debugfs(device: str, commands: list[str]) -> tuple[int, str]:
@@ -157,6 +150,10 @@ def inspect_disk(disk: DiskInfo, media: Manifest | None) -> Inspection:
         found.reason = f"the Engine partition table lacks {', '.join(missing)}"
         return inspection
     esp_offset = labels[LABEL_ESP][1]
+    # Partitions were written through their own nodes, whose caches the whole disk's does
+    # not share: drop stale whole-disk blocks before reading at offsets (no data is written).
+    with contextlib.suppress(OSError):
+        esp.flush_device(disk.path)
     raw = _mcopy(disk.path, esp_offset, MARKER_PATH)
     if raw is None:
         found.state = STATE_DAMAGED

@@ -56,8 +56,13 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def marker_bytes(marker: dict[str, Any]) -> bytes:
+    return (json.dumps(marker, indent=2) + "\n").encode()
+
+
 def write_marker(esp_root: Path, marker: dict[str, Any]) -> None:
-    atomic_write(esp_root / MARKER_PATH, (json.dumps(marker, indent=2) + "\n").encode())
+    """On a mounted ESP (the runner uses esp.write_file through mtools instead)."""
+    atomic_write(esp_root / MARKER_PATH, marker_bytes(marker))
 
 
 def read_marker(esp_root: Path) -> dict[str, Any] | None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from ..layout import GRUBENV_PATH, SLOT_PARTITION_NUMBERS
+from ..errors import UserError
+from ..layout import GRUBENV_PATH, MARKER_PATH, SLOT_PARTITION_NUMBERS
 from ..logs import copy_log_to, current_log, start_log
 from ..payload import Manifest
 from ..plan import Plan
@@ -21,7 +24,7 @@ from ..probe import partition_path
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..results import InstallResult
 from ..vms import needs_pv_upgrade
-from . import filesystems, marker
+from . import esp, filesystems, marker
 from .actions import ESP_NUMBER, STORAGE_NUMBER, DiskAction
 from .mounts import mounted
 from .partition import ensure_partition_nodes, write_gpt
@@ -52,26 +55,28 @@ class _Executor:
 
     def do_marker(self, action: DiskAction) -> None:
         mode = action.params["mode"]
-        with mounted(action.target, "vfat") as esp:
-            if mode == "new":
-                data = marker.new_marker(
-                    self.p.manifest, action.params["slot"], action.params["disk_serial"], self.when
+        if mode == "new":
+            data = marker.new_marker(
+                self.p.manifest, action.params["slot"], action.params["disk_serial"], self.when
+            )
+        else:
+            raw = esp.read_file(action.target, MARKER_PATH)
+            if raw is None:
+                raise UserError(f"the install marker on {action.target} vanished: check the disk")
+            data = marker.parse_marker(raw.decode())
+            if mode == "complete":
+                data["complete"] = True
+            elif mode == "slot-table":
+                slots = data.setdefault("slots", {})
+                slots[action.params["slot"]] = marker.slot_entry(self.p.manifest, self.when)
+            elif mode == "switch":
+                data.update(
+                    version=self.p.manifest.version,
+                    build=self.p.manifest.build,
+                    slot=action.params["slot"],
+                    installed_at=self.when,
                 )
-            else:
-                data = marker.read_marker(esp) or {}
-                if mode == "complete":
-                    data["complete"] = True
-                elif mode == "slot-table":
-                    slots = data.setdefault("slots", {})
-                    slots[action.params["slot"]] = marker.slot_entry(self.p.manifest, self.when)
-                elif mode == "switch":
-                    data.update(
-                        version=self.p.manifest.version,
-                        build=self.p.manifest.build,
-                        slot=action.params["slot"],
-                        installed_at=self.when,
-                    )
-            marker.write_marker(esp, data)
+        esp.write_file(action.target, MARKER_PATH, marker.marker_bytes(data))
 
     def do_write_slot(self, action: DiskAction) -> None:
         write_slot(
@@ -92,8 +97,8 @@ class _Executor:
     def do_bootloader(self, action: DiskAction) -> None:
         from .bootloader import install_bootloader
 
-        with mounted(partition_path(self.p.disk.path, ESP_NUMBER), "vfat") as esp:
-            install_bootloader(self.p.disk.path, esp, action.params["kernel_args"])
+        with esp.staged(partition_path(self.p.disk.path, ESP_NUMBER)) as root:
+            install_bootloader(self.p.disk.path, root, action.params["kernel_args"])
 
     def do_bootenv(self, action: DiskAction) -> None:
         from ..bootenv import BootEnv, write_bootenv
@@ -103,8 +108,14 @@ class _Executor:
             trial=action.params["trial"],
             tries=action.params["tries"],
         )
-        with mounted(action.target, "vfat") as esp:
-            write_bootenv(esp / GRUBENV_PATH, env)
+        # write_bootenv keeps other variables: start from the current block, if any.
+        with tempfile.TemporaryDirectory(prefix="grubenv-") as tmp:
+            local = Path(tmp) / "grubenv"
+            current = esp.read_file(action.target, GRUBENV_PATH)
+            if current:
+                local.write_bytes(current)
+            write_bootenv(local, env)
+            esp.write_file(action.target, GRUBENV_PATH, local.read_bytes())
 
     def do_config(self, action: DiskAction) -> None:
         if action.preserve:
@@ -182,4 +193,3 @@ def run_plan(
         log.error("refused before writing anything: %s", err)
         raise
     return execute(prepared, progress)
-
