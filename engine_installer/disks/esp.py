@@ -76,24 +76,23 @@ def write_file(device: str, path: str, data: bytes) -> None:
 
 @contextlib.contextmanager
 def staged(device: str) -> Iterator[Path]:
-    """A directory holding the ESP's files; whatever is in it afterwards is copied back.
+    """A directory whose files end up on the ESP, for tools that want one (the boot loader).
 
-    Used where a tool wants a directory (grub-install's --efi-directory): the kernel mount
-    when vfat is available, otherwise a staging copy written back with mtools.
+    The kernel's vfat mount when the kernel has it; otherwise an empty staging directory
+    merged onto the FAT afterwards with `mcopy -s -o` (files already on the ESP that the
+    body does not create, such as the install marker, stay as they are).
     """
-    if _kernel_has_vfat():
-        from .mounts import mounted
+    from .mounts import mounted
 
+    if _kernel_has_vfat():
         with mounted(device, "vfat") as root:
             yield root
+        flush_device(device)
         return
     stage = Path(tempfile.mkdtemp(prefix="engine-esp-"))
     try:
-        listing = _mtools(["mdir", "-b", "-i", device, "::/"], check=False)
-        if listing.stdout.strip():
-            _mtools(["mcopy", "-s", "-n", "-i", device, "::/*", str(stage)])
         yield stage
-        entries = [str(p) for p in stage.iterdir()]
+        entries = [str(p) for p in sorted(stage.iterdir())]
         if entries:
             _mtools(["mcopy", "-s", "-o", "-i", device, *entries, "::/"])
         flush_device(device)

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UserError
 
 
-def _umount(target: Path) -> None:
+def umount(target: Path) -> None:
     for _attempt in range(10):
         proc = subprocess.run(["umount", str(target)], capture_output=True, text=True)
         if proc.returncode == 0:
@@ -37,6 +37,6 @@ def mounted(
     try:
         yield target
     finally:
-        _umount(target)
+        umount(target)
         with contextlib.suppress(OSError):
             target.rmdir()

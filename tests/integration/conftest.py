@@ -151,3 +151,85 @@ def engine_installer(*args: str, env: dict | None = None) -> subprocess.Complete
         check=False,
         env=dict(os.environ, **(env or {})),
     )
+
+
+def part(disk: str, number: int) -> str:
+    return f"{disk}p{number}"
+
+
+def esp_file(disk: str, path: str) -> bytes | None:
+    """Read a file from the ESP with mtools (an independent reader; no vfat mount needed)."""
+    proc = subprocess.run(
+        ["mcopy", "-n", "-i", part(disk, 2), f"::{path}", "-"],
+        capture_output=True,
+        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+        check=False,
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def grubenv(disk: str, tmp: Path) -> dict[str, str]:
+    """`grub-editenv FILE list` on the ESP's grubenv (copied out with mtools)."""
+    data = esp_file(disk, "boot/grub/grubenv")
+    assert data is not None, "no boot/grub/grubenv on the ESP"
+    local = tmp / "grubenv"
+    local.write_bytes(data)
+    out = run(["grub-editenv", str(local), "list"]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def marker(disk: str) -> dict:
+    data = esp_file(disk, "engine/install.json")
+    assert data is not None, "no install marker on the ESP"
+    return json.loads(data)
+
+
+def slot_release(disk: str, slot: str) -> str:
+    number = {"A": 3, "B": 4}[slot]
+    return run(["debugfs", "-R", "cat /etc/engine-release", part(disk, number)]).stdout.strip()
+
+
+def check_disk_tools(disk: str) -> None:
+    """The independent tools a technician would use all agree the disk is sound."""
+    sgdisk = run(["sgdisk", "-v", disk], check=False)
+    assert sgdisk.returncode == 0 and "No problems found" in sgdisk.stdout, sgdisk.stdout
+    fsck = run(["fsck.vfat", "-n", part(disk, 2)], check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    e2fsck = run(["e2fsck", "-fn", part(disk, 5)], check=False)
+    assert e2fsck.returncode == 0, e2fsck.stdout + e2fsck.stderr
+
+
+@contextlib.contextmanager
+def mounted(device: str, readonly: bool = False) -> Iterator[Path]:
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="test-mnt-"))
+    run(["mount", "-o", "ro" if readonly else "rw", device, str(target)])
+    try:
+        yield target
+    finally:
+        run(["umount", str(target)])
+        target.rmdir()
+
+
+def add_vms(disk: str, vms: dict[str, tuple[str, str]]) -> None:
+    """Put VMs (name → (kind, published_for)) with a disk image each onto storage."""
+    with mounted(part(disk, 5)) as root:
+        for name, (kind, published) in vms.items():
+            folder = root / "vms" / name
+            folder.mkdir(parents=True)
+            (folder / "vm.json").write_text(
+                json.dumps(
+                    {"name": name, "kind": kind, "published_for": published, "pv_driver": "9.1"}
+                )
+            )
+            (folder / "disk.img").write_bytes(os.urandom(2 * MiB))
+
+
+def tree_hashes(disk: str) -> dict[str, str]:
+    with mounted(part(disk, 5), readonly=True) as root:
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "vms").rglob("*"))
+            if p.is_file()
+        }
