@@ -9,6 +9,7 @@ mount is needed), and the VM inventory from the storage partition with debugfs i
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -87,18 +88,14 @@ def read_vms(disk: str, offset: int) -> list[VMInfo] | None:
     if not names:
         return []
     _code, out = _debugfs(device, [f"cat /{VMS_DIR}/{n}/vm.json" for n in names])
-    chunks: dict[str, list[str]] = {}
-    current = None
-    for line in out.splitlines():
-        if line.startswith(f"debugfs: cat /{VMS_DIR}/"):
-            current = line.split("/")[2]
-            chunks[current] = []
-        elif current is not None:
-            chunks[current].append(line)
+    # cat prints a file without a trailing newline, so the next command's echo may follow on
+    # the same line: split on the echoes themselves, not on lines.
+    pieces = re.split(rf"debugfs: cat /{VMS_DIR}/([^/\n]+)/vm\.json\n", out)
+    chunks = dict(zip(pieces[1::2], pieces[2::2], strict=True))
     vms = []
     for name in names:
         try:
-            vms.append(parse_vm_json("\n".join(chunks.get(name, [])), name))
+            vms.append(parse_vm_json(chunks.get(name, ""), name))
         except ValueError:
             continue  # a VM directory without a readable vm.json is not inventoried
     return vms
