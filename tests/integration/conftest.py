@@ -42,11 +42,32 @@ def _cleanup_loop(device: str) -> None:
     run(["losetup", "-d", device], check=False)
 
 
+LOOP_CTL_ADD = 0x4C80
+# High loop numbers: scripts that race `losetup -f` against each other (then detach the name
+# they were given) hit the lowest free devices; ours stay out of their way on shared machines.
+FIRST_LOOP = 64
+
+
+def attach_loop(backing: Path) -> str:
+    import fcntl
+
+    for number in range(FIRST_LOOP, FIRST_LOOP + 64):
+        device = f"/dev/loop{number}"
+        if not os.path.exists(device):
+            with contextlib.suppress(OSError), open("/dev/loop-control", "rb") as ctl:
+                fcntl.ioctl(ctl, LOOP_CTL_ADD, number)
+        if Path(f"/sys/block/loop{number}/loop/backing_file").exists():
+            continue
+        if run(["losetup", device, str(backing)], check=False).returncode == 0:
+            return device
+    raise RuntimeError("no free loop device")
+
+
 @contextlib.contextmanager
 def loop_device(backing: Path, size: int) -> Iterator[str]:
     with open(backing, "wb") as handle:
         handle.truncate(size)
-    device = run(["losetup", "--find", "--show", str(backing)]).stdout.strip()
+    device = attach_loop(backing)
     try:
         yield device
     finally:
