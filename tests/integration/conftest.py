@@ -87,7 +87,7 @@ def make_loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
         yield factory
 
 
-def build_payload(out: Path, version: str, build: str = "1", slot_size: int = 128 * MiB) -> Path:
+def build_payload(out: Path, version: str, build: str = "1", slot_size: int = 64 * MiB) -> Path:
     """A tiny Engine payload: an ext4 slot image with /boot and /etc/engine-release."""
     root = out / "rootfs"
     (root / "boot").mkdir(parents=True)

@@ -28,7 +28,7 @@ from engine_installer.plan import Plan
 def engine51(tmp_path_factory, payloads):
     """A disk holding Engine 5.1 with a VM published for 5.1 (module-wide, read-only)."""
     base = tmp_path_factory.mktemp("engine51")
-    with loop_device(base / "disk.img", 900 * 1024 * 1024) as disk:
+    with loop_device(base / "disk.img", 720 * 1024 * 1024) as disk:
         plan = Plan(target=disk, eula_accepted=True)
         run_plan(plan, load_manifest(payloads["5.1"]))
         add_vms(disk, {"render": ("custom", "5.1"), "notes": ("local", "4.5")})
