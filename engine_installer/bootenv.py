@@ -96,16 +96,21 @@ def read_bootenv(path: Path) -> BootEnv:
         raise UserError(
             f"no boot environment at {path}: the Engine disk is incomplete, reinstall it"
         ) from None
+    return parse_bootenv(data, str(path))
+
+
+def parse_bootenv(data: bytes, source: str = "the boot environment") -> BootEnv:
+    """A BootEnv from grubenv bytes (e.g. read from the ESP with mtools); UserError if bad."""
     try:
         values = parse_grubenv(data)
     except ValueError as err:
         raise UserError(
-            f"{path} is damaged ({err}): reinstall or rewrite the boot environment"
+            f"{source} is damaged ({err}): reinstall or rewrite the boot environment"
         ) from None
     active = values.get(KEY_ACTIVE, "")
     if active not in SLOTS:
         raise UserError(
-            f"{path} names no valid active slot ({KEY_ACTIVE}={active!r}): "
+            f"{source} names no valid active slot ({KEY_ACTIVE}={active!r}): "
             "reinstall or rewrite the boot environment"
         )
     trial = values.get(KEY_TRIAL, "")
@@ -114,6 +119,11 @@ def read_bootenv(path: Path) -> BootEnv:
     tries_text = values.get(KEY_TRIES, "0")
     tries = int(tries_text) if tries_text in ("0", "1", "2", "3") else 0
     return BootEnv(active=active, trial=trial, tries=tries)
+
+
+def bootenv_bytes(env: BootEnv) -> bytes:
+    """The 1024-byte grubenv block for env (to write to GRUBENV_PATH with mtools)."""
+    return format_grubenv(bootenv_values(env))
 
 
 def bootenv_values(env: BootEnv) -> dict[str, str]:

@@ -104,6 +104,19 @@ else
   set engine_active_entry=0
 fi
 set default=$engine_active_entry
+if [ "$engine_trial_boot" = "A" ]; then
+  set engine_trial_part={SLOT_PARTITION_NUMBERS["A"]}
+else
+  set engine_trial_part={SLOT_PARTITION_NUMBERS["B"]}
+fi
+if [ -n "$engine_trial_boot" ]; then
+  if [ ! -f "($engine_disk,gpt$engine_trial_part){KERNEL_PATH}" ]; then
+    # The try is spent (saved above), but a slot without a readable kernel is not worth a
+    # failed boot and GRUB's 10 s error pause: boot the known-good slot now.
+    echo "Engine: slot $engine_trial_boot has no readable kernel; booting slot $engine_active"
+    set engine_trial_boot=""
+  fi
+fi
 if [ -n "$engine_trial_boot" ]; then
   if [ "$engine_trial_boot" = "B" ]; then
     set default=1

@@ -10,7 +10,9 @@ import pytest
 
 from engine_installer.bootenv import (
     BootEnv,
+    bootenv_bytes,
     format_grubenv,
+    parse_bootenv,
     parse_grubenv,
     read_bootenv,
     write_bootenv,
@@ -96,3 +98,10 @@ def test_python_reads_what_grub_editenv_writes(tmp_path: Path) -> None:
     # And the other way round after GRUB-style decrement + clear.
     editenv(path, "set", "engine_trial=", "engine_tries=0")
     assert read_bootenv(path) == BootEnv(active="A")
+
+
+def test_bytes_helpers_match_the_file_api(tmp_path: Path) -> None:
+    env = BootEnv(active="A", trial="B", tries=3)
+    write_bootenv(tmp_path / "grubenv", env)
+    assert bootenv_bytes(env) == (tmp_path / "grubenv").read_bytes()
+    assert parse_bootenv(bootenv_bytes(env)) == env
