@@ -40,6 +40,10 @@ class VM:
     no_reboot: bool = False  # QEMU exits instead of rebooting the guest
     snapshot: bool = False  # discard disk writes
     disk_format: str = "raw"
+    # More disks on the same bus that are not booted from (e.g. a second Engine disk).
+    other_disks: list[Path] = field(default_factory=list)
+    # Attach the boot disk after other_disks, so the OS enumerates it last (sdb, not sda).
+    boot_disk_last: bool = False
     extra_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -89,21 +93,29 @@ class VM:
                 "-drive",
                 f"if=pflash,format=raw,unit=1,file={vars_copy}",
             ]
-        drive = f"if=none,id=disk0,format={self.disk_format},file={self.disk},cache=unsafe"
+        disks = [(self.disk, True)] + [(Path(d), False) for d in self.other_disks]
+        if self.boot_disk_last:
+            disks = disks[1:] + disks[:1]
+        for index, (path, is_boot) in enumerate(disks):
+            cmd += self._disk_args(index, path, is_boot)
+        return cmd + list(self.extra_args)
+
+    def _disk_args(self, index: int, path: Path, is_boot: bool) -> list[str]:
+        drive = f"if=none,id=disk{index},format={self.disk_format},file={path},cache=unsafe"
         if self.snapshot:
             drive += ",snapshot=on"
-        cmd += ["-drive", drive]
+        boot = ",bootindex=1" if is_boot else ""
         sizes = (
             f",logical_block_size={self.logical_block_size},"
             f"physical_block_size={self.logical_block_size}"
         )
-        if self.bus == "ahci":
-            cmd += ["-device", "ide-hd,drive=disk0,bus=ide.0,bootindex=1"]
+        if self.bus == "ahci":  # q35's built-in AHCI has six ports, ide.0 .. ide.5
+            device = f"ide-hd,drive=disk{index},bus=ide.{index}{boot}"
         elif self.bus == "nvme":
-            cmd += ["-device", f"nvme,drive=disk0,serial=ENGINE0001,bootindex=1{sizes}"]
+            device = f"nvme,drive=disk{index},serial=ENGINE{index:04d}{boot}{sizes}"
         else:
-            cmd += ["-device", f"virtio-blk-pci,drive=disk0,bootindex=1{sizes}"]
-        return cmd + list(self.extra_args)
+            device = f"virtio-blk-pci,drive=disk{index}{boot}{sizes}"
+        return ["-drive", drive, "-device", device]
 
     def start(self) -> VM:
         if shutil.which(QEMU) is None:
