@@ -61,7 +61,7 @@ def test_detection_states(make_loop, payloads):
     with open(part(foreign_ntfs, 1), "r+b") as handle:
         handle.write(b"\xebR\x90NTFS    " + bytes(500) + b"\x55\xaa")
 
-    disks = [newer, incomplete, damaged, foreign_ext4, foreign_ntfs, empty]
+    disks = [newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty]
     before = {d: device_sha256(d) for d in disks}
     args = ["--source", str(payloads["5.0"]), "detect", "--json"]
     for disk in disks:
@@ -77,7 +77,7 @@ def test_detection_states(make_loop, payloads):
     assert "never finished" in found[incomplete]["reason"]
     assert found[damaged]["state"] == "damaged"
     assert "boot environment" in found[damaged]["reason"]
-    for foreign in (foreign_ext4, foreign_ntfs):
+    for foreign in (foreign_ext4, foreign_ntfs, whole):
         assert found[foreign]["state"] == "foreign", found[foreign]
         assert found[foreign]["reason"]
     for entry in found.values():
