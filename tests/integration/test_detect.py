@@ -43,9 +43,11 @@ def _interrupted_install(disk: str, payload) -> None:
 
 
 def test_detection_states(make_loop, payloads):
-    newer, incomplete, damaged, foreign_ext4, foreign_ntfs, empty = (
-        make_loop(SIZE, name=n) for n in ("newer", "incomplete", "damaged", "ext4", "ntfs", "empty")
+    names = ("newer", "incomplete", "damaged", "ext4", "ntfs", "whole", "empty")
+    newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty = (
+        make_loop(SIZE, name=n) for n in names
     )
+    run(["mkfs.ext4", "-q", whole])  # a filesystem on the whole disk, no partition table
     _install(newer, payloads["5.1"])
     add_vms(newer, {"render": ("custom", "5.1")})
     _interrupted_install(incomplete, payloads["4.5"])
