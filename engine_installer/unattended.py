@@ -126,5 +126,9 @@ def run_unattended(args) -> int:
             print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
     elif result.action == "upgrade":
         print("No VM needs a manual PV-driver upgrade.")
+    if prepared.blocked_vms:
+        print(f"VMs published for a newer Engine that will not run on {result.version}:")
+        for vm in prepared.blocked_vms:
+            print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
     print(f"log: {log_path}")
     return 0

@@ -44,3 +44,51 @@ def test_source_failing_during_upgrade_keeps_old_slot(make_loop, payloads, tmp_p
     check_disk_tools(disk)
     [found] = detect_installs([probe_disk(disk)], load_manifest(payloads["5.0"]))
     assert (found.state, found.version, found.active_slot) == ("upgradeable", "4.5", "A")
+
+
+def test_install_killed_midway_is_incomplete(make_loop, payloads, tmp_path):
+    """SIGKILL the real console script as the boot loader step starts (~0.5 s or more)."""
+    import json
+    import signal
+    import subprocess
+
+    from conftest import VENV_BIN, engine_installer, write_answers
+
+    disk = make_loop(720 * 1024 * 1024)
+    answers = write_answers(tmp_path / "a.toml", disk, payloads["4.5"])
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "engine-installer"), "--answers", str(answers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("[bootloader]"):
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    mark = marker(disk)
+    assert (mark["version"], mark["complete"]) == ("4.5", False)
+    out = engine_installer("--source", str(payloads["4.5"]), "detect", "--json", "--disk", disk)
+    [found] = json.loads(out.stdout)
+    assert found["state"] == "incomplete" and "never finished" in found["reason"]
+
+
+def test_downgrade_only_when_allowed(make_loop, payloads, tmp_path):
+    from conftest import engine_installer, write_answers
+
+    disk = make_loop(720 * 1024 * 1024)
+    run_plan(Plan(target=disk, eula_accepted=True), load_manifest(payloads["5.1"]))
+    add_vms(disk, {"render": ("custom", "5.1"), "web": ("shared", "4.5")})
+    answers = write_answers(tmp_path / "a.toml", disk, payloads["5.0"], allow_downgrade=True)
+    proc = engine_installer("--answers", str(answers))
+    assert proc.returncode == 0, proc.stderr
+    assert f"Engine 5.0 build 50 upgraded on {disk}, slot B (was 5.1" in proc.stdout
+    assert "will not run on 5.0:\n  render (custom, published for 5.1)" in proc.stdout
+    env = grubenv(disk, tmp_path)
+    assert (env["engine_active"], env["engine_trial"]) == ("A", "B")
+    assert slot_release(disk, "A") == "ENGINE 5.1 build 51"  # the newer Engine stays as fallback
