@@ -113,7 +113,11 @@ def run_unattended(args) -> int:
             )
             print(format_actions(prepared.actions))
             return 0
-        result = execute(prepared, progress)
+        try:
+            result = execute(prepared, progress)
+        except UserError as err:
+            # Something failed after writing began: point at the full log.
+            raise type(err)(f"{err} (log: {log_path})") from None
     verb = {"install": "installed", "reinstall": "reinstalled", "upgrade": "upgraded"}
     line = f"Engine {result.version} build {result.build} {verb[result.action]} on {result.disk}"
     line += f", slot {result.slot}"
