@@ -28,7 +28,9 @@ def _image(device: str, offset: int = 0) -> str:
 
 
 def _mtools(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, env=MTOOLS_ENV, check=False, **kwargs)
+    proc = subprocess.run(
+        args, capture_output=True, stdin=subprocess.DEVNULL, env=MTOOLS_ENV, check=False, **kwargs
+    )
     if check and proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UserError(
@@ -58,8 +60,9 @@ def read_file(device: str, path: str, offset: int = 0) -> bytes | None:
 def _mkdirs(image: str, path: str) -> None:
     parts = path.split("/")[:-1]
     for i in range(1, len(parts) + 1):
-        # mmd fails harmlessly when the directory already exists.
-        _mtools(["mmd", "-i", image, "::" + "/".join(parts[:i])], check=False)
+        # "-D s": skip a name that exists. Without it mmd asks on /dev/tty (even with stdin
+        # closed) and an upgrade started from a terminal hangs there.
+        _mtools(["mmd", "-D", "s", "-i", image, "::" + "/".join(parts[:i])], check=False)
 
 
 def write_file(device: str, path: str, data: bytes) -> None:

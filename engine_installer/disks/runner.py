@@ -26,6 +26,7 @@ from ..results import InstallResult
 from ..vms import needs_pv_upgrade
 from . import esp, filesystems, marker
 from .actions import ESP_NUMBER, STORAGE_NUMBER, DiskAction
+from .lock import disk_write_lock
 from .mounts import mounted
 from .partition import ensure_partition_nodes, write_gpt
 from .preflight import Prepared, prepare
@@ -140,17 +141,18 @@ def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) ->
     if p.kind == "upgrade":
         ensure_partition_nodes(p.disk.path, numbers)
     total = len(p.actions)
-    for index, action in enumerate(p.actions, 1):
-        log.info("step %d/%d %s: %s", index, total, action.kind, action.description)
-        progress(ProgressEvent(action.kind, 0, 1, action.description))
-        started = time.monotonic()
-        try:
-            executor.run(action)
-        except Exception:
-            log.exception("step %d/%d %s failed", index, total, action.kind)
-            raise
-        log.info("step %d/%d done in %.1f s", index, total, time.monotonic() - started)
-        progress(ProgressEvent(action.kind, 1, 1))
+    with disk_write_lock(p.disk.path):
+        for index, action in enumerate(p.actions, 1):
+            log.info("step %d/%d %s: %s", index, total, action.kind, action.description)
+            progress(ProgressEvent(action.kind, 0, 1, action.description))
+            started = time.monotonic()
+            try:
+                executor.run(action)
+            except Exception:
+                log.exception("step %d/%d %s failed", index, total, action.kind)
+                raise
+            log.info("step %d/%d done in %.1f s", index, total, time.monotonic() - started)
+            progress(ProgressEvent(action.kind, 1, 1))
     vms = needs_pv_upgrade(p.inspection.install.vms) if p.kind == "upgrade" else []
     result = InstallResult(
         action=p.kind,

@@ -3,6 +3,8 @@ and the target disk's bytes unchanged (SHA-256 of the loop device before and aft
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -126,3 +128,16 @@ def test_boot_medium_refused(payloads, tmp_path):
             answers = write_answers(tmp_path / "a.toml", disk, root / "engine")
             assert_refused(engine_installer("--answers", str(answers)), "boot medium")
             assert device_sha256(disk) == before
+
+
+def test_second_installer_on_same_disk_refused(engine51, payloads, tmp_path):
+    """tty1 and ttyS0 each run an installer: while one writes a disk, the other is refused."""
+    disk, before = engine51
+    answers = write_answers(tmp_path / "a.toml", disk, payloads["5.0"], action="reinstall")
+    fd = os.open(disk, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running installer holds while it writes
+        assert_refused(engine_installer("--answers", str(answers)), "already writing", disk)
+    finally:
+        os.close(fd)
+    assert device_sha256(disk) == before
