@@ -1,0 +1,125 @@
+"""Progress: phase, percent, speed and time left from the backend's events.
+
+Events arrive on a worker thread; they are coalesced (only the newest matters) and handed to
+the main thread with app.post(), so a chatty backend cannot flood or block the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import urwid
+
+from ...progress import ProgressEvent
+from .. import widgets as W
+from .base import Screen, pile
+
+log = logging.getLogger("engine_installer.tui")
+BYTE_PHASE = 1024 * 1024  # totals above this are bytes (speed and time left make sense)
+BAR_WIDTH = 50
+
+
+class ProgressScreen(Screen):
+    title = "Installing"
+    hints = "Please wait; do not switch the laptop off"
+    allows_back = False
+
+    def build(self) -> urwid.Widget:
+        verb = {"upgrade": "Upgrading", "reinstall": "Reinstalling"}.get(
+            self.app.plan.action.value, "Installing"
+        )
+        self.heading = W.text(
+            ("title", f"{verb} {self.app.media.label()} on " f"{self.app.plan.target}")
+        )
+        self.phase = W.text("Starting…")
+        self.bar = urwid.Text("")
+        self.detail = urwid.Text("")
+        self.done_list = urwid.Text("")
+        self._lock = threading.Lock()
+        self._pending: ProgressEvent | None = None
+        self._phase_name = ""
+        self._phase_start = 0.0
+        self._finished: list[str] = []
+        self._last_message = ""
+        self.events_shown = 0
+        return pile(
+            [
+                urwid.Divider(),
+                self.heading,
+                urwid.Divider(),
+                self.phase,
+                urwid.Divider(),
+                self.bar,
+                self.detail,
+                urwid.Divider(),
+                self.done_list,
+                self.message,
+            ]
+        )
+
+    def on_show(self) -> None:
+        self.app.background(
+            lambda: self.app.backend.run(self.app.plan, self.app.detection, self.relay),
+            self.finished,
+            self.failed,
+        )
+
+    def relay(self, event: ProgressEvent) -> None:
+        """Called on the worker thread: keep the newest event, wake the UI once."""
+        with self._lock:
+            wake = self._pending is None
+            self._pending = event
+        if wake:
+            self.app.post(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            event, self._pending = self._pending, None
+        if event is not None:
+            self.show_event(event)
+
+    def show_event(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        # A new step starts with a new phase or a new message; later events of a step often
+        # carry only the counts (the disk backend's runner reports that way).
+        new_message = bool(event.message) and event.message != self._last_message
+        if event.phase != self._phase_name or new_message:
+            if self._phase_name:
+                self._finished.append(self._last_message or self._phase_name)
+            self._phase_name, self._phase_start = event.phase, now
+            self._last_message = event.message
+            log.info("phase %s: %s", event.phase, event.message)
+        self.events_shown += 1
+        title = self._last_message or event.phase
+        self.phase.set_text(W.t(f"Step {len(self._finished) + 1}: {title[:1].upper()}{title[1:]}"))
+        self.bar.set_text(W.bar_markup(event.fraction, BAR_WIDTH))
+        detail = ""
+        if event.total >= BYTE_PHASE and event.done == 0:
+            detail = f"0 B of {W.size_text(event.total)}   measuring speed…"
+        elif event.total >= BYTE_PHASE:
+            elapsed = max(now - self._phase_start, 1e-3)
+            speed = event.done / elapsed
+            left = (event.total - event.done) / speed if speed > 0 else 0
+            detail = (
+                f"{W.size_text(event.done)} of {W.size_text(event.total)}   "
+                f"{W.size_text(speed)}/s   about {left:.0f} s left"
+            )
+        elif event.total:
+            detail = f"{event.done} of {event.total} steps"
+        self.detail.set_text(detail)
+        done = [m[:1].upper() + m[1:] for m in self._finished[-6:]]
+        self.done_list.set_text(("dim", W.t("\n".join(f"✓ {m}" for m in done))))
+
+    def finished(self, result: Any) -> None:
+        self.flush()
+        self.app.result = result
+        log.info(
+            "finished: %s %s on %s slot %s", result.action, result.version, result.disk, result.slot
+        )
+        self.app.forward()
+
+    def failed(self, message: str) -> None:
+        self.app.fail(message, retry="summary")

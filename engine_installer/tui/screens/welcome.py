@@ -1,0 +1,121 @@
+"""Screen 2, welcome: the Engine on this medium and the machine's compatibility summary.
+
+A failed hardware check blocks installing unless a lab override is ticked (and logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import urwid
+
+from .. import widgets as W
+from .base import Screen, pile
+
+log = logging.getLogger("engine_installer.tui")
+STATUS_ATTR = {"pass": "good", "ok": "good", "warn": "warn", "fail": "error"}
+
+
+class WelcomeScreen(Screen):
+    title = "2/5 Welcome"
+
+    def build(self) -> urwid.Widget:
+        media = self.app.media
+        self.compat = urwid.Pile([W.text("")])
+        self.override = urwid.CheckBox(
+            W.t("Lab override: install anyway (logged)"), state=self.app.lab_override
+        )
+        self.override_slot = urwid.WidgetPlaceholder(urwid.Text(""))
+        self.buttons = W.button_row(
+            [W.button("Back", self.go_back), W.button("Continue", self.next)], focus=1
+        )
+        return pile(
+            [
+                urwid.Divider(),
+                W.text(("title", f"Welcome to the {media.label()} installer.")),
+                urwid.Divider(),
+                W.text(
+                    "This installs Engine on a disk of this laptop, or upgrades the Engine "
+                    "already on it, keeping its VMs and data."
+                ),
+                urwid.Divider(),
+                W.text(f"Machine: {self.app.backend_machine_name()}"),
+                self.compat,
+                self.override_slot,
+                urwid.Divider(),
+                self.message,
+                self.buttons,
+            ],
+            focus=10,
+        )
+
+    def on_show(self) -> None:
+        if self.app.hw_loaded:
+            self.show_report(self.app.hw)
+            return
+        self.compat.contents[:] = [(W.text(("dim", "Checking this machine…")), ("pack", None))]
+        self.app.background(self.app.backend.hardware, self.loaded, self.failed)
+
+    def loaded(self, report: Any) -> None:
+        self.app.hw, self.app.hw_loaded = report, True
+        if report is not None:
+            log.info("hardware check: %s %s", report.profile_name, report.verdict)
+            try:  # the hw module's rule: profile quirks first, then what was asked for
+                from ...hw.check import merge_kernel_args
+            except ImportError:
+                self.app.plan.kernel_args = list(report.kernel_args)
+            else:
+                self.app.plan.kernel_args = merge_kernel_args(report, self.app.plan.kernel_args)
+        self.show_report(report)
+
+    def failed(self, message: str) -> None:
+        self.app.hw_loaded = True
+        self.compat.contents[:] = [
+            (W.text(("warn", f"Compatibility check unavailable: {message}")), ("pack", None))
+        ]
+
+    def show_report(self, report: Any) -> None:
+        if report is None:  # the hardware-profile module is not part of this build
+            self.compat.contents[:] = []
+            return
+        verdict = report.verdict
+        lines = [
+            W.text(
+                [
+                    "Compatibility: ",
+                    (STATUS_ATTR.get(verdict, "warn"), verdict.upper()),
+                    f"  (profile {report.profile_name}, {report.model})",
+                ]
+            )
+        ]
+        for item in report.items:
+            if item.status != "pass":
+                lines.append(
+                    W.text(
+                        [
+                            (STATUS_ATTR.get(item.status, "warn"), f"  {item.status}: "),
+                            f"{item.name}: {item.message}",
+                        ]
+                    )
+                )
+        self.compat.contents[:] = [(w, ("pack", None)) for w in lines[:6]]
+        if verdict == "fail":
+            self.override_slot.original_widget = self.override
+
+    def blocked_reason(self) -> str:
+        report = self.app.hw
+        if report is None or report.verdict != "fail" or self.override.get_state():
+            return ""
+        failed = [i for i in report.items if i.status == "fail"]
+        return failed[0].message if failed else "the machine failed its hardware check"
+
+    def next(self, *_args: Any) -> None:
+        reason = self.blocked_reason()
+        if reason:
+            self.say(("error", f"Cannot install on this machine: {reason}"))
+            return
+        if self.app.hw is not None and self.app.hw.verdict == "fail":
+            self.app.lab_override = True
+            log.warning("LAB OVERRIDE: installing despite a failed hardware check")
+        self.app.forward()

@@ -1,0 +1,171 @@
+"""Whole runs of the real `engine-installer --dry-run` in an 80x24 pseudo-terminal.
+
+Keys are typed as a technician would; assertions read the emulated screen (pyte).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tui_term import Term
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    terms: list[Term] = []
+
+    def start(machine: str, *extra: str, env: dict[str, str] | None = None) -> Term:
+        term = Term(machine, tmp_path / "installer.log", *extra, env=env)
+        terms.append(term)
+        term.wait_for("1/5 Install choice", timeout=15)
+        return term
+
+    yield start
+    for term in terms:
+        term.close()
+
+
+def through_keyboard(term: Term, layout: str = "") -> None:
+    assert "Install Engine" in term.focused()
+    term.press("enter")
+    term.wait_for("Welcome to the Engine 5.0 (build 5021) installer")
+    assert term.focused() == "< Continue >"
+    term.press("enter")
+    term.wait_for("3/5 Licence agreement")
+    assert term.focused() == "< Back >"
+    term.press("pgdn", "tab")
+    assert term.focused() == "< Accept >"
+    term.press("enter")
+    term.wait_for("4/5 Keyboard layout")
+    if layout:
+        term.type(layout)
+        term.wait_for(f"Search: {layout}")
+    term.press("enter")
+
+
+def confirm(term: Term, button: str) -> None:
+    assert term.focused() == "< Back >"  # the summary's safe default
+    term.press("tab")
+    assert term.focused() == f"< {button} >"
+    term.press("enter")
+
+
+def test_fresh_install(run) -> None:
+    term = run("empty-disk")
+    through_keyboard(term, "gb")
+    screen = term.wait_for("5/5 Target disk")
+    assert "No Engine installation was found" in screen
+    assert "/dev/sda (SanDisk Ultra, 30.8 GB): not offered" in screen
+    assert "/dev/nvme0n1" in term.focused()
+    term.press("enter")
+    screen = term.wait_for("Summary")
+    assert "ALL DATA ON /dev/nvme0n1 WILL BE ERASED" in screen
+    assert "Keyboard:    gb" in screen
+    confirm(term, "Install Engine")
+    term.wait_for("Installing Engine 5.0 (build 5021) on /dev/nvme0n1")
+    screen = term.wait_for("Installed Engine 5.0 (build 5021) on /dev/nvme0n1")
+    assert "Remove the installation media" in screen
+    assert term.focused() == "< Reboot >"
+    term.press("enter")
+    status, last = term.finish()
+    assert status == 0 and last.startswith("dry-run: would reboot")
+    log = term.log.read_text()
+    assert "dry-run: would run loadkeys gb" in log
+    assert "confirmed plan: action=install target=/dev/nvme0n1 keyboard=gb" in log
+
+
+def test_upgrade_lists_vms_needing_pv_upgrade(run) -> None:
+    term = run("engine-4.5", env={"ENGINE_INSTALLER_SIM_DETECT_SECONDS": "2"})
+    through_keyboard(term)
+    term.wait_for("Looking for existing Engine installations", timeout=5)
+    # The UI stays alive while detection runs: the spinner keeps turning.
+    frames = set()
+    for _ in range(4):
+        frames.add(term.text().split("Looking for")[0].split()[-1])
+        time.sleep(0.2)
+        term.pump()
+    assert len(frames) > 1
+    screen = term.wait_for("An Engine installation was found")
+    assert "Engine 4.5 (build 4512), can be upgraded" in screen
+    assert "2024-03-14 10:22 UTC" in screen
+    assert "This medium:  Engine 5.0 (build 5021)" in screen
+    assert "SAMSUNG MZVLB512HAJQ-000L7  512.1 GB" in screen
+    assert term.focused() == "< Upgrade >"
+    term.press("enter")
+    screen = term.wait_for("Summary")
+    assert "the VMs and data on /dev/nvme0n1 are kept" in screen
+    confirm(term, "Upgrade Engine")
+    screen = term.wait_for("Upgraded /dev/nvme0n1 to Engine 5.0", timeout=15)
+    assert "slot B" in screen and "Engine 4.5 stays in the other slot" in screen
+    for vm in ("Dev Build Env (custom)", "Alice Windows 10 (local)", "Lab Ubuntu 22.04 (local)"):
+        assert vm in screen
+    assert "Office Desktop" not in screen and "Browser Sandbox" not in screen
+    term.press("tab", "enter")  # Power off
+    status, last = term.finish()
+    assert status == 0 and last.startswith("dry-run: would poweroff")
+
+
+def test_remove_and_reinstall(run) -> None:
+    term = run("two-disks")
+    through_keyboard(term)
+    term.wait_for("An Engine installation was found")
+    term.press("tab")
+    assert term.focused() == "< Remove and reinstall >"
+    term.press("enter")
+    screen = term.wait_for("Summary")
+    assert "ALL DATA ON /dev/nvme0n1 WILL BE ERASED" in screen
+    assert "Engine 4.5 and its 2 VM(s) are removed for good" in screen
+    confirm(term, "Erase and reinstall")
+    screen = term.wait_for("Reinstalled Engine 5.0 (build 5021) on /dev/nvme0n1", timeout=15)
+    assert "PV-driver" not in screen
+    term.press("enter")
+    assert term.finish()[0] == 0
+    assert "action=reinstall target=/dev/nvme0n1" in term.log.read_text()
+
+
+def test_downgrade_refused(run) -> None:
+    term = run("engine-6.0")
+    through_keyboard(term)
+    screen = term.wait_for("would stop running")
+    assert "Engine 6.0 (build 6003), NEWER than this medium" in screen
+    assert "Finance Desktop (shared, for Engine 6.0)" in screen
+    assert "Field Notes (local, for Engine 6.0)" in screen
+    assert "CAD Workstation" not in screen  # published for 5.0: still runs
+    assert term.focused() == "< Back >"
+    term.press("tab", "enter")  # Upgrade, without ticking the confirmation
+    screen = term.wait_for("Downgrade refused")
+    assert "5/5 Existing installation" in screen
+    term.press("esc")
+    term.wait_for("4/5 Keyboard layout")
+    for _ in range(3):
+        term.press("esc")
+    term.wait_for("1/5 Install choice")
+    term.press("down", "down", "enter")  # Power off
+    status, last = term.finish()
+    assert status == 0 and last.startswith("dry-run: would poweroff")
+    log = term.log.read_text()
+    assert "refused: downgrade refused" in log and "confirmed plan" not in log
+
+
+def test_eula_declined(run) -> None:
+    term = run("empty-disk")
+    term.press("enter")
+    term.wait_for("2/5 Welcome")
+    term.press("enter")
+    term.wait_for("3/5 Licence agreement")
+    term.press("enter")  # Back is focused: declining returns to the welcome screen
+    term.wait_for("2/5 Welcome")
+    term.press("enter")
+    term.wait_for("3/5 Licence agreement")
+    term.press("esc")
+    term.wait_for("2/5 Welcome")
+    term.press("esc")
+    term.wait_for("1/5 Install choice")
+    term.press("down", "enter")  # Reboot
+    status, last = term.finish()
+    assert status == 0 and last.startswith("dry-run: would reboot")
+    assert b"4/5 Keyboard" not in term.output
+    assert "confirmed plan" not in term.log.read_text()

@@ -1,0 +1,293 @@
+"""Screens through urwid's own widget APIs, against recorded machines (no terminal, no thread)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine_installer.errors import RefusedError, UserError
+from engine_installer.plan import Action, Plan
+from engine_installer.snapshot import load_snapshot
+from engine_installer.tui import decisions
+from engine_installer.tui import widgets as W
+from engine_installer.tui.app import InstallerApp, tab_as_arrows
+from engine_installer.tui.screens.choice import ChoiceScreen
+from engine_installer.tui.screens.eula import EulaScreen
+from engine_installer.tui.screens.existing import ExistingInstallScreen, TargetScreen
+from engine_installer.tui.screens.keyboard import KeyboardScreen
+from engine_installer.tui.screens.welcome import WelcomeScreen
+from engine_installer.tui.simulated import SimulatedBackend
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+MACHINES = Path(__file__).resolve().parents[2] / "recorded-machines"
+SIZE = (76, 20)  # the body inside the frame and box at 80x24
+
+
+@pytest.fixture(autouse=True)
+def fast_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_INSTALLER_SIM_SECONDS", "0.05")
+    monkeypatch.delenv("ENGINE_INSTALLER_SIM_FAIL", raising=False)
+
+
+def make_app(machine: str, tmp_path: Path) -> InstallerApp:
+    backend = SimulatedBackend(
+        load_snapshot(MACHINES / f"{machine}.json"), None, tmp_path / "installer.log"
+    )
+    app = InstallerApp(backend, Plan(), threaded=False)
+    app.start()
+    return app
+
+
+def keys(app: InstallerApp, *names: str) -> None:
+    """Type keys into the current screen as the main loop would (Esc reaches unhandled_input)."""
+    for name in names:
+        if app.screen.widget.keypress(SIZE, name) is not None:
+            app.unhandled_input(name)
+
+
+def step(app: InstallerApp) -> str:
+    return app.sequencer.current.name
+
+
+def to_keyboard(app: InstallerApp) -> None:
+    keys(app, "enter")  # Install Engine
+    keys(app, "enter")  # Continue
+    keys(app, "right", "enter")  # Accept
+
+
+def test_choice_focuses_install(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    assert isinstance(app.screen, ChoiceScreen)
+    assert app.screen.menu.focus.value == "install"
+    assert [item.label for item in app.screen.items] == ["Install Engine", "Reboot", "Power off"]
+
+
+def test_welcome_names_media_and_machine_and_focuses_continue(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    keys(app, "enter")
+    assert isinstance(app.screen, WelcomeScreen)
+    assert W.focused_label(app.screen.buttons) == "Continue"
+    texts = " ".join(w.text for w, _ in app.screen.widget.contents if hasattr(w, "text"))
+    assert "Engine 5.0 (build 5021)" in texts
+    assert "LENOVO ThinkPad T480" in texts
+
+
+def test_eula_back_is_focused_and_enter_goes_back(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    keys(app, "enter", "enter")
+    assert isinstance(app.screen, EulaScreen)
+    assert W.row_labels(app.screen.buttons) == ["Back", "Accept"]
+    assert W.focused_label(app.screen.buttons) == "Back"
+    keys(app, "enter")
+    assert step(app) == "welcome"
+    assert not app.plan.eula_accepted
+
+
+def test_eula_cannot_be_skipped(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    keys(app, "enter", "enter")
+    # Scrolling, moving around and the sequencer itself never get past an unaccepted EULA.
+    keys(app, "page down", "page down", "down", "up", "left", "tab", "esc")
+    assert step(app) == "welcome"  # Esc is Back
+    keys(app, "enter")
+    assert step(app) == "eula"
+    assert app.forward() is False
+    assert step(app) == "eula" and not app.plan.eula_accepted
+    keys(app, "right", "enter")
+    assert app.plan.eula_accepted and step(app) == "keyboard"
+
+
+def test_keyboard_search_and_choice_lands_in_plan(tmp_path: Path, caplog) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    screen = app.screen
+    assert isinstance(screen, KeyboardScreen)
+    assert screen.focused_layout() == "us"  # the current layout is focused
+    assert {"us", "gb", "de", "fr", "es", "it", "jp106"} <= set(screen.layouts)
+    with caplog.at_level(logging.INFO, logger="engine_installer.tui"):
+        keys(app, "d", "e")
+        assert screen.search.edit_text == "de"
+        assert screen.focused_layout() == "de"
+        keys(app, "enter")
+    assert app.plan.keyboard == "de"
+    assert "dry-run: would run loadkeys de" in caplog.text
+    assert step(app) == "target"  # detection ran, nothing found on the empty disk
+
+
+def test_keyboard_backspace_widens_the_search(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "j", "p")
+    assert all("jp" in name for name in app.screen.matching())
+    keys(app, "backspace", "backspace")
+    assert app.screen.matching() == app.screen.layouts
+
+
+def test_back_navigation_walks_every_screen_before_confirmation(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")  # keep us
+    assert step(app) == "existing"
+    keys(app, "enter")  # Upgrade (focused)
+    assert step(app) == "summary" and app.plan.action == Action.UPGRADE
+    visited = []
+    for _ in range(5):
+        keys(app, "esc")
+        visited.append(step(app))
+    # The transient detection step is skipped on the way back.
+    assert visited == ["existing", "keyboard", "eula", "welcome", "choice"]
+    keys(app, "esc")
+    assert step(app) == "choice"
+
+
+def test_existing_install_shows_versions_and_vms(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    screen = app.screen
+    assert isinstance(screen, ExistingInstallScreen)
+    assert W.row_labels(screen.buttons) == ["Upgrade", "Remove and reinstall", "Back"]
+    assert not screen.downgrade
+
+
+def test_downgrade_refused_unless_confirmed(tmp_path: Path) -> None:
+    app = make_app("engine-6.0", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    screen = app.screen
+    assert isinstance(screen, ExistingInstallScreen) and screen.downgrade
+    assert W.focused_label(screen.buttons) == "Back"
+    assert [vm.name for vm in screen.blocked] == ["Finance Desktop", "Field Notes"]
+    keys(app, "right", "enter")  # Upgrade without the confirmation
+    assert step(app) == "existing" and app.plan.target is None
+    assert "downgrade refused" in screen.message.text.lower()
+    screen.confirm.set_state(True)
+    keys(app, "enter")
+    assert step(app) == "summary"
+    assert app.plan.allow_downgrade and app.plan.action == Action.UPGRADE
+
+
+def test_target_list_excludes_boot_medium_and_busy_disks(tmp_path: Path) -> None:
+    app = make_app("windows-only", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    screen = app.screen
+    assert isinstance(screen, TargetScreen)
+    assert [item.value for item in screen.items] == ["/dev/nvme0n1"]
+    refused = {o.disk.path: o.refusal for o in screen.options if not o.offered}
+    assert "boot medium" in refused["/dev/sda"]
+    assert "mounted at /media/SDCARD" in refused["/dev/mmcblk0"]
+    keys(app, "enter")
+    assert app.plan.target == "/dev/nvme0n1" and app.plan.action == Action.INSTALL
+
+
+def test_summary_focuses_back_and_confirm_runs_to_done(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter")
+    assert W.row_labels(app.screen.buttons) == ["Back", "Upgrade Engine"]
+    assert W.focused_label(app.screen.buttons) == "Back"
+    keys(app, "right", "enter")
+    assert step(app) == "done"
+    assert [vm.name for vm in app.result.vms_needing_pv_upgrade] == [
+        "Dev Build Env",
+        "Alice Windows 10",
+        "Lab Ubuntu 22.04",
+    ]
+    assert app.result.slot == "B" and app.result.previous_version == "4.5"
+    assert app.sequencer.back() is False  # no way back once installed
+
+
+def test_several_installs_choose_one(tmp_path: Path) -> None:
+    app = make_app("two-engines", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    assert step(app) == "choose-install"
+    keys(app, "down", "enter")
+    assert step(app) == "existing" and app.chosen.disk == "/dev/nvme1n1"
+    assert W.row_labels(app.screen.buttons) == ["Remove and reinstall", "Back"]
+
+
+def test_failed_install_shows_error_and_retry_returns_to_summary(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ENGINE_INSTALLER_SIM_FAIL", "write-slot")
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter", "right", "enter")
+    assert app.screen.title == "Error"
+    assert "write-slot failed" in app.error
+    assert W.row_labels(app.screen.buttons) == ["Retry", "Shell", "Reboot"]
+    keys(app, "enter")
+    assert step(app) == "summary" and not app.plan.confirmed
+
+
+def test_failed_hardware_check_blocks_until_lab_override(tmp_path: Path, caplog) -> None:
+    app = make_app("empty-disk", tmp_path)
+    report = SimpleNamespace(
+        profile_name="unknown",
+        model="Dell Latitude 7490",
+        verdict="fail",
+        items=[SimpleNamespace(name="vt-x", status="fail", message="VT-x is disabled in firmware")],
+        kernel_args=["intel_iommu=on"],
+    )
+    app.backend.hardware = lambda: report
+    keys(app, "enter")
+    keys(app, "enter")  # Continue
+    assert step(app) == "welcome"
+    assert "VT-x is disabled in firmware" in app.screen.message.text
+    app.screen.override.set_state(True)
+    with caplog.at_level(logging.WARNING, logger="engine_installer.tui"):
+        keys(app, "enter")
+    assert step(app) == "eula" and app.lab_override
+    assert "LAB OVERRIDE" in caplog.text
+    assert app.plan.kernel_args == ["intel_iommu=on"]
+
+
+def test_check_plan_refuses_the_same_for_live_and_dry_run(tmp_path: Path) -> None:
+    snap = load_snapshot(MACHINES / "engine-6.0.json")
+    plan = Plan(target="/dev/nvme0n1", eula_accepted=True, confirmed=True, action=Action.UPGRADE)
+    with pytest.raises(RefusedError, match="downgrade refused"):
+        decisions.check_plan(plan, snap.disks, snap.installs, "5.0", 2 * 1024**3)
+    backend = SimulatedBackend(snap, None, tmp_path / "log")
+    detection = backend.detect()
+    with pytest.raises(RefusedError, match="downgrade refused"):
+        backend.run(plan, detection, lambda _e: None)
+    plan.target = "/dev/sda"
+    with pytest.raises(RefusedError, match="boot medium"):
+        decisions.check_plan(plan, snap.disks, snap.installs, "5.0", 2 * 1024**3)
+
+
+def test_simulated_progress_events_are_ordered_and_complete(tmp_path: Path) -> None:
+    backend = SimulatedBackend(load_snapshot(MACHINES / "empty-disk.json"), None, tmp_path / "l")
+    plan = Plan(target="/dev/nvme0n1", eula_accepted=True, confirmed=True, action=Action.INSTALL)
+    events = []
+    result = backend.run(plan, backend.detect(), events.append)
+    phases = list(dict.fromkeys(e.phase for e in events))
+    assert phases[:3] == ["preflight", "partition", "format"]
+    assert "write-slot" in phases and "bootloader" in phases
+    for phase in phases:
+        last = [e for e in events if e.phase == phase][-1]
+        assert last.done == last.total > 0
+    assert result.action == "install" and result.slot == "A"
+
+
+def test_tab_moves_like_arrows() -> None:
+    assert tab_as_arrows(["tab", "shift tab", "enter"], []) == ["right", "left", "enter"]
+
+
+def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+
+    def no_console(_layout: str) -> None:
+        raise UserError(
+            "loadkeys gb failed: Couldn't get a file descriptor referring to the console"
+        )
+
+    app.backend.apply_keyboard = no_console
+    keys(app, "g", "b", "enter")
+    assert step(app) == "keyboard" and "file descriptor" in app.screen.message.text
+    keys(app, "enter")
+    assert app.plan.keyboard == "gb" and step(app) == "target"
