@@ -144,7 +144,7 @@ def tool_guest(
         disk_format=disk_format,
         kernel=kernel,
         initrd=initramfs,
-        append=f"console=ttyS0 panic=-1 quiet engine.run={script} {extra_append}".strip(),
+        append=f"console=ttyS0 panic=-1 quiet loglevel=1 engine.run={script} {extra_append}",
         virtfs=[(Path("/"), "hostroot")],
         fw_cfg=dict(fw_cfg or {}),
         cache=cache,

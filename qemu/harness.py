@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,8 +323,12 @@ class VM:
         if self.serial_socket is None or not self.running:
             raise HarnessError("the VM is not running: cannot type on its serial console")
         if not hasattr(self, "_serial_conn"):
-            self._serial_conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._serial_conn.connect(str(self.serial_socket))
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(str(self.serial_socket))
+            # Once a client is connected QEMU sends the guest's output to it too, and blocks
+            # the guest's serial port when nobody reads: drain it (the log file has it all).
+            threading.Thread(target=_drain, args=(conn,), daemon=True).start()
+            self._serial_conn = conn
         self._serial_conn.sendall(data)
 
     @property
@@ -428,6 +433,12 @@ def make_overlay(base: Path, overlay: Path, base_format: str = "raw") -> Path:
         check=True, capture_output=True,
     )  # fmt: skip
     return overlay
+
+
+def _drain(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while conn.recv(65536):
+            pass
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from qemu.console import SerialConsole
 from qemu.disks import answer_file, flatten, installer_command, vm_hashes
 from qemu.guest import DONE, tool_guest
 from qemu.harness import boot_installed_disk as boot_disk
@@ -106,3 +107,202 @@ def test_power_cut_during_upgrade(tmp_path, payloads, engine45_disk, tool_initra
         overlay.unlink()
     print(f"\nupgrade window {window:.1f} s; seed {POWERCUT_SEED}")
     print("\n".join(outcomes))
+
+
+# -- the text UI over the serial console -------------------------------------------------------
+
+
+def tui_script(tmp: Path, payload: Path, name: str = "tui.sh") -> Path:
+    """Tool-guest script: the real text UI on ttyS0 (80x24, ASCII), from payload."""
+    installer = " ".join(installer_command())
+    return guest_script(
+        tmp / name,
+        "stty -F /dev/ttyS0 rows 24 cols 80\n"
+        "export TERM=vt100 ENGINE_INSTALLER_LOG=/run/log/installer.log\n"
+        f"setsid -w -c {installer} --source {payload} --ascii </dev/ttyS0 >/dev/ttyS0 "
+        "2>/run/log/stderr\necho; echo @@TUI-EXIT $?; cat /run/log/stderr",
+    )
+
+
+def through_keyboard(console: SerialConsole, version: str, layout: str = "") -> None:
+    """Screens 1-4 as a technician does them; the existing-install screen (5) comes next."""
+    console.wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
+    assert "Install Engine" in console.focused()
+    console.press("enter")
+    screen = console.wait_for("2/5 Welcome")
+    assert f"Welcome to the Engine {version}" in screen
+    console.press("enter")
+    console.wait_for("3/5 Licence agreement")
+    assert "< Back >" in console.focused()  # the safe default
+    console.press("tab")
+    assert "< Accept >" in console.focused()
+    console.press("enter")
+    console.wait_for("4/5 Keyboard layout")
+    if layout:
+        console.type(layout)
+        console.wait_for(f"Search: {layout}")
+    console.press("enter")
+
+
+def confirm_summary(console: SerialConsole, button: str) -> str:
+    screen = console.wait_for("Summary")
+    assert "< Back >" in console.focused()
+    console.press("tab")
+    assert f"< {button} >" in console.focused()
+    console.press("enter")
+    return screen
+
+
+def power_off(console: SerialConsole, vm) -> None:
+    """The done screen's Power off: the machine switches off (QEMU exits)."""
+    console.press("tab")
+    assert "< Power off >" in console.focused()
+    console.press("enter")
+    vm.wait_exit(120)
+
+
+def fresh_install(console: SerialConsole, vm, disk_line: str, layout: str = "") -> str:
+    through_keyboard(console, "5.0", layout)
+    screen = console.wait_for("5/5 Target disk", timeout=120)
+    assert "No Engine installation was found" in screen
+    assert disk_line in console.focused()
+    console.press("enter")
+    summary = confirm_summary(console, "Install Engine")
+    assert "WILL BE ERASED" in summary
+    done = console.wait_for(r"Installed Engine 5\.0 \(build 50\)|could not finish", 600, True)
+    assert "Installed Engine 5.0 (build 50)" in done, done
+    assert "Remove the installation media" in done
+    power_off(console, vm)
+    return done
+
+
+def blank_disk(path: Path, size: int = 1200 * 1024**2) -> Path:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+FRESH_GUEST = [
+    # (cell, firmware for the disk boot, nvme, sector size, disk line on screen 5)
+    ("fresh install over serial, AHCI, SeaBIOS (tool guest)", "bios", False, 512, "/dev/sda"),
+    ("fresh install over serial, NVMe, OVMF (tool guest)", "uefi", True, 512, "/dev/nvme0n1"),
+    ("fresh install over serial, 4Kn NVMe, OVMF (tool guest)", "uefi", True, 4096, "/dev/nvme0n1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cell", "firmware", "nvme", "sector", "disk_line"),
+    [pytest.param(*row, marks=pytest.mark.cell(row[0]), id=row[0].split(",")[1].strip())
+     for row in FRESH_GUEST],
+)  # fmt: skip
+def test_fresh_install_over_serial(
+    tmp_path, payloads, tool_initramfs, cell, firmware, nvme, sector, disk_line
+):
+    disk = blank_disk(tmp_path / "laptop.img")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    nvme=nvme, sector_size=sector, firmware=firmware)  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        fresh_install(console, vm, disk_line, layout="de")
+    assert "@@TUI-EXIT 0" in vm.serial_text()
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware=firmware, nvme=nvme,
+                          sector_size=sector)  # fmt: skip
+    assert groups[:3] == ("5.0", "50", "A")
+
+
+@pytest.mark.cell("upgrade over serial 4.5 → 5.0 (tool guest, SeaBIOS)")
+def test_upgrade_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
+    base, hashes = engine45_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "5.0")
+        screen = console.wait_for("An Engine installation was found", timeout=120)
+        assert "Engine 4.5 (build 45), can be upgraded" in screen
+        assert "This medium:  Engine 5.0 (build 50)" in screen
+        assert "< Upgrade >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Upgrade Engine")
+        assert "kept" in summary
+        done = console.wait_for(r"Upgraded /dev/sda to Engine 5\.0|could not finish", 600, True)
+        assert "Upgraded /dev/sda to Engine 5.0" in done, done
+        assert "slot B" in done
+        # Local and custom VMs need a manual PV-driver upgrade; shared ones do not.
+        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "office-desktop" not in done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups == ("5.0", "50", "B", "3")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+
+
+@pytest.mark.cell("remove and reinstall over serial (tool guest, OVMF)")
+def test_remove_and_reinstall_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
+    base, _ = engine45_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2", firmware="uefi")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "5.0")
+        console.wait_for("An Engine installation was found", timeout=120)
+        console.press("tab")
+        assert "< Remove and reinstall >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Erase and reinstall")
+        assert "ALL DATA ON /dev/sda WILL BE ERASED" in summary
+        done = console.wait_for(r"Reinstalled Engine 5\.0|could not finish", 600, True)
+        assert "Reinstalled Engine 5.0 (build 50) on /dev/sda" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups == ("5.0", "50", "A", "0")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == {}
+
+
+@pytest.mark.cell("downgrade refused over serial (tool guest)")
+def test_downgrade_refused_over_serial(tmp_path, payloads, tool_initramfs, engine50_disk):
+    base, hashes = engine50_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["4.5"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "4.5")
+        screen = console.wait_for("would stop running", timeout=120)
+        assert "Engine 5.0 (build 50), NEWER than this medium" in screen
+        assert "finance-desktop (shared, for Engine 5.0)" in screen
+        assert "field-notes (local, for Engine 5.0)" in screen
+        assert "old-build-box" not in screen  # published for 4.5: still runs
+        assert "< Back >" in console.focused()
+        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
+        console.wait_for("Downgrade refused")
+    raw = flatten(disk, tmp_path / "after.raw")
+    assert vm_hashes(raw) == hashes
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups[:3] == ("5.0", "50", "A")
+
+
+@pytest.mark.cell("unattended via engine.autoinstall=fwcfg (tool guest)")
+def test_unattended_autoinstall_fwcfg(tmp_path, payloads, tool_initramfs):
+    disk = blank_disk(tmp_path / "laptop.img")
+    answers = answer_file(tmp_path / "answers.toml", "/dev/sda", payloads["5.0"])
+    installer = " ".join(installer_command())
+    entry = installer[: -len("engine_installer")] + "engine_installer.autoinstall"
+    script = guest_script(tmp_path / "auto.sh", f"{entry} --ascii </dev/null")
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    fw_cfg={"opt/engine/answers.toml": answers},
+                    extra_append="engine.autoinstall=fwcfg")  # fmt: skip
+    with vm:
+        vm.wait_for(re.escape(DONE) + r"\d+", timeout=GUEST_TIMEOUT)
+    serial = vm.serial_text()
+    assert "Unattended install: answers from /sys/firmware/qemu_fw_cfg" in serial
+    assert f"{DONE}0" in serial, serial[-3000:]
+    assert "Engine 5.0 build 50 installed on /dev/sda, slot A" in serial
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot")
+    assert groups[:3] == ("5.0", "50", "A")
