@@ -53,5 +53,22 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
+# make demo: a 5.0 sample payload, the ISO (live system base cached, see docs/iso.md), then
+# QEMU (TCG, q35, SeaBIOS) with the ISO as a DVD, a blank 8 GiB laptop disk and the installer
+# on this terminal (serial console on stdio; Ctrl-A X quits QEMU).
+DEMO := out/demo
+demo: setup
+	mkdir -p $(DEMO)
+	test -f $(DEMO)/payload-5.0/manifest.json || \
+		$(VENV)/bin/engine-iso sample-payload --version 5.0 --out $(DEMO)/payload-5.0
+	$(VENV)/bin/engine-iso build --payload $(DEMO)/payload-5.0 -o $(DEMO)/engine-5.0.iso
+	qemu-img create -q -f qcow2 $(DEMO)/laptop.qcow2 8G
+	@echo "Booting the Engine installer in QEMU (TCG: about a minute). Ctrl-A X quits."
+	qemu-system-x86_64 -accel tcg -machine q35 -m 2048 -smp 2 -nographic \
+		-drive if=none,id=dvd,format=raw,media=cdrom,readonly=on,file=$(DEMO)/engine-5.0.iso \
+		-device ide-cd,drive=dvd,bus=ide.1,bootindex=0 \
+		-drive if=none,id=laptop,format=qcow2,file=$(DEMO)/laptop.qcow2 \
+		-device ide-hd,drive=laptop,bus=ide.0,bootindex=1
+
 clean:
 	rm -rf $(VENV) build *.egg-info

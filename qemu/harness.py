@@ -69,6 +69,10 @@ class VM:
     no_reboot: bool = False  # QEMU exits instead of rebooting the guest
     snapshot: bool = False  # discard disk writes
     disk_format: str = "raw"
+    # More disks on the same bus that are not booted from (e.g. a second Engine disk).
+    other_disks: list[Path] = field(default_factory=list)
+    # Attach the boot disk after other_disks, so the OS enumerates it last (sdb, not sda).
+    boot_disk_last: bool = False
     extra_args: list[str] = field(default_factory=list)
     # -- added for the end-to-end matrix (all optional; defaults keep the old behaviour) -----
     media: Path | None = None  # the installer ISO
@@ -150,24 +154,11 @@ class VM:
         media_first = self.media is not None and self.boot_media
         disk_index = 2 if media_first else 1
         if self.disk is not None:
-            drive = f"if=none,id=disk0,format={self.disk_format},file={self.disk}"
-            drive += f",cache={self.cache}"
-            if self.snapshot:
-                drive += ",snapshot=on"
-            cmd += ["-drive", drive]
-            sizes = (
-                f",logical_block_size={self.logical_block_size},"
-                f"physical_block_size={self.logical_block_size}"
-            )
-            if self.bus == "ahci":
-                cmd += ["-device", f"ide-hd,drive=disk0,bus=ide.0,bootindex={disk_index}"]
-            elif self.bus == "nvme":
-                cmd += [
-                    "-device",
-                    f"nvme,drive=disk0,serial=ENGINE0001,bootindex={disk_index}{sizes}",
-                ]
-            else:
-                cmd += ["-device", f"virtio-blk-pci,drive=disk0,bootindex={disk_index}{sizes}"]
+            disks = [(Path(self.disk), True)] + [(Path(d), False) for d in self.other_disks]
+            if self.boot_disk_last:
+                disks = disks[1:] + disks[:1]
+            for index, (path, is_boot) in enumerate(disks):
+                cmd += self._disk_args(index, path, disk_index if is_boot else None)
         media_index = 1 if media_first else 3
         if self.usb or (self.media is not None and self.media_kind == "usb"):
             cmd += ["-device", "qemu-xhci,id=xhci"]
@@ -177,7 +168,7 @@ class VM:
                     "-drive",
                     f"if=none,id=media0,media=cdrom,readonly=on,format=raw,file={self.media}",
                     "-device",
-                    f"ide-cd,drive=media0,bus=ide.1,bootindex={media_index}",
+                    f"ide-cd,drive=media0,bus=ide.5,bootindex={media_index}",
                 ]
             else:
                 stick = self.workdir / f"usb-stick-{self._run}.qcow2"
@@ -204,6 +195,24 @@ class VM:
         for name, path in self.fw_cfg.items():
             cmd += ["-fw_cfg", f"name={name},file={path}"]
         return cmd + list(self.extra_args)
+
+    def _disk_args(self, index: int, path: Path, bootindex: int | None) -> list[str]:
+        drive = f"if=none,id=disk{index},format={self.disk_format},file={path}"
+        drive += f",cache={self.cache}"
+        if self.snapshot:
+            drive += ",snapshot=on"
+        boot = f",bootindex={bootindex}" if bootindex is not None else ""
+        sizes = (
+            f",logical_block_size={self.logical_block_size},"
+            f"physical_block_size={self.logical_block_size}"
+        )
+        if self.bus == "ahci":  # q35's built-in AHCI has six ports, ide.0 .. ide.5 (DVD)
+            device = f"ide-hd,drive=disk{index},bus=ide.{index}{boot}"
+        elif self.bus == "nvme":
+            device = f"nvme,drive=disk{index},serial=ENGINE{index + 1:04d}{boot}{sizes}"
+        else:
+            device = f"virtio-blk-pci,drive=disk{index}{boot}{sizes}"
+        return ["-drive", drive, "-device", device]
 
     def start(self) -> VM:
         if shutil.which(QEMU) is None:

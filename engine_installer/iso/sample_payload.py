@@ -341,7 +341,8 @@ def build_sample_payload(
             if pad_to < needed:
                 raise UserError(f"--pad-to {pad_to} is too small: the image needs {needed} bytes")
             size = pad_to
-        slot = slot_size or max(DEFAULT_SLOT_SIZE, (size + MiB - 1) // MiB * MiB)
+        # The slot leaves room: at least 256 MiB, else the image plus 64 MiB (whole MiB).
+        slot = slot_size or max(DEFAULT_SLOT_SIZE, (size + 65 * MiB - 1) // MiB * MiB)
         if size > slot:
             raise UserError(f"root.img ({size} bytes) exceeds --slot-size {slot}: raise it")
         make_ext4(

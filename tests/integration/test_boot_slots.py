@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -66,10 +67,11 @@ def loop_attach() -> Iterator:
     """attach(image) -> /dev/loopN with partition nodes; detached again after the test."""
     attached: list[str] = []
 
-    def attach(image: Path) -> str:
-        device = _run("losetup", "--find", "--show", str(image), text=True).stdout.strip()
+    def attach(image: Path, sector_size: int = 512) -> str:
+        device = _run(
+            "losetup", "--find", "--show", f"--sector-size={sector_size}", str(image), text=True
+        ).stdout.strip()
         attached.append(device)
-        _run("partx", "-a", device)  # BLKPG: the only way partition nodes appear here
         return device
 
     yield attach
@@ -85,11 +87,13 @@ def make_engine_disk(
     slot_b: Path | None,
     env: BootEnv,
     vms: dict[str, str],
+    sector_size: int = 512,
 ) -> None:
     """A raw disk image with the DESIGN GPT layout, slots written, GRUB and bootenv set."""
     total = ESP_START + ESP_SIZE + 2 * SLOT_SIZE + STORAGE_SIZE + MiB
     with open(image, "wb") as handle:
         handle.truncate(total)
+    device = attach(image, sector_size)
     _run(
         "sgdisk",
         f"-n1:1M:+{BIOS_BOOT_SIZE // 1024}K",
@@ -104,9 +108,9 @@ def make_engine_disk(
         f"-c4:{LABEL_ROOT_B}",
         "-n5:0:0",
         f"-c5:{LABEL_STORAGE}",
-        str(image),
+        device,
     )
-    device = attach(image)
+    _run("partx", "-a", device)  # BLKPG: the only way loop partition nodes appear here
     _run("mkfs.vfat", "-F", "32", "-n", "ENGINE-ESP", f"{device}p2")
     with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
         storage = Path(tmp) / "storage"
@@ -193,6 +197,59 @@ def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads, loop_attach
         assert match.groups()[:3] == ("4.5", "45", "A")
         assert "trial=1" not in vm.serial_text()
     assert esp_bootenv(image)[0] == BootEnv(active="A")
+
+
+def test_trial_slot_that_fails_after_the_kernel_reboots_and_falls_back(
+    tmp_path: Path, payloads, loop_attach
+) -> None:
+    """A trial slot whose system cannot start: the initrd reboots, GRUB gives up on it."""
+    broken = tmp_path / "broken-root.img"
+    shutil.copyfile(payloads["5.0"] / "root.img", broken)
+    _run("debugfs", "-w", "-R", "rm /sbin/init", str(broken))
+    image = tmp_path / "disk.img"
+    env = BootEnv(active="A", trial="B", tries=1)
+    make_engine_disk(image, loop_attach, payloads["4.5"] / "root.img", broken, env, VMS)
+    with VM(disk=image, firmware="bios", workdir=tmp_path / "vm") as vm:
+        vm.wait_for(r"slot B on \S+ holds no Engine", timeout=BOOT_TIMEOUT)
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)  # after the reboot
+        assert match.groups()[:3] == ("4.5", "45", "A")
+        print(f"trial failure + reboot + fallback: {vm.elapsed:.1f} s")
+    assert esp_bootenv(image)[0] == BootEnv(active="A")
+
+
+def test_second_engine_disk_does_not_confuse_the_boot(
+    tmp_path: Path, payloads, loop_attach
+) -> None:
+    """Two Engine disks; the booted one enumerates second (sdb) yet its own slot boots."""
+    other = tmp_path / "other.img"
+    image = tmp_path / "disk.img"
+    make_engine_disk(other, loop_attach, payloads["4.5"] / "root.img", None, BootEnv("A"), {})
+    make_engine_disk(image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS)
+    vm = VM(
+        disk=image,
+        other_disks=[other],
+        boot_disk_last=True,
+        firmware="uefi",
+        workdir=tmp_path / "vm",
+    )
+    with vm:
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
+        assert match.groups() == ("5.0", "50", "A", "2")
+        assert "slot A is /dev/sdb3" in vm.serial_text()
+
+
+def test_4kn_nvme_disk_boots_under_uefi(tmp_path: Path, payloads, loop_attach) -> None:
+    image = tmp_path / "disk.img"
+    make_engine_disk(
+        image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS, 4096
+    )
+    vm = VM(
+        disk=image, firmware="uefi", bus="nvme", logical_block_size=4096, workdir=tmp_path / "vm"
+    )
+    with vm:
+        match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)
+        assert match.groups() == ("5.0", "50", "A", "2")
+        assert "slot A is /dev/nvme0n1p3" in vm.serial_text()
 
 
 def test_harness_always_kills_qemu(tmp_path: Path) -> None:

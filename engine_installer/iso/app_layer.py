@@ -1,0 +1,132 @@
+"""The live system's small top layer: the installer, its pinned libraries, units and data.
+
+Rebuilt on every `engine-iso build` (seconds), stacked by live-boot above the cached base
+(/live/filesystem.squashfs < /live/installer.squashfs, in name order). The libraries come as
+wheels built on the host with `pip wheel` (the host is bookworm with the same Python 3.11 and
+libparted as the live system), cached by the pinned requirement list, and are installed into
+/opt/engine-installer/site with `pip install --no-index` so the image never reaches a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from ..errors import UserError
+from .base import mksquashfs, recipe_dir, repo_root
+
+SITE = "opt/engine-installer/site"
+DATA = "usr/share/engine-installer"
+LAUNCHER = """\
+#!/usr/bin/python3
+# {name}: the Engine installer's own copy of its code and pinned libraries.
+import sys
+
+sys.path.insert(0, "/{site}")
+from {module} import {func}
+
+sys.exit({func}())
+"""
+LAUNCHERS = {
+    "usr/local/bin/engine-installer": ("engine_installer.cli", "main"),
+    "usr/local/bin/engine-iso": ("engine_installer.iso.cli", "main"),
+    "usr/lib/engine-installer/check-medium": ("engine_installer.iso.live_check", "main"),
+}
+
+
+def pinned_requirements(root: Path | None = None) -> list[str]:
+    with open((root or repo_root()) / "pyproject.toml", "rb") as handle:
+        return sorted(tomllib.load(handle)["project"]["dependencies"])
+
+
+def _say(message: str) -> None:
+    print(f"engine-iso: {message}", file=sys.stderr, flush=True)
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args]
+    try:
+        subprocess.run(cmd, check=True)
+    except subprocess.CalledProcessError as err:
+        raise UserError(
+            f"pip {args[0]} failed (exit {err.returncode}): see its output above; building "
+            "wheels needs PyPI and libparted-dev (`make setup`)"
+        ) from None
+
+
+def build_wheels(cache: Path) -> Path:
+    """The pinned libraries and their dependencies as wheels, cached by the pin list and
+    this Python's version (the live system runs the same Debian Python)."""
+    requirements = pinned_requirements()
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    key = hashlib.sha256("\n".join([tag, *requirements]).encode()).hexdigest()[:16]
+    wheels = cache / f"wheels-{key}"
+    if (wheels / ".complete").is_file():
+        return wheels
+    _say(f"building wheels for {', '.join(requirements)}")
+    partial = cache / f"wheels-{key}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _pip("wheel", "--wheel-dir", str(partial), *requirements)
+    (partial / ".complete").write_text("\n".join(requirements) + "\n")
+    shutil.rmtree(wheels, ignore_errors=True)
+    partial.rename(wheels)
+    return wheels
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    shutil.copytree(
+        source,
+        target,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+
+
+def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
+    """Fill `stage` with everything the top layer holds."""
+    root = repo_root()
+    site = stage / SITE
+    _pip("install", "--no-index", "--find-links", str(wheels), "--target", str(site),
+         "--no-compile", "--no-warn-script-location", *pinned_requirements())  # fmt: skip
+    shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with the host's shebang
+    _copy_tree(root / "engine_installer", site / "engine_installer")
+    # Byte-compile once here (the live root is read-only underneath); with SOURCE_DATE_EPOCH
+    # set, py_compile writes hash-checked .pyc files, identical on every build.
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "1", "-s", str(stage), "-p", "/",
+         str(site)],
+        check=True, env=env,
+    )  # fmt: skip
+    _copy_tree(recipe_dir() / "overlay", stage)
+    for relpath, (module, func) in LAUNCHERS.items():
+        path = stage / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(LAUNCHER.format(name=path.name, site=SITE, module=module, func=func))
+        path.chmod(0o755)
+    data = stage / DATA
+    data.mkdir(parents=True, exist_ok=True)
+    for name in ("eula.txt",):
+        source = root / "iso-build" / name
+        if source.is_file():
+            shutil.copyfile(source, data / name)
+    if (root / "hw-profiles").is_dir():
+        _copy_tree(root / "hw-profiles", data / "hw-profiles")
+
+
+def build_app_layer(work: Path, cache: Path, settings: dict, epoch: int) -> Path:
+    """Build installer.squashfs in `work`; returns its path."""
+    wheels = build_wheels(cache)
+    stage = work / "app-stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    stage_app(stage, wheels, epoch)
+    output = work / "installer.squashfs"
+    mksquashfs(stage, output, settings, ["-all-root"])
+    return output

@@ -1,0 +1,208 @@
+"""engine-iso build: the installer ISO from the recipe in iso-build/ and an Engine payload.
+
+    engine-iso build --payload DIR -o FILE [--dual-layer] [--cache DIR] [--rebuild-base]
+
+Medium layout (project-wide, see docs/iso.md):
+    /.engine-id/<build-id>       GRUB finds this medium by it (bootloader.py)
+    /.disk/live-uuid-engine      live-boot finds this medium by it (same ID, in the initrd too)
+    /boot/grub/{grub.cfg,bios.img,efi.img,boot.cat}
+    /live/{vmlinuz,initrd.img,filesystem.squashfs,installer.squashfs}
+    /engine/                     the Engine payload (manifest.json and its artifacts)
+    /SHA256SUMS                  every regular file except itself and the boot catalog
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from ..payload import find_payload_dir, load_manifest, verify_payload
+from . import app_layer, base, bootloader, iso_image
+
+BUILD_FORMAT = "engine-iso-1"
+CD_BYTES = 737_280_000  # an 80-minute "700 MB" CD-R: 360,000 sectors of 2048 bytes
+DVD_BYTES = 4_700_372_992  # single-layer DVD±R "4.7 GB"
+DVD_DL_BYTES = 8_543_666_176  # dual-layer DVD+R "8.5 GB"
+BIOS_BOOT = "boot/grub/bios.img"
+EFI_BOOT = "boot/grub/efi.img"
+BOOT_CATALOG = "boot/grub/boot.cat"
+LIVE_UUID = ".disk/live-uuid-engine"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--payload", type=Path, required=True, metavar="DIR",
+                        help="Engine payload directory (holding manifest.json), e.g. from "
+                        "`engine-iso sample-payload`")  # fmt: skip
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+                        help="the ISO to write")  # fmt: skip
+    parser.add_argument("--dual-layer", action="store_true",
+                        help="allow an ISO larger than a single-layer DVD (4.7 GB)")  # fmt: skip
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="cache for the live system base and wheels (default: "
+                        f"${base.CACHE_ENV} or ~/.cache/engine-installer)")  # fmt: skip
+    parser.add_argument("--menu-default", choices=bootloader.MENU_ENTRIES, default="install",
+                        help="boot menu entry chosen after the timeout (default: install; "
+                        "check = always check the medium first)")  # fmt: skip
+    parser.add_argument("--rebuild-base", action="store_true",
+                        help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
+
+
+def source_date_epoch() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return int(time.time())
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(
+            f"SOURCE_DATE_EPOCH={value!r} is not a number: set it to seconds since 1970"
+        ) from None
+
+
+def size_report(size: int, dual_layer: bool) -> str:
+    """One line on where the ISO fits; UserError when it fits no DVD it was allowed on."""
+    mb = size / 1_000_000
+    limit, medium = (DVD_DL_BYTES, "a dual-layer DVD (8.5 GB)") if dual_layer else (
+        DVD_BYTES, "a single-layer DVD (4.7 GB)")  # fmt: skip
+    if size > limit:
+        hint = "" if dual_layer else "; pass --dual-layer to allow a dual-layer DVD"
+        raise UserError(f"the ISO would be {mb:.0f} MB, larger than {medium}: use a smaller "
+                        f"payload{hint}")  # fmt: skip
+    if size > CD_BYTES:
+        return (f"{mb:.0f} MB: does not fit on a CD (700 MB); write it to a DVD or a USB "
+                "stick")  # fmt: skip
+    return f"{mb:.0f} MB: fits on a CD, a DVD or a USB stick"
+
+
+def volume_id(version: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", f"ENGINE_{version}".upper())[:32]
+
+
+def initrd_with_uuid(initrd: Path, build_id: str, work: Path, epoch: int) -> Path:
+    """The cached initrd plus an appended cpio holding conf/uuid.conf = the build ID.
+
+    live-boot then mounts only a medium whose /.disk/live-uuid-* holds the same ID, the same
+    never-guess rule GRUB follows. The kernel unpacks concatenated initramfs archives in order;
+    the zero padding keeps the appended one 4-byte aligned as init/initramfs.c requires."""
+    tree = work / "initrd-extra"
+    (tree / "conf").mkdir(parents=True, exist_ok=True)
+    (tree / "conf" / "uuid.conf").write_text(build_id + "\n")
+    for path in (tree / "conf" / "uuid.conf", tree / "conf"):
+        path.chmod(0o644 if path.is_file() else 0o755)
+        os.utime(path, (epoch, epoch))
+    extra = subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"],
+        input=b"conf\nconf/uuid.conf\n", cwd=tree, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    output = work / "initrd.img"
+    with open(output, "wb") as out, open(initrd, "rb") as src:
+        shutil.copyfileobj(src, out, 4 * 1024 * 1024)
+        out.write(b"\0" * (-out.tell() % 512))
+        out.write(extra)
+    return output
+
+
+def payload_files(payload_dir: Path) -> dict[str, Path]:
+    files = {}
+    for path in sorted(payload_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[f"engine/{path.relative_to(payload_dir).as_posix()}"] = path
+    return files
+
+
+def build_iso(
+    payload: Path,
+    output: Path,
+    *,
+    cache: Path | None = None,
+    dual_layer: bool = False,
+    rebuild_base: bool = False,
+    menu_default: str = "install",
+    say=print,
+) -> iso_image.Layout:
+    started = time.monotonic()
+    payload_dir = find_payload_dir(payload)
+    manifest = load_manifest(payload_dir)
+    verify_payload(manifest)  # an ISO never carries a payload that fails its own manifest
+    output = output.resolve()
+    if output.is_dir():
+        raise UserError(f"{output} is a directory: give -o a file name such as engine.iso")
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent} does not exist: create it or pick another -o")
+    epoch = source_date_epoch()
+    cache = (cache or base.default_cache_dir()).resolve()
+    base_layer = base.build_base(cache, rebuild=rebuild_base)
+    settings = base.read_settings(base.recipe_dir())
+    with tempfile.TemporaryDirectory(prefix=".engine-iso-", dir=output.parent) as tmp:
+        work = Path(tmp)
+        app = app_layer.build_app_layer(work, cache, settings, epoch)
+        files: dict[str, Path | bytes] = {
+            "live/vmlinuz": base_layer.kernel,
+            "live/filesystem.squashfs": base_layer.squashfs,
+            "live/installer.squashfs": app,
+            **payload_files(payload_dir),
+        }
+        # The build ID is derived from every input, so the same inputs give the same ISO.
+        digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n{menu_default}\n".encode())
+        for rel in sorted(files):
+            digest.update(f"{rel} {iso_image.sha256_source(files[rel])}\n".encode())
+        digest.update(base_layer.initrd.read_bytes())
+        build_id = digest.hexdigest()[:32]
+        label = manifest.label()
+        files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
+        boot = bootloader.build_boot_images(
+            work / "boot", build_id, label, epoch, default=menu_default
+        )
+        files[BIOS_BOOT] = boot.bios_image.read_bytes()
+        files[EFI_BOOT] = boot.efi_image
+        files["boot/grub/grub.cfg"] = boot.grub_cfg.encode()
+        files[bootloader.id_file_path(build_id).lstrip("/")] = (
+            f"Engine installer medium\n{label}\nbuild-id {build_id}\n".encode()
+        )
+        files[LIVE_UUID] = f"{build_id}\n".encode()
+        verdict: list[str] = []
+        partial = work / "engine.iso"
+        layout = iso_image.assemble(
+            partial,
+            files,
+            volume_id=volume_id(manifest.version),
+            bios_boot=BIOS_BOOT,
+            efi_boot=EFI_BOOT,
+            boot_catalog=BOOT_CATALOG,
+            epoch=epoch,
+            disk_signature=bytes.fromhex(build_id[:8]),
+            size_check=lambda size: verdict.append(size_report(size, dual_layer)),
+        )
+        os.utime(partial, (epoch, epoch))
+        partial.replace(output)
+    say(f"{output}: {label}, build {build_id}")
+    say(f"size {output.stat().st_size:,} bytes, {verdict[0]}")
+    say(f"built in {time.monotonic() - started:.1f} s (live system base {base_layer.key})")
+    return layout
+
+
+def run(args: argparse.Namespace) -> int:
+    build_iso(
+        args.payload,
+        args.output,
+        cache=args.cache,
+        dual_layer=args.dual_layer,
+        rebuild_base=args.rebuild_base,
+        menu_default=args.menu_default,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `engine-iso build` is the entry point
+    from .cli import main
+
+    sys.exit(main(["build", *sys.argv[1:]]))

@@ -1,0 +1,17 @@
+#!/bin/sh
+# mmdebstrap --customize-hook: runs after all packages are installed; $1 is the new root,
+# $2 the hostname from base.toml.
+set -eu
+root="$1"
+hostname="$2"
+echo "$hostname" > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$hostname" > "$root/etc/hosts"
+# Install media: no password stands between a technician and the emergency shell or a
+# debugging console (the installer itself runs without any login, see the app layer).
+chroot "$root" passwd -d root >/dev/null
+# Each boot gets its own machine-id (systemd creates it on the overlay at first boot).
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+# Nothing in the base should wait for a network that install media do not need.
+rm -f "$root"/etc/systemd/system/multi-user.target.wants/apt-daily*.timer
+rm -f "$root"/var/log/*.log "$root"/var/cache/ldconfig/aux-cache

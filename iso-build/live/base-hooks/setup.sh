@@ -1,0 +1,18 @@
+#!/bin/sh
+# mmdebstrap --setup-hook: runs before any package is installed; $1 is the new root.
+set -eu
+root="$1"
+# zstd initramfs: smaller and quicker to build and unpack than gzip.
+mkdir -p "$root/etc/initramfs-tools/conf.d"
+echo "COMPRESS=zstd" > "$root/etc/initramfs-tools/conf.d/engine-compress.conf"
+# Keep the base small: no docs, man pages or translations on install media.
+mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
+cat > "$root/etc/dpkg/dpkg.cfg.d/engine-nodoc" <<'CFG'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+CFG

@@ -1,0 +1,169 @@
+"""Build policy and the live-system recipe: size messages, boot menu, units, cache keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine_installer.errors import UserError
+from engine_installer.iso import base, bootloader, builder, live_check
+from engine_installer.iso.medium_check import check_medium_dir
+from tests.iso_helpers import fake_payload
+
+GENERATOR = (
+    base.recipe_dir() / "overlay/usr/lib/systemd/system-generators/engine-installer-generator"
+)
+
+
+def test_size_report_fits_a_cd():
+    assert "fits on a CD" in builder.size_report(300_000_000, dual_layer=False)
+
+
+def test_size_report_says_plainly_it_does_not_fit_a_cd():
+    message = builder.size_report(800_000_000, dual_layer=False)
+    assert "does not fit on a CD (700 MB)" in message and "DVD or a USB stick" in message
+
+
+def test_size_over_single_layer_dvd_is_refused_unless_dual_layer():
+    with pytest.raises(UserError, match=r"single-layer DVD.*--dual-layer"):
+        builder.size_report(5_000_000_000, dual_layer=False)
+    assert "does not fit on a CD" in builder.size_report(5_000_000_000, dual_layer=True)
+    with pytest.raises(UserError, match="dual-layer DVD"):
+        builder.size_report(9_000_000_000, dual_layer=True)
+
+
+def test_volume_id_is_iso9660_safe():
+    assert builder.volume_id("5.0") == "ENGINE_5_0"
+    assert builder.volume_id("10.2-beta+x") == "ENGINE_10_2_BETA_X"
+
+
+def test_bad_source_date_epoch_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(UserError, match="SOURCE_DATE_EPOCH"):
+        builder.source_date_epoch()
+
+
+def test_build_refuses_a_payload_that_fails_its_manifest(tmp_path):
+    payload = fake_payload(tmp_path / "p")
+    with open(payload / "root.img", "r+b") as handle:
+        handle.write(b"X")
+    with pytest.raises(UserError, match="root.img"):
+        builder.build_iso(payload, tmp_path / "x.iso", cache=tmp_path / "cache")
+    assert not (tmp_path / "x.iso").exists()
+
+
+def test_menu_has_the_three_entries_same_for_bios_and_uefi():
+    menu = bootloader.grub_menu("abc123", "Engine 5.0 (build 1)")
+    titles = [line.split('"')[1] for line in menu.splitlines() if line.startswith("menuentry")]
+    assert titles == [
+        "Install Engine",
+        "Check the medium, then install",
+        "Boot from the first hard disk",
+    ]
+    assert "set default=install" in menu and f"set timeout={bootloader.MENU_TIMEOUT}" in menu
+    assert "serial --unit=0" in menu and "terminal_output console serial" in menu
+    check = menu.split("Check the medium")[1].split("menuentry")[0]
+    assert "engine.checkmedia=1" in check
+    assert "engine.checkmedia" not in menu.split("Check the medium")[0]
+    assert "console=ttyS0,115200n8" in menu
+
+
+def test_early_config_finds_the_medium_by_its_build_id_only():
+    early = bootloader.early_config("abc123")
+    assert "search --no-floppy --file --set=root /.engine-id/abc123" in early
+    assert early.index("set root=") < early.index("search")  # no fallback to a guess
+
+
+def run_generator(tmp_path: Path, cmdline: str) -> tuple[set[str], set[str]]:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    normal, early = tmp_path / "normal", tmp_path / "early"
+    env = dict(os.environ, ENGINE_CMDLINE=str(tmp_path / "cmdline"))
+    subprocess.run(["sh", str(GENERATOR), str(normal), str(early), str(tmp_path / "late")],
+                   check=True, env=env)  # fmt: skip
+    started = {p.name for p in (normal / "multi-user.target.wants").iterdir()}
+    masked = {p.name for p in early.iterdir() if os.readlink(p) == "/dev/null"}
+    return started, masked
+
+
+def test_generator_starts_one_installer_per_console(tmp_path):
+    started, masked = run_generator(
+        tmp_path, "boot=live quiet console=tty0 console=ttyS0,115200n8 console=ttyS1"
+    )
+    assert started == {
+        "engine-installer@tty1.service",
+        "engine-installer-serial@ttyS0.service",
+        "engine-installer-serial@ttyS1.service",
+    }
+    assert masked == {"getty@tty1.service", "serial-getty@ttyS0.service",
+                      "serial-getty@ttyS1.service"}  # fmt: skip
+
+
+def test_generator_serves_tty1_without_console_args(tmp_path):
+    started, _ = run_generator(tmp_path, "boot=live quiet")
+    assert started == {"engine-installer@tty1.service"}
+
+
+def test_units_run_the_installer_without_login():
+    units = base.recipe_dir() / "overlay/etc/systemd/system"
+    serial = (units / "engine-installer-serial@.service").read_text()
+    assert "ExecStart=/usr/local/bin/engine-installer --ascii" in serial
+    assert "TTYRows=24" in serial and "TTYColumns=80" in serial
+    vt = (units / "engine-installer@.service").read_text()
+    assert "ExecStart=/usr/local/bin/engine-installer\n" in vt
+    for text in (serial, vt):
+        assert "Requires=engine-checkmedia.service" in text
+        assert "agetty" not in text and "/bin/login" not in text
+    check = (units / "engine-checkmedia.service").read_text()
+    assert "ConditionKernelCommandLine=engine.checkmedia=1" in check
+
+
+def test_console_devices_for_the_medium_check():
+    devices = live_check.console_devices("quiet console=tty0 console=ttyS0,115200n8")
+    assert devices == [Path("/dev/tty1"), Path("/dev/ttyS0")]
+
+
+def medium_dir(tmp_path: Path) -> Path:
+    medium = tmp_path / "medium"
+    fake_payload(medium / "engine")
+    lines = []
+    for path in sorted(medium.rglob("*")):
+        if path.is_file():
+            digest = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True,
+                                    check=True).stdout.split()[0]  # fmt: skip
+            lines.append(f"{digest}  {path.relative_to(medium).as_posix()}\n")
+    (medium / "SHA256SUMS").write_text("".join(lines))
+    return medium
+
+
+def test_live_check_passes_a_good_medium_and_stops_a_bad_one(tmp_path, capsys):
+    medium = medium_dir(tmp_path)
+    check_medium_dir(medium)
+    consoles = live_check.Consoles([])
+    assert live_check.run_check(medium, consoles) == 0
+    with open(medium / "engine" / "root.img", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff")
+    assert live_check.run_check(medium, consoles) == 1
+    out = capsys.readouterr().out
+    assert "THE MEDIUM IS DAMAGED" in out and "engine/root.img" in out
+
+
+def test_base_key_follows_the_recipe(tmp_path):
+    recipe = tmp_path / "live"
+    shutil.copytree(base.recipe_dir(), recipe)
+    key = base.base_key(recipe)
+    assert key == base.base_key(base.recipe_dir())
+    (recipe / "overlay" / "extra").write_text("the app layer is not part of the base\n")
+    assert base.base_key(recipe) == key
+    with open(recipe / "packages.txt", "a") as handle:
+        handle.write("less\n")
+    assert base.base_key(recipe) != key
+
+
+def test_cache_dir_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv(base.CACHE_ENV, str(tmp_path))
+    assert base.default_cache_dir() == tmp_path
