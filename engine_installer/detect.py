@@ -110,6 +110,16 @@ def _read_bootenv(data: bytes):
         return read_bootenv(Path(handle.name))
 
 
+def _whole_disk_fstype(path: str) -> str:
+    proc = subprocess.run(
+        ["blkid", "-p", "-o", "value", "-s", "TYPE", path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip()
+
+
 def _fs_summary(disk: DiskInfo) -> str:
     parts = [f"{p.path} {p.fstype or 'unknown'}" for p in disk.partitions]
     return ", ".join(parts) if parts else "an unknown partition table"
@@ -133,7 +143,12 @@ def inspect_disk(disk: DiskInfo, media: Manifest | None) -> Inspection:
     except Exception:  # noqa: BLE001 - an unreadable disk is reported, never fatal
         gpt = []
     if not gpt and not disk.partitions:
-        return Inspection(install=None)
+        fstype = _whole_disk_fstype(disk.path)
+        if not fstype:
+            return Inspection(install=None)  # empty: not listed
+        found.state = STATE_FOREIGN
+        found.reason = f"the whole disk holds a {fstype} filesystem (no partition table)"
+        return Inspection(install=found)
     labels = {name: (number, start, size) for number, name, start, size in gpt}
     inspection = Inspection(install=found, partitions=labels)
     engine = [label for label in ENGINE_LABELS if label in labels]

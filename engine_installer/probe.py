@@ -81,7 +81,7 @@ def _udev_props(context, sys_path: Path) -> dict[str, str]:
     try:
         import pyudev
 
-        device = pyudev.Devices.from_sys_path(context, str(sys_path))
+        device = pyudev.Devices.from_sys_path(context, os.path.realpath(sys_path))
         return {k: str(v) for k, v in device.properties.items()}
     except Exception:  # noqa: BLE001
         return {}

@@ -6,7 +6,9 @@ The same plan → prepare → run_plan path the text UI uses; only the progress 
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +35,46 @@ def open_source(source: Path | None) -> Iterator[Manifest]:
             )
         source = BOOT_MEDIUM_PAYLOAD
     if source.is_file():
-        with mounted(source, "iso9660", readonly=True, options="loop") as root:
-            yield load_manifest(find_payload_dir(root))
+        if _kernel_has("iso9660"):
+            with mounted(source, "iso9660", readonly=True, options="loop") as root:
+                yield load_manifest(find_payload_dir(root))
+            return
+        # No iso9660 in this kernel: extract engine/ with xorriso (user space) instead.
+        with tempfile.TemporaryDirectory(prefix="engine-iso-") as tmp:
+            proc = subprocess.run(
+                [
+                    "xorriso",
+                    "-osirrox",
+                    "on",
+                    "-indev",
+                    str(source),
+                    "-extract",
+                    "/engine",
+                    f"{tmp}/engine",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise UserError(
+                    f"cannot read {source} as an Engine ISO (xorriso: "
+                    f"{(proc.stderr.strip().splitlines() or ['failed'])[-1]}): check the file"
+                )
+            yield load_manifest(find_payload_dir(Path(tmp)))
         return
     if not source.exists():
         raise UserError(f"source {source} does not exist: point it at a payload or an Engine ISO")
     yield load_manifest(find_payload_dir(source))
+
+
+def _kernel_has(fstype: str) -> bool:
+    try:
+        if f"\t{fstype}\n" in Path("/proc/filesystems").read_text():
+            return True
+    except OSError:
+        return False
+    return subprocess.run(["modprobe", "-q", fstype], check=False).returncode == 0
 
 
 class TextProgress:
@@ -77,7 +113,11 @@ def run_unattended(args) -> int:
             )
             print(format_actions(prepared.actions))
             return 0
-        result = execute(prepared, progress)
+        try:
+            result = execute(prepared, progress)
+        except UserError as err:
+            # Something failed after writing began: point at the full log.
+            raise type(err)(f"{err} (log: {log_path})") from None
     verb = {"install": "installed", "reinstall": "reinstalled", "upgrade": "upgraded"}
     line = f"Engine {result.version} build {result.build} {verb[result.action]} on {result.disk}"
     line += f", slot {result.slot}"
@@ -90,5 +130,9 @@ def run_unattended(args) -> int:
             print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
     elif result.action == "upgrade":
         print("No VM needs a manual PV-driver upgrade.")
+    if prepared.blocked_vms:
+        print(f"VMs published for a newer Engine that will not run on {result.version}:")
+        for vm in prepared.blocked_vms:
+            print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
     print(f"log: {log_path}")
     return 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 
 import parted
 
@@ -13,11 +16,30 @@ from ..layout import LABEL_BIOS, LABEL_ESP, PartitionSpec
 from ..probe import partition_path
 
 NODE_TIMEOUT = 10.0
+# libparted keeps global state (its device list); detection calls in from several threads.
+_LIBPARTED = threading.Lock()
+
+
+@contextlib.contextmanager
+def _device(disk: str) -> Iterator[parted.Device]:
+    """A libparted device, dropped from libparted's cache afterwards: the cache keeps the size
+    it saw first, which goes stale when a disk (or loop device) is replaced under the path."""
+    with _LIBPARTED:
+        device = parted.getDevice(disk)
+        try:
+            yield device
+        finally:
+            device.removeFromCache()
 
 
 def write_gpt(disk: str, specs: list[PartitionSpec]) -> None:
     """Replace whatever is on disk with a fresh GPT holding exactly specs."""
-    device = parted.getDevice(disk)
+    with _device(disk) as device:
+        _write_gpt(device, specs)
+    wait_for_partitions(disk, [s.number for s in specs])
+
+
+def _write_gpt(device: parted.Device, specs: list[PartitionSpec]) -> None:
     sector = device.sectorSize
     table = parted.freshDisk(device, "gpt")
     for spec in specs:
@@ -35,7 +57,6 @@ def write_gpt(disk: str, specs: list[PartitionSpec]) -> None:
     # commit() writes both GPT copies and tells the kernel through BLKPG, which is what
     # creates /dev/loopNpM nodes (a plain re-read does not for loop devices).
     table.commit()
-    wait_for_partitions(disk, [s.number for s in specs])
 
 
 def wait_for_partitions(disk: str, numbers: list[int], timeout: float = NODE_TIMEOUT) -> None:
@@ -64,15 +85,15 @@ def ensure_partition_nodes(disk: str, numbers: list[int]) -> None:
 
 def read_gpt(disk: str) -> list[tuple[int, str, int, int]]:
     """(number, name, start bytes, size bytes) per partition, read only; [] without a GPT."""
-    device = parted.getDevice(disk)
-    try:
-        table = parted.newDisk(device)
-    except Exception:  # noqa: BLE001 - _ped raises several unrelated types for "no label"
-        return []
-    if table.type != "gpt":
-        return []
-    sector = device.sectorSize
-    return [
-        (p.number, p.name or "", p.geometry.start * sector, p.geometry.length * sector)
-        for p in table.partitions
-    ]
+    with _device(disk) as device:
+        try:
+            table = parted.newDisk(device)
+        except Exception:  # noqa: BLE001 - _ped raises several unrelated types for "no label"
+            return []
+        if table.type != "gpt":
+            return []
+        sector = device.sectorSize
+        return [
+            (p.number, p.name or "", p.geometry.start * sector, p.geometry.length * sector)
+            for p in table.partitions
+        ]

@@ -43,9 +43,11 @@ def _interrupted_install(disk: str, payload) -> None:
 
 
 def test_detection_states(make_loop, payloads):
-    newer, incomplete, damaged, foreign_ext4, foreign_ntfs, empty = (
-        make_loop(SIZE, name=n) for n in ("newer", "incomplete", "damaged", "ext4", "ntfs", "empty")
+    names = ("newer", "incomplete", "damaged", "ext4", "ntfs", "whole", "empty")
+    newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty = (
+        make_loop(SIZE, name=n) for n in names
     )
+    run(["mkfs.ext4", "-q", whole])  # a filesystem on the whole disk, no partition table
     _install(newer, payloads["5.1"])
     add_vms(newer, {"render": ("custom", "5.1")})
     _interrupted_install(incomplete, payloads["4.5"])
@@ -61,7 +63,7 @@ def test_detection_states(make_loop, payloads):
     with open(part(foreign_ntfs, 1), "r+b") as handle:
         handle.write(b"\xebR\x90NTFS    " + bytes(500) + b"\x55\xaa")
 
-    disks = [newer, incomplete, damaged, foreign_ext4, foreign_ntfs, empty]
+    disks = [newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty]
     before = {d: device_sha256(d) for d in disks}
     args = ["--source", str(payloads["5.0"]), "detect", "--json"]
     for disk in disks:
@@ -77,7 +79,7 @@ def test_detection_states(make_loop, payloads):
     assert "never finished" in found[incomplete]["reason"]
     assert found[damaged]["state"] == "damaged"
     assert "boot environment" in found[damaged]["reason"]
-    for foreign in (foreign_ext4, foreign_ntfs):
+    for foreign in (foreign_ext4, foreign_ntfs, whole):
         assert found[foreign]["state"] == "foreign", found[foreign]
         assert found[foreign]["reason"]
     for entry in found.values():

@@ -117,12 +117,35 @@ def test_install_upgrade_reinstall(make_loop, payloads, tmp_path, log_dir):
 def test_dry_run_touches_nothing(make_loop, payloads, tmp_path):
     from conftest import device_sha256
 
-    disk = make_loop()
+    disk = make_loop(720 * 1024 * 1024)
     before = device_sha256(disk)
-    answers = write_answers(tmp_path / "a.toml", disk, payloads["5.0"])
+    # A stable link (as under /dev/disk/by-id/) is resolved to the disk it names.
+    link = tmp_path / "ata-LAPTOP_SSD_1234"
+    link.symlink_to(disk)
+    answers = write_answers(tmp_path / "a.toml", str(link), payloads["5.0"])
     proc = engine_installer("--answers", str(answers), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "dry run: install Engine 5.0" in proc.stdout
+    assert f"dry run: install Engine 5.0 (build 50) on {disk} " in proc.stdout
     for kind in ("partition", "format", "write-slot", "verify-slot", "bootloader", "bootenv"):
         assert kind in proc.stdout
+    assert device_sha256(disk) == before
+
+
+def test_dry_run_from_an_engine_iso(make_loop, payloads, tmp_path):
+    """source may be an Engine ISO file: read without the kernel's iso9660 if need be."""
+    from conftest import device_sha256, run
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    import shutil
+
+    shutil.copytree(payloads["5.0"], tree / "engine")
+    iso = tmp_path / "engine-5.0.iso"
+    run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)])
+    disk = make_loop(720 * 1024 * 1024)
+    before = device_sha256(disk)
+    answers = write_answers(tmp_path / "a.toml", disk, iso)
+    proc = engine_installer("--answers", str(answers), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run: install Engine 5.0 (build 50)" in proc.stdout
     assert device_sha256(disk) == before
