@@ -6,9 +6,10 @@
     engine.autoinstall=answers.toml       a path on the boot medium (/run/live/medium/...)
 
 Without the argument the text UI runs and asks before touching any disk. The live system's
-installer units run `python3 -m engine_installer.autoinstall [--ascii]`: with an answer file it
-runs `engine-installer --answers FILE` on the first console to get there (a lock keeps the other
-consoles from starting a second run; they show where it runs); otherwise it starts the text UI.
+`engine-installer` launcher (what its console units run, `engine-installer [--ascii]`) calls
+main() here: with an answer file it runs `engine-installer --answers FILE` once per boot on the
+first console to get there (a lock keeps the other consoles from starting a second run; they
+say where it runs); otherwise, and for any other arguments, it is plain `engine-installer`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ FWCFG_ROOT = Path("/sys/firmware/qemu_fw_cfg/by_name")
 MEDIUM_ROOT = Path("/run/live/medium")
 LOCK = Path("/run/engine-autoinstall.lock")
 COPY = Path("/run/engine-autoinstall.toml")
+DONE = Path("/run/engine-autoinstall.done")
+LOG_HINT = "/var/log/engine-installer/"
 
 
 def autoinstall_value(cmdline: str) -> str | None:
@@ -88,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import main as installer_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Only the plain installer start (as the live units do it) turns unattended: a technician
+    # running `engine-installer detect` in a shell gets exactly that.
+    from .cli import build_parser
+
+    args, _ = build_parser().parse_known_args(argv)
+    if args.command or args.answers or args.dry_run or args.profile or DONE.exists():
+        return installer_main(argv)
     answers = find_answer_file(Path("/proc/cmdline").read_text())
     if answers is None:
         return installer_main(argv)
@@ -99,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             lock.seek(0)
             where = lock.read().strip() or "another console"
             print(f"An unattended install ({ARGUMENT}) is running on {where}; wait for it there.")
-            fcntl.flock(lock, fcntl.LOCK_EX)  # wait until it ends, then leave quietly
+            fcntl.flock(lock, fcntl.LOCK_EX)  # wait until it ends
+            print(f"The unattended install has finished; its log is in {LOG_HINT}.", flush=True)
             return 0
         lock.truncate(0)
         lock.write(_console_name())
@@ -108,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         # path must not point into sysfs.
         shutil.copyfile(answers, COPY)
         print(f"Unattended install: answers from {answers} ({ARGUMENT})", flush=True)
-        return installer_main(["--answers", str(COPY)])
+        source = ["--source", str(args.source)] if args.source else []
+        status = installer_main(["--answers", str(COPY), *source])
+        # Once per boot: when the console's unit restarts, the text UI comes up instead
+        # (reboot / power off), never a second unattended run.
+        DONE.write_text(f"{status}\n")
+        print(f"Unattended install finished (exit {status}).", flush=True)
+        return status
 
 
 if __name__ == "__main__":

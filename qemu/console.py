@@ -1,8 +1,9 @@
 """Read the installer's screen over a VM's serial line (pyte, 80x24) and type keys into it.
 
-The screen is rebuilt from the serial log, which QEMU writes from power-on whether or not
-anyone is connected, so nothing drawn before the driver attached is missed; keys go in through
-the serial chardev's unix socket, read back by the guest as its ttyS0 input. Tests assert on
+The harness connects to the serial chardev's unix socket as soon as QEMU starts and keeps
+every byte QEMU sends (VM.console_bytes()); the screen is rebuilt from those, so nothing drawn
+before the driver was created is missed. Keys go in through the same socket (the guest's ttyS0
+input). Tests assert on
 SerialConsole.text() — what a technician at a serial terminal sees.
 
     console = SerialConsole(vm)
@@ -51,7 +52,7 @@ class SerialConsole:
 
     def pump(self) -> None:
         """Feed whatever the guest wrote since the last call into the emulator."""
-        data = self.vm.serial_bytes()
+        data = self.vm.console_bytes()
         if len(data) > self.offset:
             self.stream.feed(data[self.offset :])
             self.offset = len(data)
@@ -93,10 +94,10 @@ class SerialConsole:
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> str:
         """Wait until the guest has written nothing for `seconds` (a redraw has finished)."""
         deadline = time.monotonic() + timeout
-        last, since = len(self.vm.serial_bytes()), time.monotonic()
+        last, since = len(self.vm.console_bytes()), time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            size = len(self.vm.serial_bytes())
+            size = len(self.vm.console_bytes())
             if size != last:
                 last, since = size, time.monotonic()
             elif time.monotonic() - since >= seconds:

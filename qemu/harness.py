@@ -105,6 +105,7 @@ class VM:
         self.monitor_socket: Path | None = None
         self.started_at = 0.0
         self._run = 0
+        self.console_stream = bytearray()
 
     # -- life cycle -----------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -240,6 +241,9 @@ class VM:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
             )
+        self.console_stream = bytearray()
+        self.__dict__.pop("_serial_conn", None)
+        self._connect_serial()
         return self
 
     @property
@@ -265,6 +269,8 @@ class VM:
 
     def close(self) -> None:
         self.kill()
+        if self.console_stream and self.workdir is not None and self._own_tmp is None:
+            (self.workdir / f"console-{self._run}.log").write_bytes(bytes(self.console_stream))
         conn = self.__dict__.pop("_serial_conn", None)
         if conn is not None:
             conn.close()
@@ -331,14 +337,30 @@ class VM:
         """Type bytes on the serial console (the guest's ttyS0)."""
         if self.serial_socket is None or not self.running:
             raise HarnessError("the VM is not running: cannot type on its serial console")
-        if not hasattr(self, "_serial_conn"):
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.connect(str(self.serial_socket))
-            # Once a client is connected QEMU sends the guest's output to it too, and blocks
-            # the guest's serial port when nobody reads: drain it (the log file has it all).
-            threading.Thread(target=_drain, args=(conn,), daemon=True).start()
-            self._serial_conn = conn
+        self._connect_serial()
         self._serial_conn.sendall(data)
+
+    def _connect_serial(self) -> None:
+        """Connect to the serial socket once, right after start: a reader thread keeps what
+        QEMU sends to this client (what the console driver replays) and keeps it drained
+        (QEMU stalls the guest's serial port when a connected client does not read)."""
+        if "_serial_conn" in self.__dict__:
+            return
+        assert self.serial_socket is not None
+        deadline = time.monotonic() + 10
+        while not self.serial_socket.exists():
+            if time.monotonic() > deadline or not self.running:
+                raise HarnessError(f"QEMU did not create {self.serial_socket}")
+            time.sleep(0.02)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(self.serial_socket))
+        self._serial_conn = conn
+        threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
+
+    def console_bytes(self) -> bytes:
+        """Everything QEMU sent to the serial client since start (the console driver's view;
+        the log file holds the same bytes plus anything before the connection)."""
+        return bytes(self.console_stream)
 
     @property
     def elapsed(self) -> float:
@@ -444,10 +466,10 @@ def make_overlay(base: Path, overlay: Path, base_format: str = "raw") -> Path:
     return overlay
 
 
-def _drain(conn: socket.socket) -> None:
+def _drain(conn: socket.socket, sink: bytearray) -> None:
     with contextlib.suppress(OSError):
-        while conn.recv(65536):
-            pass
+        while chunk := conn.recv(65536):
+            sink.extend(chunk)
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -149,3 +149,19 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.start
+
+
+@pytest.fixture(scope="session")
+def installer_iso(tmp_path_factory) -> Path:
+    """The installer ISO (Engine 5.0 sample payload), built once per session from the cached
+    live base (ENGINE_E2E_ISO=FILE reuses a prebuilt one)."""
+    _needs_root_and_qemu()
+    prebuilt = os.environ.get("ENGINE_E2E_ISO")
+    if prebuilt:
+        return Path(prebuilt)
+    try:
+        from engine_installer.iso import builder  # noqa: F401
+        from tests.iso_helpers import build_real_iso
+    except ImportError as err:
+        pytest.skip(f"installer ISO not built: the ISO builder is missing ({err})")
+    return build_real_iso(tmp_path_factory.mktemp("installer-iso"))

@@ -12,6 +12,7 @@ Environment: ENGINE_POWERCUT_RUNS (default 10), ENGINE_POWERCUT_SEED, ENGINE_QEM
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -24,7 +25,7 @@ from qemu.console import SerialConsole
 from qemu.disks import answer_file, flatten, installer_command, vm_hashes
 from qemu.guest import DONE, tool_guest
 from qemu.harness import boot_installed_disk as boot_disk
-from qemu.harness import make_overlay
+from qemu.harness import laptop, make_overlay
 
 pytestmark = pytest.mark.qemu
 
@@ -295,9 +296,22 @@ def test_unattended_autoinstall_fwcfg(tmp_path, payloads, tool_initramfs):
     installer = " ".join(installer_command())
     entry = installer[: -len("engine_installer")] + "engine_installer.autoinstall"
     script = guest_script(tmp_path / "auto.sh", f"{entry} --ascii </dev/null")
+    script_tui = guest_script(
+        tmp_path / "auto-tui.sh",
+        "stty -F /dev/ttyS0 rows 24 cols 80\nexport TERM=vt100 "
+        "ENGINE_INSTALLER_LOG=/run/log/installer.log\n"
+        f"setsid -w -c {entry} --ascii --source {payloads['5.0']} </dev/ttyS0 >/dev/ttyS0",
+    )
     vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
                     fw_cfg={"opt/engine/answers.toml": answers},
                     extra_append="engine.autoinstall=fwcfg")  # fmt: skip
+    # Without engine.autoinstall the installer asks: the text UI comes up, no disk is touched.
+    asks = tool_guest(script_tui, tool_initramfs, disk, workdir=tmp_path / "no-argument",
+                      fw_cfg={"opt/engine/answers.toml": answers})  # fmt: skip
+    with asks:
+        SerialConsole(asks).wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
+    with open(disk, "rb") as handle:
+        assert handle.read(4 * 1024**2).count(0) == 4 * 1024**2, "the disk was written"
     with vm:
         vm.wait_for(re.escape(DONE) + r"\d+", timeout=GUEST_TIMEOUT)
     serial = vm.serial_text()
@@ -306,3 +320,116 @@ def test_unattended_autoinstall_fwcfg(tmp_path, payloads, tool_initramfs):
     assert "Engine 5.0 build 50 installed on /dev/sda, slot A" in serial
     groups, _ = boot_disk(disk, tmp_path / "disk-boot")
     assert groups[:3] == ("5.0", "50", "A")
+
+
+# -- the installer ISO: DVD or USB stick, SeaBIOS or OVMF --------------------------------------
+
+ISO_BOOT_TIMEOUT = 900  # GRUB → live system → installer under TCG: 1-2 min on an idle machine
+
+
+def iso_installer(iso: Path, disk: Path, tmp: Path, firmware: str, media: str, **kwargs):
+    return laptop(disk, media=iso, media_kind=media, firmware=firmware,
+                  workdir=tmp / "installer", **kwargs)  # fmt: skip
+
+
+def iso_build(iso: Path) -> str:
+    """The payload build number on the ISO (its manifest), as the screens show it."""
+    import pycdlib
+
+    reader = pycdlib.PyCdlib()
+    reader.open(str(iso))
+    try:
+        from io import BytesIO
+
+        data = BytesIO()
+        reader.get_file_from_iso_fp(data, rr_path="/engine/manifest.json")
+    finally:
+        reader.close()
+    return json.loads(data.getvalue())["build"]
+
+
+ISO_FRESH = [
+    pytest.param(fw, media, id=f"{fw}-{media}", marks=pytest.mark.cell(
+        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"))
+    for fw in ("bios", "uefi") for media in ("dvd", "usb")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("firmware", "media"), ISO_FRESH)
+def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
+    build = iso_build(installer_iso)
+    disk = blank_disk(tmp_path / "laptop.img")
+    with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0", "de")
+        screen = console.wait_for("5/5 Target disk", timeout=300)
+        assert "QEMU HARDDISK" in console.focused()
+        if media == "usb":  # the stick the installer runs from is never offered
+            assert "not offered" in screen and "boot medium" in screen
+        console.press("enter")
+        confirm_summary(console, "Install Engine")
+        done = console.wait_for(r"Installed Engine 5\.0|could not finish", 900, True)
+        assert f"Installed Engine 5.0 (build {build})" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware=firmware)
+    assert groups[:3] == ("5.0", build, "A")
+
+
+@pytest.mark.cell("ISO upgrade 4.5 → 5.0, OVMF, USB")
+def test_iso_upgrade(tmp_path, installer_iso, engine45_disk):
+    base, hashes = engine45_disk
+    build = iso_build(installer_iso)
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso, disk, tmp_path, "uefi", "usb", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0")
+        screen = console.wait_for("An Engine installation was found", timeout=300)
+        assert "Engine 4.5 (build 45), can be upgraded" in screen
+        console.press("enter")
+        confirm_summary(console, "Upgrade Engine")
+        done = console.wait_for(r"Upgraded /dev/\S+ to Engine 5\.0|could not finish", 900, True)
+        assert "could not finish" not in done, done
+        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "office-desktop" not in done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups == ("5.0", build, "B", "3")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+
+
+def add_kernel_argument(console: SerialConsole, argument: str) -> None:
+    """In the ISO's GRUB menu (on the serial console): e, go to the linux line, append the
+    argument, Ctrl-X boots it - what a technician does by hand."""
+    console.wait_for("Install Engine", timeout=ISO_BOOT_TIMEOUT)
+    console.press("e", settle=1.5)
+    screen = console.wait_for("linux /live/vmlinuz")
+    lines = screen.splitlines()
+    first = next(i for i, line in enumerate(lines) if "setparams" in line)
+    target = next(i for i, line in enumerate(lines) if "linux /live/vmlinuz" in line)
+    console.press(*["down"] * (target - first), "\x05")  # Ctrl-E: end of the line
+    console.type(" " + argument, settle=0.1)
+    console.wait_for(argument)
+    console.press("\x18")  # Ctrl-X: boot
+
+
+@pytest.mark.cell("ISO unattended (engine.autoinstall=fwcfg), SeaBIOS, DVD")
+def test_iso_unattended(tmp_path, installer_iso):
+    build = iso_build(installer_iso)
+    disk = blank_disk(tmp_path / "laptop.img")
+    answers = answer_file(tmp_path / "answers.toml", "/dev/sda", None, action="install")
+    vm = iso_installer(installer_iso, disk, tmp_path, "bios", "dvd",
+                       fw_cfg={"opt/engine/answers.toml": answers})  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        add_kernel_argument(console, "engine.autoinstall=fwcfg")
+        # The serial unit runs it, or says that the tty1 unit does and when it has finished.
+        vm.wait_for(r"Unattended install finished|unattended install has finished",
+                    timeout=ISO_BOOT_TIMEOUT)  # fmt: skip
+        serial = vm.serial_text()
+    if "Unattended install finished" in serial:
+        assert f"Engine 5.0 build {build} installed on /dev/sda, slot A" in serial
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot")
+    assert groups[:3] == ("5.0", build, "A")

@@ -42,3 +42,14 @@ def test_paths_on_the_medium_and_absolute(tmp_path):
 def test_bare_argument_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="needs a value"):
         find_answer_file("engine.autoinstall", medium_root=tmp_path)
+
+
+def test_other_commands_are_never_turned_unattended(monkeypatch, capsys):
+    """`engine-installer detect` in a live shell stays `detect`, whatever the command line."""
+    import engine_installer.autoinstall as auto
+
+    called = []
+    monkeypatch.setattr("engine_installer.cli.main", lambda argv: called.append(argv) or 0)
+    monkeypatch.setattr(auto, "find_answer_file", lambda _c: pytest.fail("looked for answers"))
+    assert auto.main(["detect", "--json"]) == 0
+    assert called == [["detect", "--json"]]
