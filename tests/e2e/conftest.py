@@ -165,3 +165,18 @@ def installer_iso(tmp_path_factory) -> Path:
     except ImportError as err:
         pytest.skip(f"installer ISO not built: the ISO builder is missing ({err})")
     return build_real_iso(tmp_path_factory.mktemp("installer-iso"))
+
+
+@pytest.fixture(scope="session")
+def installer_iso_45(tmp_path_factory) -> Path:
+    """An Engine 4.5 installer ISO (for the downgrade cell); ENGINE_E2E_ISO_45 reuses one."""
+    _needs_root_and_qemu()
+    prebuilt = os.environ.get("ENGINE_E2E_ISO_45")
+    if prebuilt:
+        return Path(prebuilt)
+    try:
+        from engine_installer.iso import builder  # noqa: F401
+        from tests.iso_helpers import build_real_iso
+    except ImportError as err:
+        pytest.skip(f"installer ISO not built: the ISO builder is missing ({err})")
+    return build_real_iso(tmp_path_factory.mktemp("installer-iso-45"), version="4.5")

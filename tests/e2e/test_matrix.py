@@ -433,3 +433,49 @@ def test_iso_unattended(tmp_path, installer_iso):
         assert f"Engine 5.0 build {build} installed on /dev/sda, slot A" in serial
     groups, _ = boot_disk(disk, tmp_path / "disk-boot")
     assert groups[:3] == ("5.0", build, "A")
+
+
+@pytest.mark.cell("ISO remove and reinstall, SeaBIOS, USB")
+def test_iso_remove_and_reinstall(tmp_path, installer_iso, engine45_disk):
+    base, _ = engine45_disk
+    build = iso_build(installer_iso)
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso, disk, tmp_path, "bios", "usb", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0")
+        console.wait_for("An Engine installation was found", timeout=300)
+        console.press("tab")
+        assert "< Remove and reinstall >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Erase and reinstall")
+        assert "WILL BE ERASED" in summary
+        done = console.wait_for(r"Reinstalled Engine 5\.0|could not finish", 900, True)
+        assert f"Reinstalled Engine 5.0 (build {build})" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups == ("5.0", build, "A", "0")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == {}
+
+
+@pytest.mark.cell("ISO downgrade refused (4.5 ISO, 5.0 disk), OVMF, DVD")
+def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
+    base, hashes = engine50_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso_45, disk, tmp_path, "uefi", "dvd", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "4.5")
+        screen = console.wait_for("would stop running", timeout=300)
+        assert "Engine 5.0 (build 50), NEWER than this medium" in screen
+        assert "finance-desktop (shared, for Engine 5.0)" in screen
+        assert "field-notes (local, for Engine 5.0)" in screen
+        assert "old-build-box" not in screen
+        assert "< Back >" in console.focused()
+        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
+        console.wait_for("Downgrade refused")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups[:3] == ("5.0", "50", "A")
