@@ -28,9 +28,11 @@ def _image(device: str, offset: int = 0) -> str:
 
 
 def _mtools(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        args, capture_output=True, stdin=subprocess.DEVNULL, env=MTOOLS_ENV, check=False, **kwargs
-    )
+    # On a name clash (mmd of an existing directory) mtools asks on /dev/tty and waits for
+    # ever under the text UI: no controlling terminal and no stdin, so it can never ask.
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    kwargs.setdefault("start_new_session", True)
+    proc = subprocess.run(args, capture_output=True, env=MTOOLS_ENV, check=False, **kwargs)
     if check and proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UserError(
