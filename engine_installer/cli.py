@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     hw_check.add_argument("--json", action="store_true")
     hw_capture = sub.add_parser("hw-capture", help="record this machine as a profile draft")
     hw_capture.add_argument("--out", type=Path)
+    for hw in (hw_check, hw_capture):  # also accept --profile after the sub-command
+        hw.add_argument("--profile", type=Path, metavar="FILE", default=argparse.SUPPRESS)
     return parser
 
 

@@ -58,11 +58,27 @@ class DiskInfo:
     # Why this disk may not be a target (boot medium, mounted, holder of LVM/RAID...), or "".
     in_use: str = ""
     is_boot_medium: bool = False
+    # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
+    # virtio_blk, ...); filled by hw/probe.py, "" when unknown.
+    controller: str = ""
 
     def describe(self) -> str:
         gb = self.size / 1e9
         name = " ".join(p for p in (self.vendor, self.model) if p) or "disk"
         return f"{self.path} {name} {gb:.1f} GB"
+
+
+@dataclass
+class StorageController:
+    """A PCI storage controller, so hw-check can explain a disk Linux cannot see (VMD, RST RAID)."""
+
+    address: str  # PCI address, 0000:00:17.0
+    kind: str  # ahci | raid | vmd | nvme | ide | virtio | other
+    driver: str = ""  # bound kernel driver, "" when none
+    vendor_id: str = ""  # 8086
+    device_id: str = ""
+    # NVMe disks Intel RST hid behind the AHCI controller (ahci's remapped_nvme attribute).
+    remapped_nvme: int = 0
 
 
 @dataclass
@@ -106,6 +122,7 @@ class MachineSnapshot:
     media_version: str = ""
     media_build: str = ""
     description: str = ""
+    storage_controllers: list[StorageController] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,7 +151,12 @@ def snapshot_from_json(data: dict[str, Any], where: str = "snapshot") -> Machine
         inst = dict(inst)
         vms = [_build(VMInfo, v, where) for v in inst.pop("vms", [])]
         installs.append(_build(DetectedInstall, dict(inst, vms=vms), where))
-    return _build(MachineSnapshot, dict(data, disks=disks, installs=installs), where)
+    controllers = [_build(StorageController, c, where) for c in data.pop("storage_controllers", [])]
+    return _build(
+        MachineSnapshot,
+        dict(data, disks=disks, installs=installs, storage_controllers=controllers),
+        where,
+    )
 
 
 def load_snapshot(path: Path) -> MachineSnapshot:

@@ -1,19 +1,29 @@
-"""A minimal QEMU harness: boot a disk image under SeaBIOS or OVMF, read the serial console.
+"""The QEMU harness: boot a laptop-like machine under SeaBIOS or OVMF, read and drive its console.
 
     with VM(disk=img, firmware="uefi", workdir=tmp_path) as vm:
         match = vm.wait_for(r"ENGINE (\\S+) build (\\S+) slot=(\\w)", timeout=300)
 
-TCG only: nested KVM hangs on the CI machines. The serial console goes to a log file that
-wait_for() polls; the VM is always killed when the context exits.
+    with laptop(disk=img, media=iso, media_kind="usb", firmware="uefi", workdir=tmp_path) as vm:
+        console = SerialConsole(vm)          # qemu/console.py: pyte screen over the serial line
+
+TCG only: nested KVM hangs on the CI machines, so asking for KVM (accel="kvm" or
+ENGINE_QEMU_ACCEL=kvm) fails at once with a plain message instead of hanging. The serial console
+is a unix-socket chardev (keys go in through it) whose log file records every byte the guest
+wrote, from power-on, whether or not anyone is connected; wait_for() polls that log. A monitor
+socket gives screendump (PNG artifacts on failure). The VM is always killed when the context
+exits; on an exception a screenshot is saved in the workdir first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +33,34 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 FIRMWARES = ("bios", "uefi")
 DISK_BUSES = ("ahci", "nvme", "virtio")
+MEDIA_KINDS = ("dvd", "usb")
+GiB = 1024**3
+# A USB stick as imaging staff make it: the ISO written raw onto a bigger stick. The overlay's
+# virtual size is the stick's size; only what the guest writes takes space.
+USB_STICK_SIZE = 8 * GiB
+KVM_MESSAGE = (
+    "KVM is not usable on these machines (nested KVM hangs); the harness runs TCG only: "
+    "unset ENGINE_QEMU_ACCEL or set it to tcg"
+)
 
 
 class HarnessError(RuntimeError):
     """QEMU could not start, died, or the awaited output never came."""
 
 
+def requested_accel(accel: str | None = None) -> str:
+    """The accelerator to use: tcg. Refuses KVM plainly (see KVM_MESSAGE)."""
+    accel = (accel or os.environ.get("ENGINE_QEMU_ACCEL") or "tcg").strip().lower()
+    if accel.startswith("kvm") or accel == "hvf" or accel == "whpx":
+        raise HarnessError(KVM_MESSAGE)
+    if accel != "tcg":
+        raise HarnessError(f"unknown QEMU accelerator {accel!r}: the harness runs tcg only")
+    return "tcg"
+
+
 @dataclass
 class VM:
-    disk: Path
+    disk: Path | None
     firmware: str = "bios"  # "bios" (SeaBIOS) or "uefi" (OVMF)
     bus: str = "ahci"  # "ahci" (ide-hd on q35's AHCI), "nvme" or "virtio"
     logical_block_size: int = 512  # 4096 for a 4Kn disk (nvme or virtio; IDE/AHCI cannot)
@@ -45,6 +74,19 @@ class VM:
     # Attach the boot disk after other_disks, so the OS enumerates it last (sdb, not sda).
     boot_disk_last: bool = False
     extra_args: list[str] = field(default_factory=list)
+    # -- added for the end-to-end matrix (all optional; defaults keep the old behaviour) -----
+    media: Path | None = None  # the installer ISO
+    media_kind: str = "dvd"  # "dvd" (ide-cd on AHCI) or "usb" (usb-storage on xHCI)
+    boot_media: bool = True  # with media: boot it first (the disk stays second)
+    usb: bool = False  # an xHCI controller even without a USB stick (a laptop has one)
+    kernel: Path | None = None  # direct kernel boot (tool guests)
+    initrd: Path | None = None
+    append: str = ""
+    virtfs: list[tuple[Path, str]] = field(default_factory=list)  # (host dir, tag), read-only
+    fw_cfg: dict[str, Path] = field(default_factory=dict)  # "opt/engine/answers.toml" → file
+    accel: str | None = None  # None: ENGINE_QEMU_ACCEL or tcg; "kvm" is refused
+    smp: int = 1
+    cache: str = "unsafe"  # the disk's host cache; "writeback" honours guest flushes (power cuts)
 
     def __post_init__(self) -> None:
         if self.firmware not in FIRMWARES:
@@ -53,39 +95,56 @@ class VM:
             raise ValueError(f"bus must be one of {DISK_BUSES}")
         if self.bus == "ahci" and self.logical_block_size != 512:
             raise ValueError("QEMU's AHCI disks have 512-byte sectors: use bus='nvme' for 4Kn")
+        if self.media_kind not in MEDIA_KINDS:
+            raise ValueError(f"media_kind must be one of {MEDIA_KINDS}")
         self._own_tmp: tempfile.TemporaryDirectory | None = None
+        self._sock_dir: str | None = None
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
+        self.serial_socket: Path | None = None
+        self.monitor_socket: Path | None = None
         self.started_at = 0.0
+        self._run = 0
+        self.console_stream = bytearray()
 
     # -- life cycle -----------------------------------------------------------------------
     def command(self) -> list[str]:
         assert self.workdir is not None
+        accel = requested_accel(self.accel)
         cmd = [
             QEMU,
             "-machine",
             "q35",
             "-accel",
-            "tcg",
+            accel,
             "-m",
             str(self.memory_mb),
             "-smp",
-            "1",
+            str(self.smp),
             "-display",
             "none",
-            "-monitor",
-            "none",
-            "-serial",
-            f"file:{self.log_path}",
             "-no-user-config",
             "-nodefaults",
             "-vga",
             "std",
         ]
+        if self.serial_socket is not None:
+            # Keys go in through the socket; the log file gets every byte from power-on.
+            cmd += [
+                "-chardev",
+                f"socket,id=ser0,path={self.serial_socket},server=on,wait=off,"
+                f"logfile={self.log_path},logappend=on",
+                "-serial",
+                "chardev:ser0",
+                "-monitor",
+                f"unix:{self.monitor_socket},server=on,wait=off",
+            ]
+        else:
+            cmd += ["-serial", f"file:{self.log_path}", "-monitor", "none"]
         if self.no_reboot:
             cmd.append("-no-reboot")
         if self.firmware == "uefi":
-            vars_copy = self.workdir / "OVMF_VARS.fd"
+            vars_copy = self.workdir / f"OVMF_VARS-{self._run}.fd"  # fresh variables each run
             shutil.copyfile(OVMF_VARS, vars_copy)
             cmd += [
                 "-drive",
@@ -93,26 +152,65 @@ class VM:
                 "-drive",
                 f"if=pflash,format=raw,unit=1,file={vars_copy}",
             ]
-        disks = [(self.disk, True)] + [(Path(d), False) for d in self.other_disks]
-        if self.boot_disk_last:
-            disks = disks[1:] + disks[:1]
-        for index, (path, is_boot) in enumerate(disks):
-            cmd += self._disk_args(index, path, is_boot)
+        media_first = self.media is not None and self.boot_media
+        disk_index = 2 if media_first else 1
+        if self.disk is not None:
+            disks = [(Path(self.disk), True)] + [(Path(d), False) for d in self.other_disks]
+            if self.boot_disk_last:
+                disks = disks[1:] + disks[:1]
+            for index, (path, is_boot) in enumerate(disks):
+                cmd += self._disk_args(index, path, disk_index if is_boot else None)
+        media_index = 1 if media_first else 3
+        if self.usb or (self.media is not None and self.media_kind == "usb"):
+            cmd += ["-device", "qemu-xhci,id=xhci"]
+        if self.media is not None:
+            if self.media_kind == "dvd":
+                cmd += [
+                    "-drive",
+                    f"if=none,id=media0,media=cdrom,readonly=on,format=raw,file={self.media}",
+                    "-device",
+                    f"ide-cd,drive=media0,bus=ide.5,bootindex={media_index}",
+                ]
+            else:
+                stick = self.workdir / f"usb-stick-{self._run}.qcow2"
+                make_usb_stick(self.media, stick)
+                cmd += [
+                    "-drive",
+                    f"if=none,id=media0,format=qcow2,file={stick},cache=unsafe",
+                    "-device",
+                    f"usb-storage,bus=xhci.0,drive=media0,removable=on,bootindex={media_index}",
+                ]
+        if self.kernel is not None:
+            cmd += ["-kernel", str(self.kernel)]
+            if self.initrd is not None:
+                cmd += ["-initrd", str(self.initrd)]
+            if self.append:
+                cmd += ["-append", self.append]
+        for i, (path, tag) in enumerate(self.virtfs):
+            cmd += [
+                "-fsdev",
+                f"local,id=fs{i},path={path},security_model=none,readonly=on,multidevs=remap",
+                "-device",
+                f"virtio-9p-pci,fsdev=fs{i},mount_tag={tag}",
+            ]
+        for name, path in self.fw_cfg.items():
+            cmd += ["-fw_cfg", f"name={name},file={path}"]
         return cmd + list(self.extra_args)
 
-    def _disk_args(self, index: int, path: Path, is_boot: bool) -> list[str]:
-        drive = f"if=none,id=disk{index},format={self.disk_format},file={path},cache=unsafe"
+    def _disk_args(self, index: int, path: Path, bootindex: int | None) -> list[str]:
+        drive = f"if=none,id=disk{index},format={self.disk_format},file={path}"
+        drive += f",cache={self.cache}"
         if self.snapshot:
             drive += ",snapshot=on"
-        boot = ",bootindex=1" if is_boot else ""
+        boot = f",bootindex={bootindex}" if bootindex is not None else ""
         sizes = (
             f",logical_block_size={self.logical_block_size},"
             f"physical_block_size={self.logical_block_size}"
         )
-        if self.bus == "ahci":  # q35's built-in AHCI has six ports, ide.0 .. ide.5
+        if self.bus == "ahci":  # q35's built-in AHCI has six ports, ide.0 .. ide.5 (DVD)
             device = f"ide-hd,drive=disk{index},bus=ide.{index}{boot}"
         elif self.bus == "nvme":
-            device = f"nvme,drive=disk{index},serial=ENGINE{index:04d}{boot}{sizes}"
+            device = f"nvme,drive=disk{index},serial=ENGINE{index + 1:04d}{boot}{sizes}"
         else:
             device = f"virtio-blk-pci,drive=disk{index}{boot}{sizes}"
         return ["-drive", drive, "-device", device]
@@ -120,6 +218,7 @@ class VM:
     def start(self) -> VM:
         if shutil.which(QEMU) is None:
             raise HarnessError(f"{QEMU} not found: install qemu-system-x86")
+        requested_accel(self.accel)  # fail before anything starts
         if self.workdir is None:
             self._own_tmp = tempfile.TemporaryDirectory(prefix="engine-vm-")
             self.workdir = Path(self._own_tmp.name)
@@ -129,16 +228,27 @@ class VM:
         n = 0
         while (self.workdir / f"serial-{n}.log").exists():
             n += 1
+        self._run = n
         self.log_path = self.workdir / f"serial-{n}.log"
         self.log_path.write_bytes(b"")
+        # Unix socket paths are limited to 108 bytes: keep them in a short private dir.
+        self._sock_dir = tempfile.mkdtemp(prefix="eq-", dir="/tmp")
+        self.serial_socket = Path(self._sock_dir) / "serial"
+        self.monitor_socket = Path(self._sock_dir) / "monitor"
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / f"qemu-{n}.stderr", "wb"),  # noqa: SIM115
-        )
+        with open(self.workdir / f"qemu-{n}.stderr", "wb") as stderr:
+            (self.workdir / f"qemu-{n}.cmdline").write_text(" ".join(self.command()) + "\n")
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        self.console_stream = bytearray()
+        self.__dict__.pop("_serial_conn", None)
+        self._connect_serial()
         return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """Stop QEMU at once (like pulling the power). Safe to call twice."""
@@ -147,15 +257,26 @@ class VM:
             self.proc.wait(timeout=30)
 
     def wait_exit(self, timeout: float) -> int:
-        """Wait for QEMU to exit by itself (e.g. guest reboot with no_reboot)."""
+        """Wait for QEMU to exit by itself (e.g. guest power-off, or reboot with no_reboot)."""
         assert self.proc is not None
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise HarnessError(f"QEMU still running after {timeout:.0f} s") from None
+            raise HarnessError(
+                f"QEMU still running after {timeout:.0f} s; last output:\n"
+                f"{_tail(self.serial_text())}"
+            ) from None
 
     def close(self) -> None:
         self.kill()
+        if self.console_stream and self.workdir is not None and self._own_tmp is None:
+            (self.workdir / f"console-{self._run}.log").write_bytes(bytes(self.console_stream))
+        conn = self.__dict__.pop("_serial_conn", None)
+        if conn is not None:
+            conn.close()
+        if self._sock_dir is not None:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
+            self._sock_dir = None
         if self._own_tmp is not None:
             self._own_tmp.cleanup()
             self._own_tmp = None
@@ -163,15 +284,83 @@ class VM:
     def __enter__(self) -> VM:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type, *exc: object) -> None:
         # Keep a caller-given workdir (its logs are test artifacts); always stop QEMU.
+        if exc_type is not None and self.running and self._own_tmp is None:
+            with contextlib.suppress(Exception):
+                self.screenshot(self.workdir / f"failure-{self._run}.png")
         self.close()
 
+    # -- monitor ----------------------------------------------------------------------------
+    def monitor(self, command: str, timeout: float = 10.0) -> str:
+        """Run one human-monitor command; return its output."""
+        if self.monitor_socket is None or not self.running:
+            raise HarnessError("the VM is not running: no monitor")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.monitor_socket))
+            data = b""
+            while not data.endswith(b"(qemu) "):
+                data += sock.recv(4096)
+            sock.sendall(command.encode() + b"\n")
+            out = b""
+            while not out.endswith(b"(qemu) "):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        return re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", out.decode(errors="replace"))
+
+    def screenshot(self, png: Path) -> Path:
+        """The VGA screen as PNG (monitor screendump → PPM → imagemagick convert)."""
+        png = Path(png)
+        ppm = png.with_suffix(".ppm")
+        self.monitor(f"screendump {ppm}")
+        for _ in range(50):  # QEMU writes the file asynchronously on some displays
+            if ppm.exists() and ppm.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        subprocess.run(["convert", str(ppm), str(png)], check=True, capture_output=True)
+        ppm.unlink()
+        return png
+
     # -- console ----------------------------------------------------------------------------
-    def serial_text(self) -> str:
+    def serial_bytes(self) -> bytes:
         if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes().decode("utf-8", errors="replace")
+            return b""
+        return self.log_path.read_bytes()
+
+    def serial_text(self) -> str:
+        return self.serial_bytes().decode("utf-8", errors="replace")
+
+    def send_serial(self, data: bytes) -> None:
+        """Type bytes on the serial console (the guest's ttyS0)."""
+        if self.serial_socket is None or not self.running:
+            raise HarnessError("the VM is not running: cannot type on its serial console")
+        self._connect_serial()
+        self._serial_conn.sendall(data)
+
+    def _connect_serial(self) -> None:
+        """Connect to the serial socket once, right after start: a reader thread keeps what
+        QEMU sends to this client (what the console driver replays) and keeps it drained
+        (QEMU stalls the guest's serial port when a connected client does not read)."""
+        if "_serial_conn" in self.__dict__:
+            return
+        assert self.serial_socket is not None
+        deadline = time.monotonic() + 10
+        while not self.serial_socket.exists():
+            if time.monotonic() > deadline or not self.running:
+                raise HarnessError(f"QEMU did not create {self.serial_socket}")
+            time.sleep(0.02)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(self.serial_socket))
+        self._serial_conn = conn
+        threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
+
+    def console_bytes(self) -> bytes:
+        """Everything QEMU sent to the serial client since start (the console driver's view;
+        the log file holds the same bytes plus anything before the connection)."""
+        return bytes(self.console_stream)
 
     @property
     def elapsed(self) -> float:
@@ -196,12 +385,91 @@ class VM:
                     f"{pattern!r} did not appear within {timeout:.0f} s; last output:\n"
                     f"{_tail(text)}"
                 )
-            time.sleep(0.5)
+            time.sleep(0.25)
 
     def _stderr_tail(self) -> str:
         assert self.workdir is not None and self.log_path is not None
         err = self.workdir / self.log_path.name.replace("serial", "qemu").replace(".log", ".stderr")
         return err.read_text(errors="replace")[-2000:] if err.exists() else ""
+
+
+def laptop(
+    disk: Path | None,
+    *,
+    firmware: str = "bios",
+    media: Path | None = None,
+    media_kind: str = "dvd",
+    nvme: bool = False,
+    sector_size: int = 512,
+    workdir: Path | None = None,
+    **kwargs,
+) -> VM:
+    """A laptop-like machine: q35, 2 GiB, the disk on AHCI (or NVMe; 4Kn needs NVMe), xHCI
+    USB, the installer medium as a DVD drive or a USB stick."""
+    bus = "nvme" if nvme or sector_size != 512 else "ahci"
+    return VM(
+        disk=disk,
+        firmware=firmware,
+        bus=bus,
+        logical_block_size=sector_size,
+        memory_mb=kwargs.pop("memory_mb", 2048),
+        workdir=workdir,
+        media=media,
+        media_kind=media_kind,
+        usb=True,
+        **kwargs,
+    )
+
+
+ENGINE_LINE = r"ENGINE (\S+) build (\S+) slot=([AB]) vms=(\d+)"
+DISK_BOOT_TIMEOUT = 300  # an idle 2-core machine needs ~10 s
+
+
+def boot_installed_disk(
+    image: Path,
+    workdir: Path,
+    *,
+    firmware: str = "bios",
+    disk_format: str = "raw",
+    nvme: bool = False,
+    sector_size: int = 512,
+    timeout: float = DISK_BOOT_TIMEOUT,
+) -> tuple[tuple[str, ...], float]:
+    """Boot an installed disk alone (no medium) until the sample Engine's status line
+    `ENGINE <version> build <build> slot=<A|B> vms=<n>`: ((version, build, slot, vms), s)."""
+    vm = laptop(image, firmware=firmware, nvme=nvme, sector_size=sector_size,
+                workdir=workdir, disk_format=disk_format, memory_mb=1024)  # fmt: skip
+    with vm:
+        match = vm.wait_for(ENGINE_LINE, timeout=timeout)
+        return match.groups(), vm.elapsed
+
+
+def make_usb_stick(iso: Path, stick: Path, size: int = USB_STICK_SIZE) -> Path:
+    """A writable qcow2 'stick' holding the ISO's bytes at offset 0 and larger than the ISO
+    (a copy-on-write overlay: the ISO itself is never written)."""
+    size = max(size, Path(iso).stat().st_size)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(Path(iso).resolve()),
+         str(stick), str(size)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return stick
+
+
+def make_overlay(base: Path, overlay: Path, base_format: str = "raw") -> Path:
+    """A qcow2 copy-on-write overlay of a disk image (cheap per-run copies of a prepared disk)."""
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
+         str(Path(base).resolve()), str(overlay)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return overlay
+
+
+def _drain(conn: socket.socket, sink: bytearray) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := conn.recv(65536):
+            sink.extend(chunk)
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -37,24 +37,29 @@ KEYS = {
 class Term:
     def __init__(
         self,
-        machine: str,
+        machine: str,  # a recorded machine's name; ignored for live runs
         log: Path,
         *extra: str,
         cols: int = 80,
         rows: int = 24,
         env: dict[str, str] | None = None,
+        live: bool = False,
     ):
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.log = log
         # Only what the caller passes: no ENGINE_INSTALLER_* from the developer's shell.
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_INSTALLER")}
-        environ.update(TERM="xterm", ENGINE_INSTALLER_LOG=str(log))
+        environ["TERM"] = "xterm"
+        if not live:  # a live run logs where the disk backend logs (ENGINE_INSTALLER_LOG_DIR)
+            environ["ENGINE_INSTALLER_LOG"] = str(log)
         environ.setdefault("ENGINE_INSTALLER_SIM_SECONDS", "1.5")
         environ.update(env or {})
         self.child = pexpect.spawn(
             sys.executable,
-            [
+            ["-m", "engine_installer", *extra]
+            if live
+            else [
                 "-m",
                 "engine_installer",
                 "--dry-run",
@@ -108,6 +113,16 @@ class Term:
                 break
         raise AssertionError(f"{needle!r} not on screen after {timeout}s:\n{self.text()}")
 
+    def wait_focused(self, label: str, timeout: float = 10.0) -> None:
+        """Wait until the focus colour is on `label` (exactly, or the row containing it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            focused = self.focused()
+            if focused == label or (not label.startswith("<") and label in focused):
+                return
+        raise AssertionError(f"focus is on {self.focused()!r}, not {label!r}:\n{self.text()}")
+
     def press(self, *keys: str, settle: float = 0.05) -> None:
         for key in keys:
             self.child.send(KEYS.get(key, key))
@@ -139,6 +154,14 @@ CAPTURES: list[tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple
     # steps: ("key", name) | ("type", text) | ("wait", text) | ("sleep", seconds)
     ("1. Install choice", "empty-disk", [], "1/5 Install choice", {}, ()),
     ("2. Welcome", "engine-4.5", [("key", "enter")], "2/5 Welcome", {}, ()),
+    (
+        "2b. Welcome: a failed hardware check blocks Continue",
+        "vtx-disabled",
+        [("key", "enter"), ("wait", "Lab override"), ("key", "enter")],
+        "Cannot install",
+        {},
+        (),
+    ),
     (
         "3. Licence agreement (Back is focused)",
         "engine-4.5",

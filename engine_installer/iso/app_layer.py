@@ -25,15 +25,18 @@ DATA = "usr/share/engine-installer"
 LAUNCHER = """\
 #!/usr/bin/python3
 # {name}: the Engine installer's own copy of its code and pinned libraries.
+import os
 import sys
 
 sys.path.insert(0, "/{site}")
+# Child processes (the TUI's install worker: python3 -m engine_installer.tui.worker) too.
+os.environ["PYTHONPATH"] = "/{site}"
 from {module} import {func}
 
 sys.exit({func}())
 """
 LAUNCHERS = {
-    "usr/local/bin/engine-installer": ("engine_installer.cli", "main"),
+    "usr/local/bin/engine-installer": ("engine_installer.autoinstall", "main"),
     "usr/local/bin/engine-iso": ("engine_installer.iso.cli", "main"),
     "usr/lib/engine-installer/check-medium": ("engine_installer.iso.live_check", "main"),
 }

@@ -29,7 +29,6 @@ from pathlib import Path
 from ..errors import UserError
 from ..layout import MiB
 from ..payload import write_manifest
-from ..versions import parse_version
 
 PRODUCT = "Engine"
 DEFAULT_SLOT_SIZE = 256 * MiB
@@ -313,14 +312,19 @@ def build_sample_payload(
 
     Returns the manifest path. epoch defaults to $SOURCE_DATE_EPOCH, else the kernel's mtime.
     """
-    parse_version(version)  # UserError for a non-version
+    # Any version string works as long as it is safe in a file, a label and a shell line.
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+~-]*", version):
+        raise UserError(f"'{version}' is not usable as an Engine version: use e.g. 5.0")
     if not re.fullmatch(r"[A-Za-z0-9._+-]+", build):
         raise UserError(f"build '{build}' has odd characters: use a number such as 42")
     kernel = Path(kernel) if kernel else find_kernel()
     if not kernel.is_file():
         raise UserError(f"kernel {kernel} not found: pass an existing --kernel")
-    kver = kernel.name.removeprefix("vmlinuz-")
-    modules = Path(modules) if modules else Path("/lib/modules") / kver
+    # The module tree's name is the kernel release (`uname -r` at boot), which the initrd uses.
+    modules = (
+        Path(modules) if modules else Path("/lib/modules") / kernel.name.removeprefix("vmlinuz-")
+    )
+    kver = modules.resolve().name
     if not (modules / "modules.dep").is_file():
         raise UserError(f"no kernel modules at {modules}: pass --modules for kernel {kernel}")
     busybox = find_busybox()

@@ -38,6 +38,7 @@ pytestmark = [
     pytest.mark.root,
     pytest.mark.qemu,
     pytest.mark.skipif(not qemu_available(), reason="qemu-system-x86 / ovmf not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices"),
 ]
 
 SLOT_SIZE = 256 * MiB
@@ -110,7 +111,10 @@ def make_engine_disk(
         f"-c5:{LABEL_STORAGE}",
         device,
     )
-    _run("partx", "-a", device)  # BLKPG: the only way loop partition nodes appear here
+    # BLKPG is the only way loop partition nodes appear here; -u (not -a) also replaces
+    # partitions a previous user of this loop number left behind.
+    _run("partx", "-u", device)
+    assert Path(f"{device}p5").exists(), f"partx made no partition nodes for {device}"
     _run("mkfs.vfat", "-F", "32", "-n", "ENGINE-ESP", f"{device}p2")
     with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
         storage = Path(tmp) / "storage"

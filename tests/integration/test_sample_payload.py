@@ -11,8 +11,6 @@ from engine_installer.iso.cli import main as engine_iso
 from engine_installer.iso.sample_payload import build_sample_payload
 from engine_installer.payload import load_manifest, sha256_file, verify_payload
 
-pytestmark = pytest.mark.root
-
 
 def debugfs_cat(image: Path, path: str) -> bytes:
     return subprocess.run(
@@ -62,8 +60,8 @@ def test_pad_to_makes_a_bigger_image_and_slot(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
-    assert engine_iso(["sample-payload", "--version", "five", "--out", str(tmp_path)]) == 2
-    assert "not an Engine version" in capsys.readouterr().err
+    assert engine_iso(["sample-payload", "--version", "5 0", "--out", str(tmp_path)]) == 2
+    assert "not usable as an Engine version" in capsys.readouterr().err
     missing = str(tmp_path / "vmlinuz-9.9-amd64")
     assert (
         engine_iso(

@@ -29,15 +29,15 @@ def run(tmp_path: Path):
 
 
 def through_keyboard(term: Term, layout: str = "") -> None:
-    assert "Install Engine" in term.focused()
+    term.wait_focused("Install Engine")
     term.press("enter")
     term.wait_for("Welcome to the Engine 5.0 (build 5021) installer")
-    assert term.focused() == "< Continue >"
+    term.wait_focused("< Continue >")
     term.press("enter")
     term.wait_for("3/5 Licence agreement")
-    assert term.focused() == "< Back >"
+    term.wait_focused("< Back >")
     term.press("pgdn", "tab")
-    assert term.focused() == "< Accept >"
+    term.wait_focused("< Accept >")
     term.press("enter")
     term.wait_for("4/5 Keyboard layout")
     if layout:
@@ -47,9 +47,9 @@ def through_keyboard(term: Term, layout: str = "") -> None:
 
 
 def confirm(term: Term, button: str) -> None:
-    assert term.focused() == "< Back >"  # the summary's safe default
+    term.wait_focused("< Back >")  # the summary's safe default
     term.press("tab")
-    assert term.focused() == f"< {button} >"
+    term.wait_focused(f"< {button} >")
     term.press("enter")
 
 
@@ -59,7 +59,7 @@ def test_fresh_install(run) -> None:
     screen = term.wait_for("5/5 Target disk")
     assert "No Engine installation was found" in screen
     assert "/dev/sda (SanDisk Ultra, 30.8 GB): not offered" in screen
-    assert "/dev/nvme0n1" in term.focused()
+    term.wait_focused("/dev/nvme0n1")
     term.press("enter")
     screen = term.wait_for("Summary")
     assert "ALL DATA ON /dev/nvme0n1 WILL BE ERASED" in screen
@@ -68,7 +68,7 @@ def test_fresh_install(run) -> None:
     term.wait_for("Installing Engine 5.0 (build 5021) on /dev/nvme0n1")
     screen = term.wait_for("Installed Engine 5.0 (build 5021) on /dev/nvme0n1")
     assert "Remove the installation media" in screen
-    assert term.focused() == "< Reboot >"
+    term.wait_focused("< Reboot >")
     term.press("enter")
     status, last = term.finish()
     assert status == 0 and last.startswith("dry-run: would reboot")
@@ -93,7 +93,7 @@ def test_upgrade_lists_vms_needing_pv_upgrade(run) -> None:
     assert "2024-03-14 10:22 UTC" in screen
     assert "This medium:  Engine 5.0 (build 5021)" in screen
     assert "SAMSUNG MZVLB512HAJQ-000L7  512.1 GB" in screen
-    assert term.focused() == "< Upgrade >"
+    term.wait_focused("< Upgrade >")
     term.press("enter")
     screen = term.wait_for("Summary")
     assert "the VMs and data on /dev/nvme0n1 are kept" in screen
@@ -113,7 +113,7 @@ def test_remove_and_reinstall(run) -> None:
     through_keyboard(term)
     term.wait_for("An Engine installation was found")
     term.press("tab")
-    assert term.focused() == "< Remove and reinstall >"
+    term.wait_focused("< Remove and reinstall >")
     term.press("enter")
     screen = term.wait_for("Summary")
     assert "ALL DATA ON /dev/nvme0n1 WILL BE ERASED" in screen
@@ -134,7 +134,7 @@ def test_downgrade_refused(run) -> None:
     assert "Finance Desktop (shared, for Engine 6.0)" in screen
     assert "Field Notes (local, for Engine 6.0)" in screen
     assert "CAD Workstation" not in screen  # published for 5.0: still runs
-    assert term.focused() == "< Back >"
+    term.wait_focused("< Back >")
     term.press("tab", "enter")  # Upgrade, without ticking the confirmation
     screen = term.wait_for("Downgrade refused")
     assert "5/5 Existing installation" in screen
@@ -169,3 +169,25 @@ def test_eula_declined(run) -> None:
     assert status == 0 and last.startswith("dry-run: would reboot")
     assert b"4/5 Keyboard" not in term.output
     assert "confirmed plan" not in term.log.read_text()
+
+
+def test_failed_hardware_check_needs_the_lab_override(run) -> None:
+    pytest.importorskip("engine_installer.hw.check")
+    term = run("vtx-disabled")
+    term.press("enter")
+    term.wait_for("Compatibility: FAIL")
+    screen = term.wait_for("Lab override")
+    assert "fail: vt-x: VT-x is disabled" in screen
+    term.press("enter")  # Continue without the override
+    screen = term.wait_for("Cannot install on this machine: VT-x is disabled")
+    assert "2/5 Welcome" in screen
+    term.press("up", "space", "down", "right", "enter")
+    term.wait_for("3/5 Licence agreement")
+    term.press("tab", "enter")
+    term.wait_for("4/5 Keyboard layout")
+    term.press("enter")
+    term.wait_for("5/5 Target disk")
+    term.press("enter")
+    screen = term.wait_for("Summary")
+    assert "Lab override: the hardware check failed (logged)" in screen
+    assert "LAB OVERRIDE" in term.log.read_text()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -291,3 +294,87 @@ def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
     assert step(app) == "keyboard" and "file descriptor" in app.screen.message.text
     keys(app, "enter")
     assert app.plan.keyboard == "gb" and step(app) == "target"
+
+
+def test_worker_protocol_round_trips_plan_and_result(tmp_path: Path) -> None:
+    from engine_installer.results import InstallResult
+    from engine_installer.snapshot import VMInfo
+    from engine_installer.tui import worker
+
+    plan = Plan(Action.UPGRADE, "/dev/sda", "de", True, tmp_path, True, ["quiet"], True)
+    assert worker.plan_from_json(json.loads(json.dumps(worker.plan_to_json(plan)))) == plan
+    result = InstallResult(
+        "upgrade", "/dev/sda", "5.0", "50", "B", "4.5", [VMInfo("a", "local", "4.5")]
+    )
+    assert worker.result_from_json(json.loads(json.dumps(asdict(result)))) == result
+
+
+def test_worker_failure_comes_back_as_one_line_user_error(tmp_path: Path) -> None:
+    from engine_installer.tui.worker import run_in_child
+
+    plan = Plan(target="/dev/nonexistent-disk")  # licence not accepted: refused before writing
+    with pytest.raises(UserError) as err:
+        run_in_child(plan, tmp_path, tmp_path / "log", lambda _e: None)
+    assert "\n" not in str(err.value)
+
+
+def _pump(app: InstallerApp, read_fd: int, until, timeout: float = 10.0) -> None:
+    """The main loop's part: wait on the wake-up pipe and run the queued calls here."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"stuck on {step(app)}"
+        if select.select([read_fd], [], [], 0.05)[0]:
+            app._drain(os.read(read_fd, 4096))
+
+
+def test_backend_runs_off_the_ui_thread_and_widgets_only_on_it(tmp_path: Path) -> None:
+    import threading
+
+    backend = SimulatedBackend(load_snapshot(MACHINES / "engine-4.5.json"), None, tmp_path / "l")
+    seen: dict[str, set[bool]] = {}
+
+    def record(name: str, func):
+        def wrapper(*args, **kwargs):
+            seen.setdefault(name, set()).add(threading.current_thread() is threading.main_thread())
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("hardware", "detect", "apply_keyboard", "run"):
+        setattr(backend, name, record(name, getattr(backend, name)))
+    app = InstallerApp(backend, Plan(), threaded=True)
+    app.show = record("show", app.show)
+    read_fd, app._pipe_fd = os.pipe()
+    app.start()
+    keys(app, "enter")
+    keys(app, "enter", "right", "enter")  # Continue, Accept
+    keys(app, "enter")  # layout us: applied in the background
+    _pump(app, read_fd, lambda: step(app) == "existing")
+    keys(app, "enter", "right", "enter")  # Upgrade, confirm
+    _pump(app, read_fd, lambda: step(app) == "done")
+    assert seen["hardware"] == seen["detect"] == seen["apply_keyboard"] == seen["run"] == {False}
+    assert seen["show"] == {True}
+    assert [vm.kind for vm in app.result.vms_needing_pv_upgrade] == ["custom", "local", "local"]
+
+
+@pytest.mark.parametrize("machine", ["engine-6.0", "windows-only"])
+def test_ascii_mode_draws_only_ascii(tmp_path: Path, machine: str) -> None:
+    backend = SimulatedBackend(load_snapshot(MACHINES / f"{machine}.json"), None, tmp_path / "l")
+    app = InstallerApp(backend, Plan(), ascii=True, threaded=False)
+    app.start()
+    to_keyboard(app)
+    keys(app, "enter")
+    for _ in range(2):  # the existing-install or target screen, then the summary
+        rows = app.top.render((80, 24)).text
+        assert all(max(row) < 128 for row in rows), b"\n".join(rows).decode()
+        keys(app, "right", "enter") if machine == "engine-6.0" else keys(app, "enter")
+    W.ASCII["ascii"] = False
+
+
+def test_too_small_terminal_gets_a_notice(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    text = b"".join(app.top.render((70, 20)).text).decode()
+    assert "needs an 80x24 terminal (this one is 70x20)" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..sequencer import Step
 from .choice import ChoiceScreen
 from .done import DoneScreen
@@ -13,7 +15,7 @@ from .summary import SummaryScreen
 from .welcome import WelcomeScreen
 
 
-def _several_installs(app) -> bool:  # noqa: ANN001
+def _several_installs(app: Any) -> bool:
     from ..decisions import engine_installs
 
     return app.detection is not None and len(engine_installs(app.detection.installs)) > 1

@@ -14,6 +14,7 @@ from .. import widgets as W
 from .base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
+MAX_ITEMS = 4  # check items shown on the welcome screen
 STATUS_ATTR = {"pass": "good", "ok": "good", "warn": "warn", "fail": "error"}
 
 
@@ -32,7 +33,6 @@ class WelcomeScreen(Screen):
         )
         return pile(
             [
-                urwid.Divider(),
                 W.text(("title", f"Welcome to the {media.label()} installer.")),
                 urwid.Divider(),
                 W.text(
@@ -47,7 +47,7 @@ class WelcomeScreen(Screen):
                 self.message,
                 self.buttons,
             ],
-            focus=10,
+            focus=9,
         )
 
     def on_show(self) -> None:
@@ -80,26 +80,34 @@ class WelcomeScreen(Screen):
             self.compat.contents[:] = []
             return
         verdict = report.verdict
-        lines = [
-            W.text(
+        profile = f"{report.profile_name} profile" if report.profile_name else "no profile for it"
+        header = W.text(
+            [
+                "Compatibility: ",
+                (STATUS_ATTR.get(verdict, "warn"), verdict.upper()),
+                f"  ({profile})",
+            ]
+        )
+        header.set_wrap_mode("ellipsis")
+        lines = [header]
+        # Failures first, one line each: the screen must fit 80x24 (the log has every line).
+        problems = sorted(
+            (i for i in report.items if i.status != "pass"), key=lambda i: i.status != "fail"
+        )
+        for item in problems:
+            log.info("hardware check %s: %s: %s", item.status, item.name, item.message)
+        for item in problems[:MAX_ITEMS]:
+            line = W.text(
                 [
-                    "Compatibility: ",
-                    (STATUS_ATTR.get(verdict, "warn"), verdict.upper()),
-                    f"  (profile {report.profile_name}, {report.model})",
+                    (STATUS_ATTR.get(item.status, "warn"), f"  {item.status}: "),
+                    f"{item.name}: {item.message}",
                 ]
             )
-        ]
-        for item in report.items:
-            if item.status != "pass":
-                lines.append(
-                    W.text(
-                        [
-                            (STATUS_ATTR.get(item.status, "warn"), f"  {item.status}: "),
-                            f"{item.name}: {item.message}",
-                        ]
-                    )
-                )
-        self.compat.contents[:] = [(w, ("pack", None)) for w in lines[:6]]
+            line.set_wrap_mode("ellipsis")
+            lines.append(line)
+        if len(problems) > MAX_ITEMS:
+            lines.append(W.text(("dim", f"  … {len(problems) - MAX_ITEMS} more in the log")))
+        self.compat.contents[:] = [(w, ("pack", None)) for w in lines]
         if verdict == "fail":
             self.override_slot.original_widget = self.override
 

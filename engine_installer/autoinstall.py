@@ -1,0 +1,132 @@
+"""Unattended installs chosen at boot: the `engine.autoinstall=` kernel argument.
+
+    engine.autoinstall=fwcfg              QEMU's -fw_cfg name=opt/engine/answers.toml,file=...
+    engine.autoinstall=fwcfg:opt/x.toml   another fw_cfg name
+    engine.autoinstall=/path/answers.toml a path in the live system
+    engine.autoinstall=answers.toml       a path on the boot medium (/run/live/medium/...)
+
+Without the argument the text UI runs and asks before touching any disk. The live system's
+`engine-installer` launcher (what its console units run, `engine-installer [--ascii]`) calls
+main() here: with an answer file it runs `engine-installer --answers FILE` once per boot on the
+first console to get there (a lock keeps the other consoles from starting a second run; they
+say where it runs); otherwise, and for any other arguments, it is plain `engine-installer`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError, cli_entry
+
+ARGUMENT = "engine.autoinstall"
+FWCFG_NAME = "opt/engine/answers.toml"
+FWCFG_ROOT = Path("/sys/firmware/qemu_fw_cfg/by_name")
+MEDIUM_ROOT = Path("/run/live/medium")
+LOCK = Path("/run/engine-autoinstall.lock")
+COPY = Path("/run/engine-autoinstall.toml")
+DONE = Path("/run/engine-autoinstall.done")
+LOG_HINT = "/var/log/engine-installer/"
+
+
+def autoinstall_value(cmdline: str) -> str | None:
+    """The last engine.autoinstall= value on the command line (None when absent)."""
+    value = None
+    for arg in shlex.split(cmdline):
+        if arg == ARGUMENT:
+            value = ""
+        elif arg.startswith(ARGUMENT + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def find_answer_file(
+    cmdline: str, *, fwcfg_root: Path = FWCFG_ROOT, medium_root: Path = MEDIUM_ROOT
+) -> Path | None:
+    """Where the answer file named by engine.autoinstall= is; None without the argument.
+    UserError (one line) when the argument names a file that is not there."""
+    value = autoinstall_value(cmdline)
+    if value is None:
+        return None
+    if value == "":
+        raise UserError(
+            f"{ARGUMENT} needs a value: {ARGUMENT}=fwcfg or {ARGUMENT}=PATH (on the medium)"
+        )
+    if value == "fwcfg" or value.startswith("fwcfg:"):
+        name = value.partition(":")[2] or FWCFG_NAME
+        path = fwcfg_root / name / "raw"
+        if not path.exists() and fwcfg_root == FWCFG_ROOT:
+            # The sysfs view of fw_cfg is a module in Debian's kernel.
+            subprocess.run(["modprobe", "qemu_fw_cfg"], capture_output=True, check=False)
+            for _ in range(20):
+                if path.exists():
+                    break
+                time.sleep(0.1)
+        if not path.exists():
+            raise UserError(
+                f"{ARGUMENT}={value}: QEMU fw_cfg has no {name}; start QEMU with "
+                f"-fw_cfg name={name},file=ANSWERS.toml"
+            )
+        return path
+    path = Path(value) if value.startswith("/") else medium_root / value
+    if not path.is_file():
+        raise UserError(f"{ARGUMENT}={value}: no answer file at {path}; check the boot entry")
+    return path
+
+
+def _console_name() -> str:
+    try:
+        return Path("/proc/self/fd/0").resolve().name
+    except OSError:
+        return "another console"
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    from .cli import main as installer_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Only the plain installer start (as the live units do it) turns unattended: a technician
+    # running `engine-installer detect` in a shell gets exactly that.
+    from .cli import build_parser
+
+    args, _ = build_parser().parse_known_args(argv)
+    if args.command or args.answers or args.dry_run or args.profile or DONE.exists():
+        return installer_main(argv)
+    answers = find_answer_file(Path("/proc/cmdline").read_text())
+    if answers is None:
+        return installer_main(argv)
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            where = lock.read().strip() or "another console"
+            print(f"An unattended install ({ARGUMENT}) is running on {where}; wait for it there.")
+            fcntl.flock(lock, fcntl.LOCK_EX)  # wait until it ends
+            print(f"The unattended install has finished; its log is in {LOG_HINT}.", flush=True)
+            return 0
+        lock.truncate(0)
+        lock.write(_console_name())
+        lock.flush()
+        # A copy: fw_cfg's raw file is not seekable everywhere, and a relative [source]
+        # path must not point into sysfs.
+        shutil.copyfile(answers, COPY)
+        print(f"Unattended install: answers from {answers} ({ARGUMENT})", flush=True)
+        source = ["--source", str(args.source)] if args.source else []
+        status = installer_main(["--answers", str(COPY), *source])
+        # Once per boot: when the console's unit restarts, the text UI comes up instead
+        # (reboot / power off), never a second unattended run.
+        DONE.write_text(f"{status}\n")
+        print(f"Unattended install finished (exit {status}).", flush=True)
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Probe block devices into DiskInfo records (read-only).
+
+sysfs gives the disk attributes on every machine; pyudev adds by-id links, serials and
+partition properties when a udev daemon runs. Without udev, partition names and filesystem
+types come from `blkid -p` (libblkid reads the GPT and superblocks itself).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from .errors import UserError
+from .snapshot import DiskInfo, PartitionInfo
+
+SYS_BLOCK = Path("/sys/block")
+BY_ID = Path("/dev/disk/by-id")
+LIVE_MEDIUM = Path("/run/live/medium")
+# Device-mapper, RAM disks, optical drives and zram are never install targets.
+SKIP_PREFIXES = ("ram", "dm-", "md", "sr", "zram", "fd", "nbd")
+
+
+def _read(path: Path, default: str = "") -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return default
+
+
+def partition_path(disk: str, number: int) -> str:
+    """/dev/sda + 1 → /dev/sda1; /dev/loop0 + 1 → /dev/loop0p1 (names ending in a digit)."""
+    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"
+
+
+def resolve_disk_path(path: str) -> str:
+    """Resolve /dev/disk/by-id/... links; refuse what is missing."""
+    if not os.path.exists(path):
+        raise UserError(f"{path} does not exist: name a disk such as /dev/sda (see lsblk)")
+    return os.path.realpath(path)
+
+
+def _mounts() -> dict[str, str]:
+    """major:minor → first mount point, from /proc/self/mountinfo (exact device numbers)."""
+    result: dict[str, str] = {}
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return result
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            # Mount points escape spaces as \040.
+            result.setdefault(fields[2], fields[4].replace("\\040", " "))
+    return result
+
+
+def _swaps() -> set[str]:
+    names = set()
+    for line in _read(Path("/proc/swaps")).splitlines()[1:]:
+        if line.split():
+            names.add(os.path.realpath(line.split()[0]))
+    return names
+
+
+def _udev_context():
+    """A pyudev context when a udev daemon runs (its database exists), else None."""
+    if not Path("/run/udev/control").exists():
+        return None
+    try:
+        import pyudev
+
+        return pyudev.Context()
+    except Exception:  # noqa: BLE001 - udev is optional; sysfs suffices
+        return None
+
+
+def _udev_props(context, sys_path: Path) -> dict[str, str]:
+    if context is None:
+        return {}
+    try:
+        import pyudev
+
+        device = pyudev.Devices.from_sys_path(context, os.path.realpath(sys_path))
+        return {k: str(v) for k, v in device.properties.items()}
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def _blkid(paths: list[str]) -> dict[str, dict[str, str]]:
+    """Low-level probe (-p bypasses the cache) of partitions: PART_ENTRY_NAME, TYPE, ..."""
+    result: dict[str, dict[str, str]] = {}
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        proc = subprocess.run(
+            ["blkid", "-p", "-o", "export", path], capture_output=True, text=True, check=False
+        )
+        props = {}
+        for line in proc.stdout.splitlines():
+            key, _, value = line.partition("=")
+            props[key] = value
+        result[path] = props
+    return result
+
+
+def _bus(name: str, sys_path: Path, props: dict[str, str]) -> str:
+    if props.get("ID_BUS"):
+        return props["ID_BUS"]
+    if name.startswith("loop"):
+        return "loop"
+    if name.startswith("nvme"):
+        return "nvme"
+    if name.startswith("vd"):
+        return "virtio"
+    real = os.path.realpath(sys_path / "device")
+    for bus in ("usb", "ata", "virtio", "mmc"):
+        if f"/{bus}" in real:
+            return bus
+    return "scsi" if name.startswith("sd") else ""
+
+
+def _by_id_links(device: str) -> list[str]:
+    if not BY_ID.is_dir():
+        return []
+    return sorted(str(link) for link in BY_ID.iterdir() if os.path.realpath(link) == device)
+
+
+def _whole_disk_of_devnum(devnum: int) -> str | None:
+    """The /dev name of the whole disk holding a block device number (partition → parent)."""
+    sys_dev = Path(f"/sys/dev/block/{os.major(devnum)}:{os.minor(devnum)}")
+    if not sys_dev.exists():
+        return None
+    real = Path(os.path.realpath(sys_dev))
+    if (real / "partition").exists():
+        real = real.parent
+    return f"/dev/{real.name}"
+
+
+def boot_medium_disks(source: Path | None = None) -> set[str]:
+    """Disks backing the live medium or the payload source (a loop-mounted ISO counts too)."""
+    disks: set[str] = set()
+    candidates = [LIVE_MEDIUM] if LIVE_MEDIUM.is_mount() else []
+    if source is not None and source.exists():
+        candidates.append(source)
+    for path in candidates:
+        try:
+            devnum = os.stat(path).st_dev
+        except OSError:
+            continue
+        disk = _whole_disk_of_devnum(devnum)
+        if not disk:
+            continue
+        disks.add(disk)
+        # An ISO loop-mounted from a file: the disk holding that file is the medium too.
+        backing = _read(SYS_BLOCK / Path(disk).name / "loop" / "backing_file")
+        if backing and os.path.exists(backing):
+            parent = _whole_disk_of_devnum(os.stat(backing).st_dev)
+            if parent:
+                disks.add(parent)
+    if source is not None and source.is_file():
+        # An ISO or image file that is not mounted: its own disk is off limits too.
+        parent = _whole_disk_of_devnum(os.stat(source).st_dev)
+        if parent:
+            disks.add(parent)
+    return disks
+
+
+def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: set[str]) -> DiskInfo:
+    sys_path = SYS_BLOCK / name
+    device = f"/dev/{name}"
+    props = _udev_props(context, sys_path)
+    size = int(_read(sys_path / "size", "0")) * 512
+    info = DiskInfo(
+        path=device,
+        size=size,
+        model=props.get("ID_MODEL", "").replace("_", " ") or _read(sys_path / "device" / "model"),
+        vendor=_read(sys_path / "device" / "vendor") or props.get("ID_VENDOR", ""),
+        serial=props.get("ID_SERIAL_SHORT", "")
+        or _read(sys_path / "device" / "serial")
+        or _read(sys_path / "serial"),
+        bus=_bus(name, sys_path, props),
+        logical_sector_size=int(_read(sys_path / "queue" / "logical_block_size", "512")),
+        removable=_read(sys_path / "removable") == "1",
+        read_only=_read(sys_path / "ro") == "1",
+        by_id=_by_id_links(device),
+    )
+    if name.startswith("loop"):
+        # Loop devices have no serial; the backing file names them for tests and logs.
+        info.model = info.model or "loop"
+        info.serial = info.serial or os.path.basename(_read(sys_path / "loop" / "backing_file"))
+    parts = sorted(
+        (p for p in sys_path.iterdir() if (p / "partition").exists()),
+        key=lambda p: int(_read(p / "partition", "0")),
+    )
+    part_props: dict[str, dict[str, str]] = {}
+    if context is not None:
+        for part in parts:
+            part_props[f"/dev/{part.name}"] = _udev_props(context, part)
+    if not all(part_props.get(f"/dev/{p.name}") for p in parts):
+        part_props.update(_blkid([f"/dev/{p.name}" for p in parts]))
+    reasons = []
+    for part in parts:
+        path = f"/dev/{part.name}"
+        pprops = part_props.get(path, {})
+        devnum = _read(part / "dev")
+        mountpoint = mounts.get(devnum, "")
+        info.partitions.append(
+            PartitionInfo(
+                path=path,
+                number=int(_read(part / "partition", "0")),
+                size=int(_read(part / "size", "0")) * 512,
+                label=pprops.get("ID_PART_ENTRY_NAME", pprops.get("PART_ENTRY_NAME", "")),
+                fstype=pprops.get("ID_FS_TYPE", pprops.get("TYPE", "")),
+                mountpoint=mountpoint,
+            )
+        )
+        if mountpoint:
+            reasons.append(f"partition {path} is mounted at {mountpoint}")
+        elif path in swaps:
+            reasons.append(f"partition {path} is active swap")
+        elif any((part / "holders").iterdir()):
+            reasons.append(f"partition {path} is held by {_holders(part)}")
+    if mounts.get(_read(sys_path / "dev")):
+        reasons.insert(0, f"{device} is mounted at {mounts[_read(sys_path / 'dev')]}")
+    if device in swaps:
+        reasons.insert(0, f"{device} is active swap")
+    if (sys_path / "holders").is_dir() and any((sys_path / "holders").iterdir()):
+        reasons.insert(0, f"{device} is held by {_holders(sys_path)}")
+    info.in_use = reasons[0] if reasons else ""
+    info.is_boot_medium = device in boot
+    return info
+
+
+def _holders(sys_path: Path) -> str:
+    names = sorted(h.name for h in (sys_path / "holders").iterdir())
+    return ", ".join(names) + " (LVM, RAID or encryption)"
+
+
+def _is_candidate(name: str) -> bool:
+    if name.startswith(SKIP_PREFIXES):
+        return False
+    # Unattached loop devices have size 0.
+    return _read(SYS_BLOCK / name / "size", "0") != "0"
+
+
+def probe_disks(source: Path | None = None) -> list[DiskInfo]:
+    """Every whole disk with a medium (loop devices included: tests use them)."""
+    context = _udev_context()
+    mounts, swaps, boot = _mounts(), _swaps(), boot_medium_disks(source)
+    names = sorted(n.name for n in SYS_BLOCK.iterdir() if _is_candidate(n.name))
+    return [_probe(name, context, mounts, swaps, boot) for name in names]
+
+
+def probe_disk(path: str, source: Path | None = None) -> DiskInfo:
+    """One disk by path or by-id link; UserError when it is missing or not a whole disk."""
+    real = resolve_disk_path(path)
+    if not real.startswith("/dev/"):
+        raise UserError(f"{path} is not a block device: name a whole disk such as /dev/sda")
+    name = os.path.basename(real)
+    sys_path = SYS_BLOCK / name
+    if not sys_path.exists():
+        if Path(f"/sys/class/block/{name}/partition").exists():
+            raise UserError(
+                f"{path} is a partition, not a whole disk: name the disk itself (see lsblk)"
+            )
+        raise UserError(f"{path} is not a block device: name a whole disk such as /dev/sda")
+    if _read(sys_path / "size", "0") == "0":
+        raise UserError(f"{path} has no medium (size 0): attach or insert the disk first")
+    return _probe(name, _udev_context(), _mounts(), _swaps(), boot_medium_disks(source))

@@ -1,0 +1,125 @@
+"""Runs the disk backend's run_plan in a child process with no controlling terminal.
+
+The installer UI owns the console. Some disk tools ask questions on /dev/tty when they see one
+(mtools' mmd prompts "Long file name already exists" even with stdin on /dev/null), which would
+hang an install behind the progress screen. A child in its own session (setsid) has no
+controlling terminal, so such a tool fails fast instead of waiting for an answer no one sees;
+a crash in the child cannot take the UI down either.
+
+Protocol: the parent writes the request as one JSON object on stdin; the child writes JSON
+lines on its original stdout: {"event": ...}* then {"result": ...} or {"error", "refused"}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import RefusedError, UserError
+from ..plan import Action, Plan
+from ..progress import ProgressCallback, ProgressEvent
+from ..results import InstallResult
+from ..snapshot import VMInfo
+
+log = logging.getLogger("engine_installer.tui")
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    data = asdict(plan)
+    data["action"] = plan.action.value
+    data["source"] = str(plan.source) if plan.source else None
+    return data
+
+
+def plan_from_json(data: dict[str, Any]) -> Plan:
+    data = dict(data, action=Action(data["action"]))
+    data["source"] = Path(data["source"]) if data.get("source") else None
+    return Plan(**data)
+
+
+def result_from_json(data: dict[str, Any]) -> InstallResult:
+    vms = [VMInfo(**vm) for vm in data.pop("vms_needing_pv_upgrade", [])]
+    return InstallResult(**data, vms_needing_pv_upgrade=vms)
+
+
+def run_in_child(
+    plan: Plan, payload_dir: Path, log_path: Path, progress: ProgressCallback
+) -> InstallResult:
+    """run_plan(plan, manifest, progress) in a setsid child; same exceptions as run_plan."""
+    request = {"plan": plan_to_json(plan), "payload": str(payload_dir), "log": str(log_path)}
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "engine_installer.tui.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,  # tracebacks and stray tool output land in the log
+            start_new_session=True,
+            text=True,
+        )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(json.dumps(request))
+    child.stdin.close()
+    outcome: dict[str, Any] = {}
+    for line in child.stdout:
+        message = json.loads(line)
+        if "event" in message:
+            progress(ProgressEvent(**message["event"]))
+        else:
+            outcome = message
+    code = child.wait()
+    if "result" in outcome:
+        return result_from_json(outcome["result"])
+    if "error" in outcome:
+        raise (RefusedError if outcome.get("refused") else UserError)(outcome["error"])
+    raise UserError(f"the install worker stopped unexpectedly (exit {code}): see {log_path}")
+
+
+def main() -> int:
+    # Keep the protocol channel private: anything else written to stdout goes to the log.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    request = json.loads(sys.stdin.read())
+
+    def send(message: dict[str, Any]) -> None:
+        channel.write(json.dumps(message) + "\n")
+
+    handler = logging.FileHandler(request["log"])
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    # Marks the handler as the run log for engine_installer.logs, so run_plan appends to the
+    # UI's log and copies that one file onto the installed disk.
+    handler._engine_run_log = True  # type: ignore[attr-defined]
+    root = logging.getLogger("engine_installer")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        from ..disks.runner import run_plan
+        from ..payload import load_manifest
+
+        manifest = load_manifest(Path(request["payload"]))
+        result = run_plan(
+            plan_from_json(request["plan"]),
+            manifest,
+            lambda event: send({"event": asdict(event)}),
+        )
+    except UserError as err:
+        log.error("install failed: %s", err)
+        send({"error": str(err), "refused": isinstance(err, RefusedError)})
+        return err.exit_code
+    except Exception as err:
+        log.exception("install failed unexpectedly")
+        send({"error": f"unexpected failure: {err.__class__.__name__}: {err}", "refused": False})
+        return 1
+    if not result.log_path:
+        result.log_path = request["log"]
+    send({"result": asdict(result)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Host-side disk preparation for the end-to-end tests (root: loop devices).
+
+The fast way to get "a laptop disk with Engine 4.5 and VM files": run the real unattended
+installer (`engine-installer --answers`) on the host against a loop device over a sparse raw
+image, then put VM folders onto its storage partition. The image is then attached to a VM.
+
+Loop devices: only ever ones created here (high numbers, away from other engineers' scripts
+that race `losetup -f`), always detached in a finally block with their partition nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+MiB = 1024**2
+GiB = 1024**3
+DISK_SIZE = 1200 * MiB  # the sample Engine's 256 MiB slots + ESP + a little storage
+LOOP_CTL_ADD = 0x4C80
+FIRST_LOOP = 160  # the integration tier starts at 64
+STORAGE_PART = 5
+# name → (kind, published_for): local/custom need a manual PV-driver upgrade after an upgrade.
+SAMPLE_VMS = {
+    "office-desktop": ("shared", "4.5"),
+    "build-box": ("custom", "4.5"),
+    "alice-laptop": ("local", "4.5"),
+}
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, **kwargs)
+
+
+def _attach(image: Path, sector_size: int) -> str:
+    for number in range(FIRST_LOOP, FIRST_LOOP + 64):
+        device = f"/dev/loop{number}"
+        if not os.path.exists(device):
+            with contextlib.suppress(OSError), open("/dev/loop-control", "rb") as ctl:
+                fcntl.ioctl(ctl, LOOP_CTL_ADD, number)
+        if Path(f"/sys/block/loop{number}/loop/backing_file").exists():
+            continue
+        cmd = ["losetup", "--sector-size", str(sector_size), device, str(image)]
+        if subprocess.run(cmd, capture_output=True, check=False).returncode == 0:
+            return device
+    raise RuntimeError("no free loop device")
+
+
+@contextlib.contextmanager
+def loop_device(image: Path, sector_size: int = 512) -> Iterator[str]:
+    """/dev/loopN over image (partition nodes added with partx), detached afterwards."""
+    device = _attach(image, sector_size)
+    try:
+        subprocess.run(["partx", "-a", device], capture_output=True, check=False)
+        yield device
+    finally:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            source, target = line.split()[:2]
+            if source == device or source.startswith(device + "p"):
+                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+        subprocess.run(["partx", "-d", device], capture_output=True, check=False)
+        subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+
+
+def installer_command() -> list[str]:
+    """This checkout's engine-installer, run with the test's Python."""
+    return [sys.executable, "-m", "engine_installer"]
+
+
+def answer_file(path: Path, target: str, source: Path | None, **install) -> Path:
+    lines = ["[install]", f'target = "{target}"', 'eula = "accepted"']
+    install.setdefault("action", "auto")
+    install.setdefault("keyboard", "us")
+    install.setdefault("kernel_args", ["console=ttyS0"])
+    lines += [f"{key} = {json.dumps(value)}" for key, value in install.items()]
+    if source is not None:
+        lines += ["[source]", f'path = "{source}"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def install_on_image(
+    image: Path,
+    payload: Path,
+    *,
+    size: int = DISK_SIZE,
+    sector_size: int = 512,
+    vms: dict[str, tuple[str, str]] | None = None,
+    action: str = "install",
+) -> dict[str, str]:
+    """Install Engine from payload onto a (new, sparse) raw image with the real unattended
+    installer, then add VM folders. Returns the VM files' SHA-256 (see vm_hashes)."""
+    if not image.exists():
+        with open(image, "wb") as handle:
+            handle.truncate(size)
+    with loop_device(image, sector_size) as device, tempfile.TemporaryDirectory() as tmp:
+        answers = answer_file(Path(tmp) / "answers.toml", device, payload, action=action)
+        env = dict(os.environ, ENGINE_INSTALLER_LOG_DIR=tmp)
+        proc = subprocess.run(
+            [*installer_command(), "--answers", str(answers)],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"host-side install failed:\n{proc.stdout}\n{proc.stderr}")
+        subprocess.run(["partx", "-a", device], capture_output=True, check=False)
+        if vms:
+            add_vms(device, vms)
+        return storage_hashes(device)
+
+
+def add_vms(device: str, vms: dict[str, tuple[str, str]], seed: int = 0) -> None:
+    """VM folders (vm.json + a 3 MiB disk image of seeded pseudo-random bytes) on storage."""
+    import random
+
+    rng = random.Random(seed)
+    with _mounted(f"{device}p{STORAGE_PART}") as root:
+        for name, (kind, published) in vms.items():
+            folder = root / "vms" / name
+            folder.mkdir(parents=True)
+            (folder / "vm.json").write_text(
+                json.dumps(
+                    {"name": name, "kind": kind, "published_for": published, "pv_driver": "9.1"}
+                )
+            )
+            (folder / "disk.img").write_bytes(rng.randbytes(3 * MiB))
+        subprocess.run(["sync"], check=False)
+
+
+@contextlib.contextmanager
+def _mounted(device: str, readonly: bool = False) -> Iterator[Path]:
+    target = Path(tempfile.mkdtemp(prefix="e2e-mnt-"))
+    _run(["mount", "-o", "ro" if readonly else "rw", device, str(target)])
+    try:
+        yield target
+    finally:
+        _run(["umount", str(target)])
+        target.rmdir()
+
+
+def storage_hashes(device: str) -> dict[str, str]:
+    """path → SHA-256 of every file under vms/ on the storage partition (read-only mount)."""
+    with _mounted(f"{device}p{STORAGE_PART}", readonly=True) as root:
+        base = root / "vms"
+        if not base.exists():
+            return {}
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(base.rglob("*"))
+            if p.is_file()
+        }
+
+
+def vm_hashes(image: Path, sector_size: int = 512) -> dict[str, str]:
+    """The VM files' SHA-256 on a raw disk image (or a qcow2 converted first by the caller)."""
+    with loop_device(image, sector_size) as device:
+        return storage_hashes(device)
+
+
+def flatten(image: Path, out: Path) -> Path:
+    """A raw copy of a (qcow2) image, for host-side inspection with loop devices."""
+    _run(["qemu-img", "convert", "-O", "raw", str(image), str(out)])
+    return out
+
+
+def esp_file(image: Path, path: str, sector_size: int = 512) -> bytes | None:
+    """A file from the image's ESP (partition 2), read with mtools (no vfat mount needed)."""
+    with loop_device(image, sector_size) as device:
+        proc = subprocess.run(
+            ["mcopy", "-n", "-i", f"{device}p2", f"::{path}", "-"],
+            capture_output=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=False,
+        )  # fmt: skip
+        return proc.stdout if proc.returncode == 0 else None

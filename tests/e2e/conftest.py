@@ -1,0 +1,182 @@
+"""Shared fixtures and hooks for the QEMU end-to-end tier.
+
+- Session fixtures build what many cells share once: the sample Engine payloads (4.5, 5.0),
+  the tool guest's initramfs, prepared Engine disks (host-side unattended installs on loop
+  devices), and the installer ISO (built once when the ISO builder exists).
+- On a failure, every serial log, QEMU stderr/command line and screenshot under the test's
+  tmp_path is copied to build/e2e-artifacts/<test>/ (ENGINE_E2E_ARTIFACTS overrides).
+- Tests marked @pytest.mark.cell("name") form the matrix table printed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from qemu.harness import qemu_available
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("ENGINE_E2E_ARTIFACTS", REPO / "build" / "e2e-artifacts"))
+ARTIFACT_GLOBS = ("*.log", "*.png", "*.stderr", "*.cmdline", "*.toml", "*.txt")
+
+_cells: dict[str, dict] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cell(name): a cell of the end-to-end matrix table")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("cell")
+    if marker is not None:
+        cell = _cells.setdefault(marker.args[0], {"outcome": "passed", "seconds": 0.0})
+        cell["seconds"] += report.duration
+        if report.failed:
+            cell["outcome"] = "FAILED"
+        elif report.skipped and cell["outcome"] == "passed":
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            cell["outcome"] = "skipped: " + str(reason).removeprefix("Skipped: ")
+    if report.failed and report.when in ("setup", "call"):
+        tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+        if tmp is not None:
+            _save_artifacts(item.nodeid, Path(tmp))
+
+
+def _save_artifacts(nodeid: str, tmp: Path) -> None:
+    dest = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])
+    for pattern in ARTIFACT_GLOBS:
+        for path in tmp.rglob(pattern):
+            if path.is_file() and path.stat().st_size < 64 * 1024**2:
+                target = dest / path.relative_to(tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _cells:
+        return
+    width = max(len(name) for name in _cells) + 2
+    terminalreporter.section("end-to-end matrix")
+    terminalreporter.write_line(f"{'cell':<{width}}{'result':<10}seconds")
+    total = 0.0
+    for name, cell in _cells.items():
+        total += cell["seconds"]
+        result, _, reason = cell["outcome"].partition(": ")
+        line = f"{name:<{width}}{result:<10}{cell['seconds']:7.1f}"
+        terminalreporter.write_line(line + (f"  ({reason[:90]})" if reason else ""))
+    terminalreporter.write_line(f"{'total':<{width}}{'':<10}{total:7.1f}")
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+def _needs_root_and_qemu() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (loop devices for disk preparation, 9p export of /)")
+    if not qemu_available():
+        pytest.skip("qemu-system-x86 / ovmf not installed")
+
+
+@pytest.fixture(scope="session")
+def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Sample Engine payloads 4.5 (build 45) and 5.0 (build 50): real kernels, bootable."""
+    _needs_root_and_qemu()
+    from engine_installer.iso.sample_payload import build_sample_payload
+
+    base = tmp_path_factory.mktemp("payloads")
+    return {
+        "4.5": build_sample_payload("4.5", base / "4.5", build="45").parent,
+        "5.0": build_sample_payload("5.0", base / "5.0", build="50").parent,
+    }
+
+
+@pytest.fixture(scope="session")
+def tool_initramfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _needs_root_and_qemu()
+    from qemu.guest import build_initramfs, guest_kernel
+
+    kernel = guest_kernel()
+    if kernel is None:
+        pytest.skip("no kernel in /boot (linux-image-amd64)")
+    return build_initramfs(tmp_path_factory.mktemp("tool-guest"), kernel)
+
+
+@pytest.fixture(scope="session")
+def engine45_disk(tmp_path_factory, payloads) -> tuple[Path, dict[str, str]]:
+    """A raw laptop disk with Engine 4.5 (slot A) and three VMs, installed on the host by the
+    real unattended installer. Read-only base: tests use qcow2 overlays or copies."""
+    from qemu.disks import SAMPLE_VMS, install_on_image
+
+    image = tmp_path_factory.mktemp("disk45") / "engine-4.5.img"
+    hashes = install_on_image(image, payloads["4.5"], vms=SAMPLE_VMS)
+    image.chmod(0o444)
+    return image, hashes
+
+
+@pytest.fixture(scope="session")
+def engine50_disk(tmp_path_factory, payloads) -> tuple[Path, dict[str, str]]:
+    """Engine 5.0 with VMs of which two were published for 5.0 (they stop running on 4.5)."""
+    from qemu.disks import install_on_image
+
+    vms = {
+        "finance-desktop": ("shared", "5.0"),
+        "field-notes": ("local", "5.0"),
+        "old-build-box": ("custom", "4.5"),
+    }
+    image = tmp_path_factory.mktemp("disk50") / "engine-5.0.img"
+    hashes = install_on_image(image, payloads["5.0"], vms=vms)
+    image.chmod(0o444)
+    return image, hashes
+
+
+def run_checked(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, **kwargs)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.start
+
+
+@pytest.fixture(scope="session")
+def installer_iso(tmp_path_factory) -> Path:
+    """The installer ISO (Engine 5.0 sample payload), built once per session from the cached
+    live base (ENGINE_E2E_ISO=FILE reuses a prebuilt one)."""
+    _needs_root_and_qemu()
+    prebuilt = os.environ.get("ENGINE_E2E_ISO")
+    if prebuilt:
+        return Path(prebuilt)
+    try:
+        from engine_installer.iso import builder  # noqa: F401
+        from tests.iso_helpers import build_real_iso
+    except ImportError as err:
+        pytest.skip(f"installer ISO not built: the ISO builder is missing ({err})")
+    return build_real_iso(tmp_path_factory.mktemp("installer-iso"))
+
+
+@pytest.fixture(scope="session")
+def installer_iso_45(tmp_path_factory) -> Path:
+    """An Engine 4.5 installer ISO (for the downgrade cell); ENGINE_E2E_ISO_45 reuses one."""
+    _needs_root_and_qemu()
+    prebuilt = os.environ.get("ENGINE_E2E_ISO_45")
+    if prebuilt:
+        return Path(prebuilt)
+    try:
+        from engine_installer.iso import builder  # noqa: F401
+        from tests.iso_helpers import build_real_iso
+    except ImportError as err:
+        pytest.skip(f"installer ISO not built: the ISO builder is missing ({err})")
+    return build_real_iso(tmp_path_factory.mktemp("installer-iso-45"), version="4.5")

@@ -1,0 +1,481 @@
+"""The end-to-end matrix (issue 5), in QEMU under TCG.
+
+Cells that need the installer ISO (`engine-iso build`) boot it as a DVD or a USB stick under
+SeaBIOS or OVMF and drive the real text UI over the serial console (qemu/console.py reads the
+screen with pyte). Cells that need no ISO run the same installer inside a tool guest
+(qemu/guest.py: the host's kernel, this checkout over 9p, a real guest disk): the power cut and
+the installer-over-serial flows. Every installed disk is then booted alone and the sample
+Engine's status line says what booted.
+
+Environment: ENGINE_POWERCUT_RUNS (default 10), ENGINE_POWERCUT_SEED, ENGINE_QEMU_ACCEL (tcg).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from qemu.console import SerialConsole
+from qemu.disks import answer_file, flatten, installer_command, vm_hashes
+from qemu.guest import DONE, tool_guest
+from qemu.harness import boot_installed_disk as boot_disk
+from qemu.harness import laptop, make_overlay
+
+pytestmark = pytest.mark.qemu
+
+REPO = Path(__file__).resolve().parents[2]
+POWERCUT_RUNS = int(os.environ.get("ENGINE_POWERCUT_RUNS", "10"))
+POWERCUT_SEED = int(os.environ.get("ENGINE_POWERCUT_SEED", "5021"))
+GUEST_TIMEOUT = 600
+START = "@@UPGRADE-START"
+FIRST_WRITE = r"^\[write-slot\]"  # an upgrade's first disk write: the cuts land after it
+GUEST_MODULES = "ahci sd_mod nvme ext4 vfat nls_cp437 nls_iso8859_1 nls_ascii loop qemu_fw_cfg"
+
+
+def guest_script(path: Path, body: str) -> Path:
+    """A script for the tool guest: drivers loaded, in this checkout, then body."""
+    path.write_text(f"modprobe -a {GUEST_MODULES} 2>/dev/null\ncd {REPO}\n{body}\n")
+    return path
+
+
+def upgrade_script(tmp: Path, payload: Path, target: str = "/dev/sda") -> Path:
+    answers = answer_file(tmp / "upgrade.toml", target, payload, action="upgrade")
+    installer = " ".join(installer_command())
+    # stdin from /dev/null: a tool run by the installer must never wait on the console.
+    return guest_script(
+        tmp / "upgrade.sh", f"echo {START}\n{installer} --answers {answers} </dev/null"
+    )
+
+
+def last_phase(serial: str) -> str:
+    phases = re.findall(r"^\[([a-z-]+)\][^\n]*$", serial, re.MULTILINE)
+    return phases[-1] if phases else "(before the first phase)"
+
+
+@pytest.mark.cell("power cut during upgrade (tool guest)")
+def test_power_cut_during_upgrade(tmp_path, payloads, engine45_disk, tool_initramfs):
+    """Kill QEMU at seeded random moments while the guest upgrades 4.5 → 5.0; each time the
+    disk boots (4.5 on A or 5.0 on B) and the VM files are byte-identical."""
+    base, hashes = engine45_disk
+    assert hashes, "the prepared disk has no VM files"
+    script = upgrade_script(tmp_path, payloads["5.0"])
+
+    # Reference run: the whole upgrade, to measure its window under this machine's load.
+    ref = make_overlay(base, tmp_path / "reference.qcow2")
+    vm = tool_guest(script, tool_initramfs, ref, workdir=tmp_path / "reference",
+                    disk_format="qcow2", cache="writeback")  # fmt: skip
+    with vm:
+        vm.wait_for(FIRST_WRITE, timeout=GUEST_TIMEOUT)
+        started = time.monotonic()
+        done = vm.wait_for(re.escape(DONE) + r"(\d+)", timeout=GUEST_TIMEOUT)
+        window = time.monotonic() - started
+        vm.wait_exit(60)
+    serial = vm.serial_text()
+    assert done.group(1) == "0", serial[-3000:]
+    assert "upgraded on /dev/sda, slot B (was 4.5" in serial
+    groups, _ = boot_disk(ref, tmp_path / "reference-boot", disk_format="qcow2")
+    assert groups[:3] == ("5.0", "50", "B")
+    assert vm_hashes(flatten(ref, tmp_path / "reference.raw")) == hashes
+    (tmp_path / "reference.raw").unlink()
+
+    rng = random.Random(POWERCUT_SEED)
+    outcomes = []
+    for run in range(POWERCUT_RUNS):
+        overlay = make_overlay(base, tmp_path / f"cut-{run}.qcow2")
+        delay = rng.uniform(0.0, window * 1.1)
+        firmware = rng.choice(["bios", "uefi"])
+        vm = tool_guest(script, tool_initramfs, overlay, workdir=tmp_path / f"cut-{run}",
+                        disk_format="qcow2", cache="writeback")  # fmt: skip
+        with vm:
+            vm.wait_for(FIRST_WRITE, timeout=GUEST_TIMEOUT)
+            time.sleep(delay)
+            vm.kill()  # the power cut: QEMU dies, whatever the guest had in flight is lost
+        phase = last_phase(vm.serial_text())
+        groups, _ = boot_disk(overlay, tmp_path / f"cut-{run}-boot", firmware=firmware,
+                              disk_format="qcow2")  # fmt: skip
+        version, _build, slot, _vms = groups
+        outcomes.append(f"run {run}: cut after {delay:.2f}s in [{phase}] → {version} slot {slot}")
+        assert (version, slot) in (("4.5", "A"), ("5.0", "B")), outcomes[-1]
+        raw = flatten(overlay, tmp_path / f"cut-{run}.raw")
+        assert vm_hashes(raw) == hashes, f"VM files changed: {outcomes[-1]}"
+        raw.unlink()
+        overlay.unlink()
+    print(f"\nupgrade window {window:.1f} s; seed {POWERCUT_SEED}")
+    print("\n".join(outcomes))
+
+
+# -- the text UI over the serial console -------------------------------------------------------
+
+
+def tui_script(tmp: Path, payload: Path, name: str = "tui.sh") -> Path:
+    """Tool-guest script: the real text UI on ttyS0 (80x24, ASCII), from payload."""
+    installer = " ".join(installer_command())
+    return guest_script(
+        tmp / name,
+        "stty -F /dev/ttyS0 rows 24 cols 80\n"
+        "export TERM=vt100 ENGINE_INSTALLER_LOG=/run/log/installer.log\n"
+        f"setsid -w -c {installer} --source {payload} --ascii </dev/ttyS0 >/dev/ttyS0 "
+        "2>/run/log/stderr\necho; echo @@TUI-EXIT $?; cat /run/log/stderr",
+    )
+
+
+def through_keyboard(console: SerialConsole, version: str, layout: str = "") -> None:
+    """Screens 1-4 as a technician does them; the existing-install screen (5) comes next."""
+    console.wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
+    assert "Install Engine" in console.focused()
+    console.press("enter")
+    screen = console.wait_for("2/5 Welcome")
+    assert f"Welcome to the Engine {version}" in screen
+    console.press("enter")
+    console.wait_for("3/5 Licence agreement")
+    assert "< Back >" in console.focused()  # the safe default
+    console.press("tab")
+    assert "< Accept >" in console.focused()
+    console.press("enter")
+    console.wait_for("4/5 Keyboard layout")
+    if layout:
+        console.type(layout)
+        console.wait_for(f"Search: {layout}")
+    console.press("enter")
+
+
+def confirm_summary(console: SerialConsole, button: str) -> str:
+    screen = console.wait_for("Summary")
+    assert "< Back >" in console.focused()
+    console.press("tab")
+    assert f"< {button} >" in console.focused()
+    console.press("enter")
+    return screen
+
+
+def power_off(console: SerialConsole, vm) -> None:
+    """The done screen's Power off: the machine switches off (QEMU exits)."""
+    console.press("tab")
+    assert "< Power off >" in console.focused()
+    console.press("enter")
+    vm.wait_exit(120)
+
+
+def fresh_install(console: SerialConsole, vm, disk_line: str, layout: str = "") -> str:
+    through_keyboard(console, "5.0", layout)
+    screen = console.wait_for("5/5 Target disk", timeout=120)
+    assert "No Engine installation was found" in screen
+    assert disk_line in console.focused()
+    console.press("enter")
+    summary = confirm_summary(console, "Install Engine")
+    assert "WILL BE ERASED" in summary
+    done = console.wait_for(r"Installed Engine 5\.0 \(build 50\)|could not finish", 600, True)
+    assert "Installed Engine 5.0 (build 50)" in done, done
+    assert "Remove the installation media" in done
+    power_off(console, vm)
+    return done
+
+
+def blank_disk(path: Path, size: int = 1200 * 1024**2) -> Path:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+FRESH_GUEST = [
+    # (cell, firmware for the disk boot, nvme, sector size, disk line on screen 5)
+    ("fresh install over serial, AHCI, SeaBIOS (tool guest)", "bios", False, 512, "/dev/sda"),
+    ("fresh install over serial, NVMe, OVMF (tool guest)", "uefi", True, 512, "/dev/nvme0n1"),
+    ("fresh install over serial, 4Kn NVMe, OVMF (tool guest)", "uefi", True, 4096, "/dev/nvme0n1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cell", "firmware", "nvme", "sector", "disk_line"),
+    [pytest.param(*row, marks=pytest.mark.cell(row[0]), id=row[0].split(",")[1].strip())
+     for row in FRESH_GUEST],
+)  # fmt: skip
+def test_fresh_install_over_serial(
+    tmp_path, payloads, tool_initramfs, cell, firmware, nvme, sector, disk_line
+):
+    disk = blank_disk(tmp_path / "laptop.img")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    nvme=nvme, sector_size=sector, firmware=firmware)  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        fresh_install(console, vm, disk_line, layout="de")
+    assert "@@TUI-EXIT 0" in vm.serial_text()
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware=firmware, nvme=nvme,
+                          sector_size=sector)  # fmt: skip
+    assert groups[:3] == ("5.0", "50", "A")
+
+
+@pytest.mark.cell("upgrade over serial 4.5 → 5.0 (tool guest, SeaBIOS)")
+def test_upgrade_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
+    base, hashes = engine45_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "5.0")
+        screen = console.wait_for("An Engine installation was found", timeout=120)
+        assert "Engine 4.5 (build 45), can be upgraded" in screen
+        assert "This medium:  Engine 5.0 (build 50)" in screen
+        assert "< Upgrade >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Upgrade Engine")
+        assert "kept" in summary
+        done = console.wait_for(r"Upgraded /dev/sda to Engine 5\.0|could not finish", 600, True)
+        assert "Upgraded /dev/sda to Engine 5.0" in done, done
+        assert "slot B" in done
+        # Local and custom VMs need a manual PV-driver upgrade; shared ones do not.
+        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "office-desktop" not in done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups == ("5.0", "50", "B", "3")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+
+
+@pytest.mark.cell("remove and reinstall over serial (tool guest, OVMF)")
+def test_remove_and_reinstall_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
+    base, _ = engine45_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["5.0"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2", firmware="uefi")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "5.0")
+        console.wait_for("An Engine installation was found", timeout=120)
+        console.press("tab")
+        assert "< Remove and reinstall >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Erase and reinstall")
+        assert "ALL DATA ON /dev/sda WILL BE ERASED" in summary
+        done = console.wait_for(r"Reinstalled Engine 5\.0|could not finish", 600, True)
+        assert "Reinstalled Engine 5.0 (build 50) on /dev/sda" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups == ("5.0", "50", "A", "0")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == {}
+
+
+@pytest.mark.cell("downgrade refused over serial (tool guest)")
+def test_downgrade_refused_over_serial(tmp_path, payloads, tool_initramfs, engine50_disk):
+    base, hashes = engine50_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    script = tui_script(tmp_path, payloads["4.5"])
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    disk_format="qcow2")  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        through_keyboard(console, "4.5")
+        screen = console.wait_for("would stop running", timeout=120)
+        assert "Engine 5.0 (build 50), NEWER than this medium" in screen
+        assert "finance-desktop (shared, for Engine 5.0)" in screen
+        assert "field-notes (local, for Engine 5.0)" in screen
+        assert "old-build-box" not in screen  # published for 4.5: still runs
+        assert "< Back >" in console.focused()
+        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
+        console.wait_for("Downgrade refused")
+    raw = flatten(disk, tmp_path / "after.raw")
+    assert vm_hashes(raw) == hashes
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups[:3] == ("5.0", "50", "A")
+
+
+@pytest.mark.cell("unattended via engine.autoinstall=fwcfg (tool guest)")
+def test_unattended_autoinstall_fwcfg(tmp_path, payloads, tool_initramfs):
+    disk = blank_disk(tmp_path / "laptop.img")
+    answers = answer_file(tmp_path / "answers.toml", "/dev/sda", payloads["5.0"])
+    installer = " ".join(installer_command())
+    entry = installer[: -len("engine_installer")] + "engine_installer.autoinstall"
+    script = guest_script(tmp_path / "auto.sh", f"{entry} --ascii </dev/null")
+    script_tui = guest_script(
+        tmp_path / "auto-tui.sh",
+        "stty -F /dev/ttyS0 rows 24 cols 80\nexport TERM=vt100 "
+        "ENGINE_INSTALLER_LOG=/run/log/installer.log\n"
+        f"setsid -w -c {entry} --ascii --source {payloads['5.0']} </dev/ttyS0 >/dev/ttyS0",
+    )
+    vm = tool_guest(script, tool_initramfs, disk, workdir=tmp_path / "installer",
+                    fw_cfg={"opt/engine/answers.toml": answers},
+                    extra_append="engine.autoinstall=fwcfg")  # fmt: skip
+    # Without engine.autoinstall the installer asks: the text UI comes up, no disk is touched.
+    asks = tool_guest(script_tui, tool_initramfs, disk, workdir=tmp_path / "no-argument",
+                      fw_cfg={"opt/engine/answers.toml": answers})  # fmt: skip
+    with asks:
+        SerialConsole(asks).wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
+    with open(disk, "rb") as handle:
+        assert handle.read(4 * 1024**2).count(0) == 4 * 1024**2, "the disk was written"
+    with vm:
+        vm.wait_for(re.escape(DONE) + r"\d+", timeout=GUEST_TIMEOUT)
+    serial = vm.serial_text()
+    assert "Unattended install: answers from /sys/firmware/qemu_fw_cfg" in serial
+    assert f"{DONE}0" in serial, serial[-3000:]
+    assert "Engine 5.0 build 50 installed on /dev/sda, slot A" in serial
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot")
+    assert groups[:3] == ("5.0", "50", "A")
+
+
+# -- the installer ISO: DVD or USB stick, SeaBIOS or OVMF --------------------------------------
+
+ISO_BOOT_TIMEOUT = 900  # GRUB → live system → installer under TCG: 1-2 min on an idle machine
+
+
+def iso_installer(iso: Path, disk: Path, tmp: Path, firmware: str, media: str, **kwargs):
+    return laptop(disk, media=iso, media_kind=media, firmware=firmware,
+                  workdir=tmp / "installer", **kwargs)  # fmt: skip
+
+
+def iso_build(iso: Path) -> str:
+    """The payload build number on the ISO (its manifest), as the screens show it."""
+    import pycdlib
+
+    reader = pycdlib.PyCdlib()
+    reader.open(str(iso))
+    try:
+        from io import BytesIO
+
+        data = BytesIO()
+        reader.get_file_from_iso_fp(data, rr_path="/engine/manifest.json")
+    finally:
+        reader.close()
+    return json.loads(data.getvalue())["build"]
+
+
+ISO_FRESH = [
+    pytest.param(fw, media, id=f"{fw}-{media}", marks=pytest.mark.cell(
+        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"))
+    for fw in ("bios", "uefi") for media in ("dvd", "usb")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("firmware", "media"), ISO_FRESH)
+def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
+    build = iso_build(installer_iso)
+    disk = blank_disk(tmp_path / "laptop.img")
+    with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0", "de")
+        screen = console.wait_for("5/5 Target disk", timeout=300)
+        assert "QEMU HARDDISK" in console.focused()
+        if media == "usb":  # the stick the installer runs from is never offered
+            assert "not offered" in screen and "boot medium" in screen
+        console.press("enter")
+        confirm_summary(console, "Install Engine")
+        done = console.wait_for(r"Installed Engine 5\.0|could not finish", 900, True)
+        assert f"Installed Engine 5.0 (build {build})" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware=firmware)
+    assert groups[:3] == ("5.0", build, "A")
+
+
+@pytest.mark.cell("ISO upgrade 4.5 → 5.0, OVMF, USB")
+def test_iso_upgrade(tmp_path, installer_iso, engine45_disk):
+    base, hashes = engine45_disk
+    build = iso_build(installer_iso)
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso, disk, tmp_path, "uefi", "usb", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0")
+        screen = console.wait_for("An Engine installation was found", timeout=300)
+        assert "Engine 4.5 (build 45), can be upgraded" in screen
+        console.press("enter")
+        confirm_summary(console, "Upgrade Engine")
+        done = console.wait_for(r"Upgraded /dev/\S+ to Engine 5\.0|could not finish", 900, True)
+        assert "could not finish" not in done, done
+        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "office-desktop" not in done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups == ("5.0", build, "B", "3")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+
+
+def add_kernel_argument(console: SerialConsole, argument: str) -> None:
+    """In the ISO's GRUB menu (on the serial console): e, go to the linux line, append the
+    argument, Ctrl-X boots it - what a technician does by hand."""
+    console.wait_for("Install Engine", timeout=ISO_BOOT_TIMEOUT)
+    console.press("e", settle=1.5)
+    screen = console.wait_for("linux /live/vmlinuz")
+    lines = screen.splitlines()
+    first = next(i for i, line in enumerate(lines) if "setparams" in line)
+    target = next(i for i, line in enumerate(lines) if "linux /live/vmlinuz" in line)
+    console.press(*["down"] * (target - first), "\x05")  # Ctrl-E: end of the line
+    console.type(" " + argument, settle=0.1)
+    console.wait_for(argument)
+    console.press("\x18")  # Ctrl-X: boot
+
+
+@pytest.mark.cell("ISO unattended (engine.autoinstall=fwcfg), SeaBIOS, DVD")
+def test_iso_unattended(tmp_path, installer_iso):
+    build = iso_build(installer_iso)
+    disk = blank_disk(tmp_path / "laptop.img")
+    answers = answer_file(tmp_path / "answers.toml", "/dev/sda", None, action="install")
+    vm = iso_installer(installer_iso, disk, tmp_path, "bios", "dvd",
+                       fw_cfg={"opt/engine/answers.toml": answers})  # fmt: skip
+    with vm:
+        console = SerialConsole(vm)
+        add_kernel_argument(console, "engine.autoinstall=fwcfg")
+        # The serial unit runs it, or says that the tty1 unit does and when it has finished.
+        vm.wait_for(r"Unattended install finished|unattended install has finished",
+                    timeout=ISO_BOOT_TIMEOUT)  # fmt: skip
+        serial = vm.serial_text()
+    if "Unattended install finished" in serial:
+        assert f"Engine 5.0 build {build} installed on /dev/sda, slot A" in serial
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot")
+    assert groups[:3] == ("5.0", build, "A")
+
+
+@pytest.mark.cell("ISO remove and reinstall, SeaBIOS, USB")
+def test_iso_remove_and_reinstall(tmp_path, installer_iso, engine45_disk):
+    base, _ = engine45_disk
+    build = iso_build(installer_iso)
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso, disk, tmp_path, "bios", "usb", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "5.0")
+        console.wait_for("An Engine installation was found", timeout=300)
+        console.press("tab")
+        assert "< Remove and reinstall >" in console.focused()
+        console.press("enter")
+        summary = confirm_summary(console, "Erase and reinstall")
+        assert "WILL BE ERASED" in summary
+        done = console.wait_for(r"Reinstalled Engine 5\.0|could not finish", 900, True)
+        assert f"Reinstalled Engine 5.0 (build {build})" in done, done
+        power_off(console, vm)
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
+    assert groups == ("5.0", build, "A", "0")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == {}
+
+
+@pytest.mark.cell("ISO downgrade refused (4.5 ISO, 5.0 disk), OVMF, DVD")
+def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
+    base, hashes = engine50_disk
+    disk = make_overlay(base, tmp_path / "laptop.qcow2")
+    vm = iso_installer(installer_iso_45, disk, tmp_path, "uefi", "dvd", disk_format="qcow2")
+    with vm:
+        console = SerialConsole(vm)
+        console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
+        through_keyboard(console, "4.5")
+        screen = console.wait_for("would stop running", timeout=300)
+        assert "Engine 5.0 (build 50), NEWER than this medium" in screen
+        assert "finance-desktop (shared, for Engine 5.0)" in screen
+        assert "field-notes (local, for Engine 5.0)" in screen
+        assert "old-build-box" not in screen
+        assert "< Back >" in console.focused()
+        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
+        console.wait_for("Downgrade refused")
+    assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
+    groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
+    assert groups[:3] == ("5.0", "50", "A")

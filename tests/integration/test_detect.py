@@ -1,0 +1,115 @@
+"""Detection states on real loop disks, read without mounting or writing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from conftest import (
+    MiB,
+    add_vms,
+    device_sha256,
+    engine_installer,
+    part,
+    run,
+)
+
+from engine_installer.detect import detect_installs
+from engine_installer.disks.preflight import prepare
+from engine_installer.disks.runner import _Executor, run_plan
+from engine_installer.payload import load_manifest
+from engine_installer.plan import Action, Plan
+from engine_installer.probe import probe_disk
+from engine_installer.progress import ignore_progress
+
+SIZE = 720 * MiB
+
+
+def _install(disk: str, payload, **kwargs) -> None:
+    run_plan(Plan(target=disk, eula_accepted=True, **kwargs), load_manifest(payload))
+
+
+def _interrupted_install(disk: str, payload) -> None:
+    """The runner's own steps, stopped after the slot write (as a power cut would)."""
+    prepared = prepare(
+        Plan(action=Action.INSTALL, target=disk, eula_accepted=True), load_manifest(payload)
+    )
+    executor = _Executor(prepared, ignore_progress)
+    for action in prepared.actions:
+        if action.kind == "bootloader":
+            break
+        executor.run(action)
+
+
+def test_detection_states(make_loop, payloads):
+    names = ("newer", "incomplete", "damaged", "ext4", "ntfs", "whole", "empty")
+    newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty = (
+        make_loop(SIZE, name=n) for n in names
+    )
+    run(["mkfs.ext4", "-q", whole])  # a filesystem on the whole disk, no partition table
+    _install(newer, payloads["5.1"])
+    add_vms(newer, {"render": ("custom", "5.1")})
+    _interrupted_install(incomplete, payloads["4.5"])
+    _install(damaged, payloads["4.5"])
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    run(["mdel", "-i", part(damaged, 2), "::boot/grub/grubenv"], env=env)
+    run(["sgdisk", "-n1:0:+200M", "-c1:data", foreign_ext4])
+    run(["partx", "-a", foreign_ext4])
+    run(["mkfs.ext4", "-q", part(foreign_ext4, 1)])
+    # An NTFS-like Windows disk: a basic-data partition whose boot sector says NTFS.
+    run(["sgdisk", "-n1:0:+200M", "-t1:0700", "-c1:Basic data partition", foreign_ntfs])
+    run(["partx", "-a", foreign_ntfs])
+    with open(part(foreign_ntfs, 1), "r+b") as handle:
+        handle.write(b"\xebR\x90NTFS    " + bytes(500) + b"\x55\xaa")
+
+    disks = [newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty]
+    before = {d: device_sha256(d) for d in disks}
+    args = ["--source", str(payloads["5.0"]), "detect", "--json"]
+    for disk in disks:
+        args += ["--disk", disk]
+    proc = engine_installer(*args)
+    assert proc.returncode == 0, proc.stderr
+    found = {entry["disk"]: entry for entry in json.loads(proc.stdout)}
+    assert empty not in found  # empty disks are not listed
+    assert found[newer]["state"] == "newer-than-media"
+    assert (found[newer]["version"], found[newer]["active_slot"]) == ("5.1", "A")
+    assert [vm["name"] for vm in found[newer]["vms"]] == ["render"]
+    assert found[incomplete]["state"] == "incomplete"
+    assert "never finished" in found[incomplete]["reason"]
+    assert found[damaged]["state"] == "damaged"
+    assert "boot environment" in found[damaged]["reason"]
+    for foreign in (foreign_ext4, foreign_ntfs, whole):
+        assert found[foreign]["state"] == "foreign", found[foreign]
+        assert found[foreign]["reason"]
+    for entry in found.values():
+        assert set(entry) >= {"disk", "version", "build", "active_slot", "installed_at", "state"}
+    # Detection reads only: every disk is byte-identical afterwards.
+    assert {d: device_sha256(d) for d in disks} == before
+
+    # The library call over four disks (the TUI's "existing install" screen).
+    infos = [probe_disk(d) for d in disks[:4]]
+    media = load_manifest(payloads["5.0"])
+    started = time.monotonic()
+    states = [i.state for i in detect_installs(infos, media)]
+    print(f"detect_installs over 4 loop disks: {time.monotonic() - started:.3f} s")
+    assert states == ["newer-than-media", "incomplete", "damaged", "foreign"]
+
+
+def test_auto_refuses_damaged_and_upgrade_after_incomplete(make_loop, payloads):
+    """auto over a damaged Engine refuses; over an incomplete one it installs afresh."""
+    import pytest
+
+    from engine_installer.errors import RefusedError
+
+    disk = make_loop(SIZE)
+    _install(disk, payloads["4.5"])
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    run(["mdel", "-i", part(disk, 2), "::boot/grub/grubenv"], env=env)
+    with pytest.raises(RefusedError, match="damaged"):
+        _install(disk, payloads["5.0"])
+    other = make_loop(SIZE, name="other")
+    _interrupted_install(other, payloads["4.5"])
+    _install(other, payloads["5.0"])
+    [state] = detect_installs([probe_disk(other)], load_manifest(payloads["5.0"]))
+    assert (state.state, state.version) == ("same-version", "5.0")
