@@ -27,11 +27,7 @@ BOOT_TIMEOUT = 600
 TIMES: dict[str, float] = {}
 
 
-@pytest.fixture(scope="session")
-def installer_iso(tmp_path_factory):
-    if not qemu_available():
-        pytest.skip("QEMU or OVMF is not installed (make setup)")
-    return build_real_iso(tmp_path_factory.mktemp("iso"))
+# `installer_iso` (the 5.0 ISO, built once per session) comes from tests/e2e/conftest.py.
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
