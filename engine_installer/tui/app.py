@@ -33,6 +33,18 @@ from .sequencer import Sequencer, Step
 log = logging.getLogger("engine_installer.tui")
 
 MIN_COLS, MIN_ROWS = 80, 24
+
+
+class SerialSafeScreen(urwid.raw_display.Screen):
+    """A serial console reports a 0x0 window (no TIOCGWINSZ from the far end); urwid falls back
+    to 80x24 only for TERM=ansi/vt100, so draw at the 80x24 minimum on any terminal that does."""
+
+    def get_cols_rows(self) -> tuple[int, int]:
+        cols, rows = super().get_cols_rows()
+        if cols <= 0 or rows <= 0:
+            cols, rows = MIN_COLS, MIN_ROWS
+            self.maxrow = rows
+        return cols, rows
 SERIAL_TERMS = ("vt100", "vt102", "vt220", "linux-serial", "dumb")
 
 
@@ -207,7 +219,7 @@ class InstallerApp:
             self.loop.draw_screen()
 
     def run(self) -> int:
-        screen = urwid.raw_display.Screen()
+        screen = SerialSafeScreen()
         if W.ASCII["ascii"]:
             screen.set_terminal_properties(colors=16)
         self.loop = urwid.MainLoop(

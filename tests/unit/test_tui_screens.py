@@ -378,3 +378,13 @@ def test_too_small_terminal_gets_a_notice(tmp_path: Path) -> None:
     app = make_app("empty-disk", tmp_path)
     text = b"".join(app.top.render((70, 20)).text).decode()
     assert "needs an 80x24 terminal (this one is 70x20)" in text
+
+
+def test_serial_console_without_a_window_size_gets_80x24(monkeypatch):
+    """A serial line reports 0x0; the installer must still draw (at the 80x24 minimum)."""
+    import urwid
+
+    from engine_installer.tui.app import SerialSafeScreen
+
+    monkeypatch.setattr(urwid.raw_display.Screen, "get_cols_rows", lambda self: (0, 0))
+    assert SerialSafeScreen().get_cols_rows() == (80, 24)
