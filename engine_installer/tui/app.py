@@ -45,6 +45,8 @@ class SerialSafeScreen(urwid.raw_display.Screen):
             cols, rows = MIN_COLS, MIN_ROWS
             self.maxrow = rows
         return cols, rows
+
+
 SERIAL_TERMS = ("vt100", "vt102", "vt220", "linux-serial", "dumb")
 
 
