@@ -48,10 +48,10 @@ test-integration: setup
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
-# All tiers in one pytest run so the closing summary line counts everything.
+# All tiers in one pytest run so the closing summary line counts everything; fast tiers first.
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 tests/unit tests/integration tests/e2e
 
 # make demo: a 5.0 sample payload, the ISO (live system base cached, see docs/iso.md), then
 # QEMU (TCG, q35, SeaBIOS) with the ISO as a DVD, a blank 8 GiB laptop disk and the installer
