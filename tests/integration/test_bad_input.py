@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import (
+from diskhelpers import (
     GiB,
     add_vms,
     device_sha256,

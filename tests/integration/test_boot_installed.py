@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import GiB, attach_loop, run
+from diskhelpers import GiB, attach_loop, run
 
 from engine_installer.disks.runner import run_plan
 from engine_installer.iso.sample_payload import build_sample_payload

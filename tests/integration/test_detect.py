@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from conftest import (
+from diskhelpers import (
     MiB,
     add_vms,
     device_sha256,

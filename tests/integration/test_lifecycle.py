@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import (
+from diskhelpers import (
     add_vms,
     check_disk_tools,
     engine_installer,
@@ -115,7 +115,7 @@ def test_install_upgrade_reinstall(make_loop, payloads, tmp_path, log_dir):
 
 
 def test_dry_run_touches_nothing(make_loop, payloads, tmp_path):
-    from conftest import device_sha256
+    from diskhelpers import device_sha256
 
     disk = make_loop(720 * 1024 * 1024)
     before = device_sha256(disk)
@@ -133,7 +133,7 @@ def test_dry_run_touches_nothing(make_loop, payloads, tmp_path):
 
 def test_dry_run_from_an_engine_iso(make_loop, payloads, tmp_path):
     """source may be an Engine ISO file: read without the kernel's iso9660 if need be."""
-    from conftest import device_sha256, run
+    from diskhelpers import device_sha256, run
 
     tree = tmp_path / "tree"
     tree.mkdir()

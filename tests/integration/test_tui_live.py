@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("engine_installer.disks.runner")
 
-from conftest import add_vms, engine_installer, marker, write_answers  # noqa: E402
+from diskhelpers import add_vms, engine_installer, marker, write_answers  # noqa: E402
 
 from tests.tui_term import Term  # noqa: E402
 

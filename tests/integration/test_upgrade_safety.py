@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import add_vms, check_disk_tools, grubenv, marker, slot_release, tree_hashes
+from diskhelpers import add_vms, check_disk_tools, grubenv, marker, slot_release, tree_hashes
 
 from engine_installer.detect import detect_installs
 from engine_installer.disks.runner import run_plan
@@ -52,7 +52,7 @@ def test_install_killed_midway_is_incomplete(make_loop, payloads, tmp_path):
     import signal
     import subprocess
 
-    from conftest import VENV_BIN, engine_installer, write_answers
+    from diskhelpers import VENV_BIN, engine_installer, write_answers
 
     disk = make_loop(720 * 1024 * 1024)
     answers = write_answers(tmp_path / "a.toml", disk, payloads["4.5"])
@@ -79,7 +79,7 @@ def test_install_killed_midway_is_incomplete(make_loop, payloads, tmp_path):
 
 
 def test_downgrade_only_when_allowed(make_loop, payloads, tmp_path):
-    from conftest import engine_installer, write_answers
+    from diskhelpers import engine_installer, write_answers
 
     disk = make_loop(720 * 1024 * 1024)
     run_plan(Plan(target=disk, eula_accepted=True), load_manifest(payloads["5.1"]))

@@ -1,0 +1,265 @@
+"""Fixtures for the disk backend on real loop devices (root only).
+
+Every loop device is created here from a sparse file under tmp_path and always detached
+(its partition nodes removed first), so parallel engineers' loop devices are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine_installer.payload import write_manifest
+
+GiB = 1024**3
+MiB = 1024**2
+VENV_BIN = Path(sys.executable).parent
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without root, every test in this directory is skipped (loop devices, mounts)."""
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="integration tests need root (loop devices, mounts)")
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
+
+
+def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kwargs)
+
+
+def _cleanup_loop(device: str) -> None:
+    # Unmount anything a failed test left mounted from this disk, then drop the partition
+    # nodes (BLKPG) before detaching so no stale /dev/loopNpM outlives the device.
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        if source == device or source.startswith(device + "p"):
+            run(["umount", "-l", target], check=False)
+    run(["partx", "-d", device], check=False)
+    run(["losetup", "-d", device], check=False)
+
+
+LOOP_CTL_ADD = 0x4C80
+# High loop numbers: scripts that race `losetup -f` against each other (then detach the name
+# they were given) hit the lowest free devices; ours stay out of their way on shared machines.
+FIRST_LOOP = 64
+
+
+def attach_loop(backing: Path) -> str:
+    import fcntl
+
+    for number in range(FIRST_LOOP, FIRST_LOOP + 64):
+        device = f"/dev/loop{number}"
+        if not os.path.exists(device):
+            with contextlib.suppress(OSError), open("/dev/loop-control", "rb") as ctl:
+                fcntl.ioctl(ctl, LOOP_CTL_ADD, number)
+        if Path(f"/sys/block/loop{number}/loop/backing_file").exists():
+            continue
+        if run(["losetup", device, str(backing)], check=False).returncode == 0:
+            return device
+    raise RuntimeError("no free loop device")
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path, size: int) -> Iterator[str]:
+    with open(backing, "wb") as handle:
+        handle.truncate(size)
+    device = attach_loop(backing)
+    try:
+        yield device
+    finally:
+        _cleanup_loop(device)
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """make_loop(size=1.2 GiB, name=...) → /dev/loopN, detached at teardown."""
+    stack = contextlib.ExitStack()
+
+    def factory(size: int = int(1.2 * GiB), name: str = "disk") -> str:
+        backing = tmp_path / f"{name}-{len(stack._exit_callbacks)}.img"
+        return stack.enter_context(loop_device(backing, size))
+
+    with stack:
+        yield factory
+
+
+def build_payload(out: Path, version: str, build: str = "1", slot_size: int = 64 * MiB) -> Path:
+    """A tiny Engine payload: an ext4 slot image with /boot and /etc/engine-release."""
+    root = out / "rootfs"
+    (root / "boot").mkdir(parents=True)
+    (root / "etc").mkdir()
+    kernel = os.urandom(512 * 1024)
+    initrd = os.urandom(256 * 1024)
+    (root / "boot" / "vmlinuz").write_bytes(kernel)
+    (root / "boot" / "initrd.img").write_bytes(initrd)
+    (root / "etc" / "engine-release").write_text(f"ENGINE {version} build {build}\n")
+    payload = out / "engine"
+    payload.mkdir()
+    (payload / "vmlinuz").write_bytes(kernel)
+    (payload / "initrd.img").write_bytes(initrd)
+    run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "engine-root",
+            "-d",
+            str(root),
+            str(payload / "root.img"),
+            "24M",
+        ]
+    )
+    write_manifest(
+        payload,
+        {
+            "product": "Engine",
+            "version": version,
+            "build": build,
+            "slot_size": slot_size,
+            "created": "2026-01-01T00:00:00Z",
+        },
+        {"root": "root.img", "kernel": "vmlinuz", "initrd": "initrd.img"},
+    )
+    return payload
+
+
+@pytest.fixture(scope="session")
+def payloads(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("payloads")
+    result = {}
+    for version, build in (("4.5", "45"), ("5.0", "50"), ("5.1", "51")):
+        (base / version).mkdir()
+        result[version] = build_payload(base / version, version, build)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def log_dir(tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "logs"
+    monkeypatch.setenv("ENGINE_INSTALLER_LOG_DIR", str(path))
+    return path
+
+
+def device_sha256(device: str) -> str:
+    digest = hashlib.sha256()
+    with open(device, "rb") as handle:
+        while block := handle.read(16 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_answers(path: Path, target: str, source: Path | None, **install) -> Path:
+    lines = ["[install]", f'target = "{target}"', 'eula = "accepted"']
+    install.setdefault("action", "auto")
+    install.setdefault("keyboard", "us")
+    for key, value in install.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    if source is not None:
+        lines += ["[source]", f'path = "{source}"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def engine_installer(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real console script from this venv, as a technician would run it."""
+    return run(
+        [str(VENV_BIN / "engine-installer"), *args],
+        check=False,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+def part(disk: str, number: int) -> str:
+    return f"{disk}p{number}"
+
+
+def esp_file(disk: str, path: str) -> bytes | None:
+    """Read a file from the ESP with mtools (an independent reader; no vfat mount needed)."""
+    proc = subprocess.run(
+        ["mcopy", "-n", "-i", part(disk, 2), f"::{path}", "-"],
+        capture_output=True,
+        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+        check=False,
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def grubenv(disk: str, tmp: Path) -> dict[str, str]:
+    """`grub-editenv FILE list` on the ESP's grubenv (copied out with mtools)."""
+    data = esp_file(disk, "boot/grub/grubenv")
+    assert data is not None, "no boot/grub/grubenv on the ESP"
+    local = tmp / "grubenv"
+    local.write_bytes(data)
+    out = run(["grub-editenv", str(local), "list"]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def marker(disk: str) -> dict:
+    data = esp_file(disk, "engine/install.json")
+    assert data is not None, "no install marker on the ESP"
+    return json.loads(data)
+
+
+def slot_release(disk: str, slot: str) -> str:
+    number = {"A": 3, "B": 4}[slot]
+    return run(["debugfs", "-R", "cat /etc/engine-release", part(disk, number)]).stdout.strip()
+
+
+def check_disk_tools(disk: str) -> None:
+    """The independent tools a technician would use all agree the disk is sound."""
+    sgdisk = run(["sgdisk", "-v", disk], check=False)
+    assert sgdisk.returncode == 0 and "No problems found" in sgdisk.stdout, sgdisk.stdout
+    fsck = run(["fsck.vfat", "-n", part(disk, 2)], check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    e2fsck = run(["e2fsck", "-fn", part(disk, 5)], check=False)
+    assert e2fsck.returncode == 0, e2fsck.stdout + e2fsck.stderr
+
+
+@contextlib.contextmanager
+def mounted(device: str, readonly: bool = False) -> Iterator[Path]:
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="test-mnt-"))
+    run(["mount", "-o", "ro" if readonly else "rw", device, str(target)])
+    try:
+        yield target
+    finally:
+        run(["umount", str(target)])
+        target.rmdir()
+
+
+def add_vms(disk: str, vms: dict[str, tuple[str, str]]) -> None:
+    """Put VMs (name → (kind, published_for)) with a disk image each onto storage."""
+    with mounted(part(disk, 5)) as root:
+        for name, (kind, published) in vms.items():
+            folder = root / "vms" / name
+            folder.mkdir(parents=True)
+            (folder / "vm.json").write_text(
+                json.dumps(
+                    {"name": name, "kind": kind, "published_for": published, "pv_driver": "9.1"}
+                )
+            )
+            (folder / "disk.img").write_bytes(os.urandom(2 * MiB))
+
+
+def tree_hashes(disk: str) -> dict[str, str]:
+    with mounted(part(disk, 5), readonly=True) as root:
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "vms").rglob("*"))
+            if p.is_file()
+        }
