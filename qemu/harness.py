@@ -34,6 +34,7 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 FIRMWARES = ("bios", "uefi")
 DISK_BUSES = ("ahci", "nvme", "virtio")
 MEDIA_KINDS = ("dvd", "usb")
+SERIAL_CONNECT_SECONDS = 60  # QEMU normally listens within a second
 GiB = 1024**3
 # A USB stick as imaging staff make it: the ISO written raw onto a bigger stick. The overlay's
 # virtual size is the stick's size; only what the guest writes takes space.
@@ -243,7 +244,11 @@ class VM:
             )
         self.console_stream = bytearray()
         self.__dict__.pop("_serial_conn", None)
-        self._connect_serial()
+        try:
+            self._connect_serial()
+        except BaseException:
+            self.kill()  # never leave a QEMU running behind a failed start
+            raise
         return self
 
     @property
@@ -347,13 +352,21 @@ class VM:
         if "_serial_conn" in self.__dict__:
             return
         assert self.serial_socket is not None
-        deadline = time.monotonic() + 10
-        while not self.serial_socket.exists():
-            if time.monotonic() > deadline or not self.running:
-                raise HarnessError(f"QEMU did not create {self.serial_socket}")
-            time.sleep(0.02)
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(str(self.serial_socket))
+        # The socket file appears a moment before QEMU listens on it, and on a loaded 2-core
+        # machine that moment can be long: retry refused connections until the deadline.
+        deadline = time.monotonic() + SERIAL_CONNECT_SECONDS
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(str(self.serial_socket))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                conn.close()
+                if time.monotonic() > deadline or not self.running:
+                    raise HarnessError(
+                        f"QEMU did not open its serial socket {self.serial_socket}"
+                    ) from None
+                time.sleep(0.05)
         self._serial_conn = conn
         threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
 
