@@ -353,7 +353,18 @@ class VM:
                 raise HarnessError(f"QEMU did not create {self.serial_socket}")
             time.sleep(0.02)
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(str(self.serial_socket))
+        while True:  # QEMU binds the socket (the file appears) a moment before it listens
+            try:
+                conn.connect(str(self.serial_socket))
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline or not self.running:
+                    conn.close()
+                    state = "running" if self.running else f"exited ({self.proc.returncode})"
+                    raise HarnessError(
+                        f"QEMU's serial socket refused the connection; QEMU {state}"
+                    ) from None
+                time.sleep(0.02)
         self._serial_conn = conn
         threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
 
