@@ -363,8 +363,9 @@ class VM:
             except (FileNotFoundError, ConnectionRefusedError):
                 conn.close()
                 if time.monotonic() > deadline or not self.running:
+                    state = "running" if self.running else f"exited ({self.proc.returncode})"
                     raise HarnessError(
-                        f"QEMU did not open its serial socket {self.serial_socket}"
+                        f"QEMU did not open its serial socket {self.serial_socket}; QEMU {state}"
                     ) from None
                 time.sleep(0.05)
         self._serial_conn = conn

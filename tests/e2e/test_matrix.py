@@ -125,13 +125,22 @@ def tui_script(tmp: Path, payload: Path, name: str = "tui.sh") -> Path:
     )
 
 
-def through_keyboard(console: SerialConsole, version: str, layout: str = "") -> None:
-    """Screens 1-4 as a technician does them; the existing-install screen (5) comes next."""
+def through_keyboard(
+    console: SerialConsole, version: str, layout: str = "", firmware: str = ""
+) -> None:
+    """Screens 1-4 as a technician does them; the existing-install screen (5) comes next.
+
+    With firmware ("bios"/"uefi"), the welcome screen's hardware check must recognise the
+    machine as the matching QEMU lab profile (hw-profiles/qemu-q35-{seabios,ovmf}.toml)."""
     console.wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
     assert "Install Engine" in console.focused()
     console.press("enter")
     screen = console.wait_for("2/5 Welcome")
     assert f"Welcome to the Engine {version}" in screen
+    if firmware:
+        screen = console.wait_for(r"Compatibility: \S+  \(.*\)|check unavailable", 120, True)
+        profile = QEMU_PROFILES[firmware]
+        assert f"Compatibility: PASS  ({profile} profile)" in screen, screen
     console.press("enter")
     console.wait_for("3/5 Licence agreement")
     assert "< Back >" in console.focused()  # the safe default
@@ -143,6 +152,12 @@ def through_keyboard(console: SerialConsole, version: str, layout: str = "") -> 
         console.type(layout)
         console.wait_for(f"Search: {layout}")
     console.press("enter")
+
+
+QEMU_PROFILES = {  # the name= of hw-profiles/qemu-q35-seabios.toml and qemu-q35-ovmf.toml
+    "bios": "QEMU Q35 + ICH9 (SeaBIOS), lab",
+    "uefi": "QEMU Q35 + ICH9 (OVMF), lab",
+}
 
 
 def confirm_summary(console: SerialConsole, button: str) -> str:
@@ -362,7 +377,8 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
     with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
         console = SerialConsole(vm)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
-        through_keyboard(console, "5.0", "de")
+        # Issue 7: hw-check in the live system recognises the QEMU lab profile of this firmware.
+        through_keyboard(console, "5.0", "de", firmware=firmware)
         screen = console.wait_for("5/5 Target disk", timeout=300)
         assert "QEMU HARDDISK" in console.focused()
         if media == "usb":  # the stick the installer runs from is never offered

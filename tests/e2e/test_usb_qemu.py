@@ -1,15 +1,21 @@
-"""engine-usb inside a real QEMU guest (TCG) with virtual USB sticks on an xHCI controller.
+"""engine-usb inside a QEMU guest (TCG) with virtual USB sticks on an xHCI controller.
 
-Until the ISO harness boots the live system, the guest boots the host's Debian kernel with a
-busybox initramfs, mounts the host's root read-only over 9p, starts udev, and runs this
-checkout's engine-usb against the guest's own kernel: the sticks are really on USB to sysfs and
-udev (usb-storage), so `list` must show them with their USB serials. `write` puts the Engine
-ISO on two sticks in parallel (named by their udev /dev/disk/by-id/usb-* links) through the
-real USB/SCSI stack with O_DIRECT, and the host pulls one of them out of the virtual USB port
-(QMP device_del) mid-write: that one fails with a clear message, the other is written and
-verified, and the host checks both image files. A third stick gets a small GRUB hybrid image
-(--force) and then boots in a second VM from USB under SeaBIOS. About 45 s on a 2-core
-machine. Booting the real Engine ISO from a stick waits for the ISO harness.
+The writing VM is a tool guest, not the Engine live system: it boots the host's Debian kernel
+with a busybox initramfs, mounts the host's root read-only over 9p, starts udev, and runs this
+checkout's engine-usb against the guest's own kernel. The sticks are really on USB to sysfs and
+udev (usb-storage on qemu-xhci), so `list` must show them with their USB serials.
+
+- test_usb_sticks_listed_written_pulled_and_booted (about 45 s): `write` puts a small stand-in
+  Engine ISO (tests/usb_helpers) on two sticks in parallel (named by their udev
+  /dev/disk/by-id/usb-* links) through the real USB/SCSI stack with O_DIRECT, and the host pulls
+  one of them out of the virtual USB port (QMP device_del) mid-write: that one fails with a clear
+  message, the other is written and verified, and the host checks both image files. A third
+  stick gets a small GRUB hybrid image (--force) and boots in a second VM from USB (SeaBIOS).
+- test_engine_iso_written_to_a_blank_stick_boots_the_installer (needs the real installer ISO,
+  the `installer_iso` session fixture; about 80 s): a blank stick is listed, the real Engine
+  ISO is written to it WITHOUT --force (so it passes engine-usb's Engine-ISO and full medium
+  checks), and a second VM boots that stick (usb-storage on xHCI, SeaBIOS) through GRUB's menu
+  to the installer's first screen on the serial console.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from qemu.harness import VM
 from tests.usb_helpers import make_engine_iso
 
 pytestmark = [
@@ -273,3 +281,94 @@ echo @@FORCE-END@@
     ]  # fmt: skip
     booted = subprocess.run(boot, capture_output=True, text=True, timeout=300).stdout
     assert BOOTED in booted, booted[-2000:]
+
+
+def _tool_guest_cmd(tmp: Path, kernel: Path, guest: str, sticks: list[tuple[Path, str]]) -> list:
+    """The writing VM: host kernel, busybox initramfs, host root over 9p, sticks on xHCI."""
+    cmd = [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
+        "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+        "-kernel", str(kernel),
+        "-initrd", str(_initramfs(tmp, kernel.name.removeprefix("vmlinuz-"), guest)),
+        "-append", "console=ttyS0 panic=-1 quiet",
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
+        "-device", "qemu-xhci,id=xhci",
+    ]  # fmt: skip
+    for i, (stick, serial) in enumerate(sticks):
+        cmd += ["-drive", f"if=none,id=stick{i},format=raw,file={stick}"]
+        cmd += ["-device", f"usb-storage,id=usb{i},bus=xhci.0,drive=stick{i},serial={serial}"]
+    return cmd
+
+
+ENGINE_SERIAL = "ENGINE-USB-50"
+SCREEN1 = "Install Engine on this laptop"  # the installer's first screen (see test_iso_boot)
+
+
+def test_engine_iso_written_to_a_blank_stick_boots_the_installer(
+    tmp_path: Path, installer_iso: Path
+) -> None:
+    kernel = _kernel()
+    if kernel is None:
+        pytest.skip("no kernel in /boot")
+    size = installer_iso.stat().st_size
+    stick_size = (size // MIB + 64) * MIB  # a stick a little bigger than the ISO
+    stick = tmp_path / "blank-stick.raw"
+    with open(stick, "wb") as handle:  # blank: all zeros, as from the shop
+        handle.truncate(stick_size)
+    engine_usb = Path(sys.executable).with_name("engine-usb")
+    device = f"/dev/disk/by-id/usb-*{ENGINE_SERIAL}-0:0"
+    guest = f"""export TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 SYSTEMD_IGNORE_CHROOT=1
+cd {REPO}
+/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 && udevadm trigger --action=add && \\
+    udevadm settle --timeout=60
+echo @@LIST-BEGIN@@
+{engine_usb} list --json; echo "rc=$?"
+echo @@LIST-END@@
+{engine_usb} write {installer_iso} {device} --yes --json >/run/write.json 2>/run/write.err
+RC=$?
+echo @@WRITE-BEGIN@@
+grep '"result"' /run/write.json; echo "rc=$RC"
+echo @@WRITE-END@@
+cat /run/write.err
+"""
+    cmd = _tool_guest_cmd(tmp_path, kernel, guest, [(stick, ENGINE_SERIAL)])
+    started = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    console = done.stdout
+    write_s = time.monotonic() - started
+
+    # list: the blank stick, really on USB to udev, with its USB serial.
+    listing, _, rc = _section(console, "LIST").rpartition("rc=")
+    assert rc.strip() == "0", listing
+    (disk,) = json.loads(listing)
+    assert (disk["serial"], disk["bus"], disk["size"]) == (ENGINE_SERIAL, "usb", stick_size)
+
+    # write: the real Engine ISO, no --force, written and verified.
+    written, _, rc = _section(console, "WRITE").rpartition("rc=")
+    assert rc.strip() == "0", console[-3000:]
+    (result,) = map(json.loads, written.splitlines())
+    assert result["ok"] is True and result["serial"] == ENGINE_SERIAL, result
+    with open(stick, "rb") as a, open(installer_iso, "rb") as b:
+        while chunk := b.read(16 * MIB):
+            assert a.read(len(chunk)) == chunk, "the stick does not hold the ISO"
+
+    # boot: a second VM (SeaBIOS; the stick first in the boot order, a blank disk second)
+    # boots the stick to screen 1.
+    (tmp_path / "boot").mkdir()
+    laptop = tmp_path / "laptop.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(laptop), "8G"], check=True)
+    vm = VM(disk=laptop, disk_format="qcow2", firmware="bios", memory_mb=2048,
+            workdir=tmp_path / "boot", extra_args=[
+                "-device", "qemu-xhci,id=xhci",
+                "-drive", f"if=none,id=stick,format=raw,file={stick},cache=unsafe",
+                "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0",
+            ])  # fmt: skip
+    started = time.monotonic()
+    with vm:
+        vm.wait_for("Install Engine", timeout=600)  # GRUB's menu, from the stick
+        vm.wait_for(SCREEN1, timeout=600)
+        text = vm.serial_text()
+    boot_s = time.monotonic() - started
+    assert "Traceback" not in text
+    print(f"\nwrite VM {write_s:.0f} s (ISO {size / MIB:.0f} MiB), stick boot to screen 1 "
+          f"{boot_s:.0f} s (TCG)")  # fmt: skip
