@@ -6,39 +6,48 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..errors import RefusedError
 
-# systemd-udevd takes a brief shared flock on a whole disk while it probes it (after every
-# partition or mkfs event), so a busy lock is retried this long before it counts as another
-# installer. Holding LOCK_EX also keeps udev from probing half-written partitions, which is
-# the block-device locking protocol systemd documents for partitioning tools.
-UDEV_GRACE_SECONDS = 15.0
+LOCK_DIR = Path(os.environ.get("ENGINE_INSTALLER_LOCK_DIR", "/run/lock"))
+
+
+def lock_path(disk: str) -> Path:
+    """/run/lock/engine-installer-sda.lock for /dev/sda (or a by-id link to it)."""
+    return LOCK_DIR / f"engine-installer-{Path(os.path.realpath(disk)).name}.lock"
 
 
 @contextlib.contextmanager
-def disk_write_lock(disk: str, grace: float = UDEV_GRACE_SECONDS) -> Iterator[None]:
-    """Hold an exclusive advisory lock on the whole-disk node while writing it.
+def disk_write_lock(disk: str) -> Iterator[None]:
+    """Hold an exclusive flock on a per-disk lock file while writing the disk.
 
-    flock on the device node needs no lock file and dies with the process, so a killed
-    installer never leaves a stale lock behind.
+    Not a flock on the device node itself: udev takes a shared lock there while it probes,
+    and libparted runs `udevadm settle` after a commit, which would then wait out its whole
+    timeout. flock dies with the process, so a killed installer leaves no stale lock.
     """
-    fd = os.open(disk, os.O_RDONLY | os.O_CLOEXEC)
+    path = lock_path(disk)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + grace
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RefusedError(
-                        f"another installer is already writing {disk} (from another "
-                        "console?): wait for it to finish, or reboot to start over"
-                    ) from None
-                time.sleep(0.1)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise RefusedError(
+                f"another installer ({holder}) is already writing {disk}: wait for it to "
+                "finish, or reboot to start over"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {_tty_name()}".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _tty_name() -> str:
+    for stream in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            return os.ttyname(stream).removeprefix("/dev/")
+    return "no terminal"

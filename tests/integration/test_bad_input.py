@@ -132,12 +132,15 @@ def test_boot_medium_refused(payloads, tmp_path):
 
 def test_second_installer_on_same_disk_refused(engine51, payloads, tmp_path):
     """tty1 and ttyS0 each run an installer: while one writes a disk, the other is refused."""
+    from engine_installer.disks.lock import lock_path
+
     disk, before = engine51
     answers = write_answers(tmp_path / "a.toml", disk, payloads["5.0"], action="reinstall")
-    fd = os.open(disk, os.O_RDONLY)
+    fd = os.open(lock_path(disk), os.O_RDWR | os.O_CREAT)
     try:
+        os.write(fd, b"pid 1234 on ttyS0")
         fcntl.flock(fd, fcntl.LOCK_EX)  # what a running installer holds while it writes
-        assert_refused(engine_installer("--answers", str(answers)), "already writing", disk)
+        assert_refused(engine_installer("--answers", str(answers)), "already writing", "ttyS0")
     finally:
         os.close(fd)
     assert device_sha256(disk) == before
