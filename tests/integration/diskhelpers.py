@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine_installer.payload import write_manifest
+from qemu import disks as qemu_disks
 
 GiB = 1024**3
 MiB = 1024**2
@@ -244,22 +245,9 @@ def mounted(device: str, readonly: bool = False) -> Iterator[Path]:
 
 def add_vms(disk: str, vms: dict[str, tuple[str, str]]) -> None:
     """Put VMs (name → (kind, published_for)) with a disk image each onto storage."""
-    with mounted(part(disk, 5)) as root:
-        for name, (kind, published) in vms.items():
-            folder = root / "vms" / name
-            folder.mkdir(parents=True)
-            (folder / "vm.json").write_text(
-                json.dumps(
-                    {"name": name, "kind": kind, "published_for": published, "pv_driver": "9.1"}
-                )
-            )
-            (folder / "disk.img").write_bytes(os.urandom(2 * MiB))
+    qemu_disks.add_vms(disk, vms)
 
 
 def tree_hashes(disk: str) -> dict[str, str]:
-    with mounted(part(disk, 5), readonly=True) as root:
-        return {
-            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "vms").rglob("*"))
-            if p.is_file()
-        }
+    """path → SHA-256 of every VM file on the storage partition."""
+    return qemu_disks.storage_hashes(disk)
