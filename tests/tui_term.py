@@ -16,22 +16,11 @@ from pathlib import Path
 import pexpect
 import pyte
 
+from qemu.console import KEYS  # the bytes a VT100-style terminal sends
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|[\x0e\x0f]")
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES = ROOT / "recorded-machines"
-KEYS = {
-    "enter": "\r",
-    "tab": "\t",
-    "up": "\x1b[A",
-    "down": "\x1b[B",
-    "right": "\x1b[C",
-    "left": "\x1b[D",
-    "esc": "\x1b",
-    "pgdn": "\x1b[6~",
-    "pgup": "\x1b[5~",
-    "space": " ",
-    "backspace": "\x7f",
-}
 
 
 class Term:
