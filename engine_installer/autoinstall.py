@@ -4,6 +4,10 @@
     engine.autoinstall=fwcfg:opt/x.toml   another fw_cfg name
     engine.autoinstall=/path/answers.toml a path in the live system
     engine.autoinstall=answers.toml       a path on the boot medium (/run/live/medium/...)
+    engine.autoinstall=http://host/answers/{serial}.toml
+                                          an answer file per laptop over the network, with a
+                                          default (netboot/answers.py); a failed fetch stops with
+                                          the reason on every console and installs nothing
 
 Without the argument the text UI runs and asks before touching any disk. The live system's
 `engine-installer` launcher (what its console units run, `engine-installer [--ascii]`) calls
@@ -31,6 +35,7 @@ MEDIUM_ROOT = Path("/run/live/medium")
 LOCK = Path("/run/engine-autoinstall.lock")
 COPY = Path("/run/engine-autoinstall.toml")
 DONE = Path("/run/engine-autoinstall.done")
+STOPPED = Path("/run/engine-autoinstall.stopped")  # why an unattended run did not start
 LOG_HINT = "/var/log/engine-installer/"
 
 
@@ -86,6 +91,35 @@ def _console_name() -> str:
         return "another console"
 
 
+def _stop_text(message: str) -> str:
+    return (
+        f"Unattended install stopped: {message}\n" "Nothing was installed and no disk was touched."
+    )
+
+
+def _stopped(text: str, installer_main, argv: list[str]) -> int:
+    """Show why the unattended install did not run and wait for a person: Enter opens the
+    installer's screens (nothing is installed without the technician's choices)."""
+    print(text, flush=True)
+    if sys.stdin is not None and sys.stdin.isatty():
+        print("Press Enter for the installer's screens.", flush=True)
+        sys.stdin.readline()
+        return installer_main(argv)
+    while True:  # no keyboard here: keep the message on the screen
+        time.sleep(3600)
+
+
+def _fetch_remote(value: str) -> tuple[bytes, str]:
+    """The answer file of this laptop from engine.autoinstall=http://... (see netboot.answers)."""
+    from .netboot import answers, live
+
+    boot = live.current()
+    mac = boot.mac if boot else ""
+    if boot and boot.problem:
+        raise UserError(f"the network is not usable ({boot.problem})")
+    return answers.fetch_answers(value, answers.machine_serial(), mac)
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     from .cli import main as installer_main
@@ -94,12 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     # Only the plain installer start (as the live units do it) turns unattended: a technician
     # running `engine-installer detect` in a shell gets exactly that.
     from .cli import build_parser
+    from .netboot.answers import is_url
+    from .netboot.live import boot_arguments
 
     args, _ = build_parser().parse_known_args(argv)
     if args.command or args.answers or args.dry_run or args.profile or DONE.exists():
         return installer_main(argv)
-    answers = find_answer_file(Path("/proc/cmdline").read_text())
-    if answers is None:
+    # The command line plus what a UEFI HTTP boot took over from the export (netboot.live).
+    cmdline = boot_arguments()
+    value = autoinstall_value(cmdline)
+    remote = value is not None and is_url(value)
+    answers = None if remote else find_answer_file(cmdline)
+    if answers is None and not remote:
         return installer_main(argv)
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a+") as lock:
@@ -110,22 +150,50 @@ def main(argv: list[str] | None = None) -> int:
             where = lock.read().strip() or "another console"
             print(f"An unattended install ({ARGUMENT}) is running on {where}; wait for it there.")
             fcntl.flock(lock, fcntl.LOCK_EX)  # wait until it ends
-            print(f"The unattended install has finished; its log is in {LOG_HINT}.", flush=True)
-            return 0
-        lock.truncate(0)
-        lock.write(_console_name())
-        lock.flush()
-        # A copy: fw_cfg's raw file is not seekable everywhere, and a relative [source]
-        # path must not point into sysfs.
-        shutil.copyfile(answers, COPY)
-        print(f"Unattended install: answers from {answers} ({ARGUMENT})", flush=True)
-        source = ["--source", str(args.source)] if args.source else []
-        status = installer_main(["--answers", str(COPY), *source])
-        # Once per boot: when the console's unit restarts, the text UI comes up instead
-        # (reboot / power off), never a second unattended run.
-        DONE.write_text(f"{status}\n")
-        print(f"Unattended install finished (exit {status}).", flush=True)
-        return status
+            stopped = STOPPED.read_text() if STOPPED.exists() else ""
+            if not stopped:
+                print(f"The unattended install has finished; its log is in {LOG_HINT}.", flush=True)
+                return 0
+        else:
+            lock.truncate(0)
+            lock.write(_console_name())
+            lock.flush()
+            stopped = ""
+            if remote:
+                assert value is not None
+                try:
+                    data, where = _fetch_remote(value)
+                except UserError as err:
+                    stopped = _stop_text(str(err))
+                    _log_stop(stopped)
+                    STOPPED.write_text(stopped)
+                    DONE.write_text("stopped\n")
+                else:
+                    COPY.write_bytes(data)
+            else:
+                # A copy: fw_cfg's raw file is not seekable everywhere, and a relative [source]
+                # path must not point into sysfs.
+                assert answers is not None
+                shutil.copyfile(answers, COPY)
+                where = str(answers)
+            if not stopped:
+                print(f"Unattended install: answers from {where} ({ARGUMENT})", flush=True)
+                source = ["--source", str(args.source)] if args.source else []
+                status = installer_main(["--answers", str(COPY), *source])
+                # Once per boot: when the console's unit restarts, the text UI comes up instead
+                # (reboot / power off), never a second unattended run.
+                DONE.write_text(f"{status}\n")
+                print(f"Unattended install finished (exit {status}).", flush=True)
+                return status
+    return _stopped(stopped, installer_main, argv)
+
+
+def _log_stop(text: str) -> None:
+    from .logs import log, start_log
+
+    path = start_log("unattended")
+    log.error(text.replace("\n", " "))
+    print(f"log: {path}", flush=True)
 
 
 if __name__ == "__main__":

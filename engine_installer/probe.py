@@ -166,6 +166,28 @@ def boot_medium_disks(source: Path | None = None) -> set[str]:
     return disks
 
 
+def is_ram_medium(disk: str) -> bool:
+    """A boot medium that is no disk at all: the firmware's RAM disk holding the ISO after a
+    UEFI HTTP boot (pmem), or a loop device over an ISO downloaded into RAM (PXE, fetch=)."""
+    name = Path(disk).name
+    if name.startswith("pmem"):
+        return True
+    backing = _read(SYS_BLOCK / name / "loop" / "backing_file")
+    if not backing:
+        return False
+    try:
+        devnum = os.stat(backing.removesuffix(" (deleted)")).st_dev
+    except OSError:
+        return True  # gone with the initramfs that downloaded it
+    return _whole_disk_of_devnum(devnum) is None
+
+
+def _live_layer(name: str) -> bool:
+    """A loop device over a file on the live medium (live-boot's squashfs layers)."""
+    backing = _read(SYS_BLOCK / name / "loop" / "backing_file")
+    return bool(backing) and backing.startswith(f"{LIVE_MEDIUM}/")
+
+
 def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: set[str]) -> DiskInfo:
     sys_path = SYS_BLOCK / name
     device = f"/dev/{name}"
@@ -248,7 +270,14 @@ def probe_disks(source: Path | None = None) -> list[DiskInfo]:
     """Every whole disk with a medium (loop devices included: tests use them)."""
     context = _udev_context()
     mounts, swaps, boot = _mounts(), _swaps(), boot_medium_disks(source)
-    names = sorted(n.name for n in SYS_BLOCK.iterdir() if _is_candidate(n.name))
+    # A network boot's medium lives in RAM, and the live system's squashfs layers are files on
+    # the medium: listing them as disks would name disks that do not exist.
+    hidden = {disk for disk in boot if is_ram_medium(disk)}
+    names = sorted(
+        n.name
+        for n in SYS_BLOCK.iterdir()
+        if _is_candidate(n.name) and f"/dev/{n.name}" not in hidden and not _live_layer(n.name)
+    )
     return [_probe(name, context, mounts, swaps, boot) for name in names]
 
 

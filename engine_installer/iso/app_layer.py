@@ -39,6 +39,7 @@ LAUNCHERS = {
     "usr/local/bin/engine-installer": ("engine_installer.autoinstall", "main"),
     "usr/local/bin/engine-iso": ("engine_installer.iso.cli", "main"),
     "usr/lib/engine-installer/check-medium": ("engine_installer.iso.live_check", "main"),
+    "usr/lib/engine-installer/netboot-setup": ("engine_installer.netboot.live", "main"),
 }
 
 

@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "sample-payload": ("engine_installer.iso.sample_payload", "build a sample Engine payload"),
     "build": ("engine_installer.iso.builder", "build the installer ISO from a payload"),
     "check": ("engine_installer.iso.check_cli", "verify an installer ISO or medium"),
+    "netboot": ("engine_installer.netboot.cli", "export an ISO for network boot; serve it"),
 }
 
 

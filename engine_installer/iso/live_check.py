@@ -48,34 +48,45 @@ class Consoles:
                 pass
 
 
-def run_check(medium: Path, consoles: Consoles) -> int:
+def run_check(medium: Path, consoles: Consoles, server: str = "") -> int:
+    """Check the medium; `server` names where it came from on a network boot (then the check
+    always runs, and a bad file means the server's copy or the transfer is bad)."""
     from .medium_check import check_medium_dir
 
     last = -1
+    what = "the installer downloaded from the network" if server else "the installation medium"
 
     def progress(event: ProgressEvent) -> None:
         nonlocal last
         percent = int(100 * event.done / event.total) if event.total else 100
         if percent // 5 != last // 5:
             last = percent
-            consoles.say(f"\rChecking the installation medium: {percent:3d}%", end="")
+            consoles.say(f"\rChecking {what}: {percent:3d}%", end="")
 
-    consoles.say("Checking the installation medium before anything is installed.")
+    consoles.say(f"Checking {what} before anything is installed.")
     try:
         check_medium_dir(medium, progress)
     except UserError as err:
         consoles.say("")
-        consoles.say(f"THE MEDIUM IS DAMAGED: {err}")
-        consoles.say("Nothing was installed and no disk was touched. Write the medium again")
-        consoles.say("(or use another one), then restart this machine.")
+        if server:
+            consoles.say(f"THE NETWORK COPY IS DAMAGED: {err}")
+            consoles.say("Nothing was installed and no disk was touched. Export the ISO again")
+            consoles.say(f"on {server} (engine-iso netboot), then restart this machine.")
+        else:
+            consoles.say(f"THE MEDIUM IS DAMAGED: {err}")
+            consoles.say("Nothing was installed and no disk was touched. Write the medium again")
+            consoles.say("(or use another one), then restart this machine.")
         return 1
-    consoles.say("\nThe medium is intact; starting the installer.")
+    consoles.say(f"\n{what[0].upper()}{what[1:]} is intact; starting the installer.")
     return 0
 
 
 def main() -> int:
+    from ..netboot.live import current
+
     consoles = Consoles(console_devices(Path("/proc/cmdline").read_text()))
-    return run_check(MEDIUM, consoles)
+    boot = current()
+    return run_check(MEDIUM, consoles, server=(boot.server or "the server") if boot else "")
 
 
 if __name__ == "__main__":

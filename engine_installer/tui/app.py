@@ -160,6 +160,8 @@ class InstallerApp:
             self.fail(str(err), retry="start")  # e.g. the medium is not mounted yet
             return
         log.info("media: %s", self.media.label())
+        if self.media.origin:
+            log.info("%s", self.media.origin)
         self.sequencer.start()
 
     def _show_step(self, _step: Step, screen: Screen) -> None:

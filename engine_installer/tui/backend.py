@@ -38,6 +38,9 @@ class MediaInfo:
     build: str
     slot_size: int = DEFAULT_SLOT_SIZE
     manifest: Manifest | None = None
+    origin: str = (
+        ""  # where the medium came from when it is no DVD/USB ("Booted from the network...")
+    )
 
     def label(self) -> str:
         return f"{self.product} {self.version}" + (f" (build {self.build})" if self.build else "")
@@ -125,6 +128,11 @@ class LiveBackend:
         if self._media is None:
             medium = self.source or Path(os.environ.get("ENGINE_MEDIUM_DIR", DEFAULT_MEDIUM))
             self._media = MediaInfo.from_manifest(load_manifest(find_payload_dir(medium)))
+            if self.source is None:
+                from ..netboot.live import current
+
+                boot = current()
+                self._media.origin = boot.describe() if boot else ""
         return self._media
 
     def machine_name(self) -> str:

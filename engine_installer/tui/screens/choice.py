@@ -20,16 +20,16 @@ class ChoiceScreen(Screen):
             W.SelectableItem("Power off", "poweroff", self.choose),
         ]
         self.menu = urwid.ListBox(urwid.SimpleFocusListWalker(self.items))
-        return pile(
-            [
-                urwid.Divider(),
-                W.text("Install Engine on this laptop, or upgrade the Engine already on it."),
-                W.text("The installer finds an existing Engine by itself."),
-                urwid.Divider(),
-                ("weight", 1, self.menu),
-            ],
-            focus=4,
-        )
+        origin = self.app.media.origin if self.app.media else ""
+        rows = [
+            urwid.Divider(),
+            W.text("Install Engine on this laptop, or upgrade the Engine already on it."),
+            W.text("The installer finds an existing Engine by itself."),
+            *([W.text(origin)] if origin else []),
+            urwid.Divider(),
+            ("weight", 1, self.menu),
+        ]
+        return pile(rows, focus=len(rows) - 1)
 
     def choose(self, value: str) -> None:
         if value == "install":

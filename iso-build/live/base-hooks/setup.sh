@@ -16,3 +16,15 @@ path-exclude=/usr/share/locale/*
 path-include=/usr/share/locale/locale.alias
 path-exclude=/usr/share/lintian/*
 CFG
+# UEFI HTTP boot: the firmware hands the downloaded ISO over as a RAM disk described by the ACPI
+# NFIT table; nfit + nd_pmem make it /dev/pmem0, where live-boot finds the medium. They are
+# loaded at every boot (a machine without an NFIT just gets no pmem device).
+mkdir -p "$root/etc/initramfs-tools/hooks"
+cat > "$root/etc/initramfs-tools/hooks/engine-ramdisk" <<'HOOK'
+#!/bin/sh
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules nfit nd_pmem
+printf 'nfit\nnd_pmem\n' >> "${DESTDIR}/conf/modules"
+HOOK
+chmod 755 "$root/etc/initramfs-tools/hooks/engine-ramdisk"

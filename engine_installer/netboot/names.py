@@ -1,0 +1,27 @@
+"""Names shared by the export (build side) and the live system: files, kernel arguments."""
+
+from __future__ import annotations
+
+# Files in an export directory (paths relative to it, the same over TFTP and HTTP).
+ISO_NAME = "engine.iso"  # the installer ISO itself: UEFI HTTP boot file, live-boot fetch= source
+KERNEL = "live/vmlinuz"  # the ISO's kernel and initrd, for PXE (GRUB loads them over HTTP)
+INITRD = "live/initrd.img"
+GRUB_SUBDIR = "boot/grub"  # grub-mknetdir's --subdir; grub.cfg is the PXE menu
+BIOS_BOOT_FILE = "boot/grub/i386-pc/core.0"  # the DHCP filename for BIOS PXE clients
+ARGS_NAME = "netboot-args.txt"  # engine.* arguments a UEFI HTTP boot of the ISO takes over
+INFO_NAME = "netboot.json"  # what was exported, for the lab server and for people
+DHCP_NAME = "dhcp.txt"  # the DHCP settings printed by the export
+REPORTS_DIR = "reports"  # where the lab server keeps POSTed install reports
+
+# Kernel arguments.
+NETBOOT_ARG = "engine.netboot"  # the export's base URL; set by the PXE menu
+AUTOINSTALL_ARG = "engine.autoinstall"
+REPORT_ARG = "engine.report"
+# Only these may come from ARGS_NAME (never anything the kernel or live-boot reads).
+SITE_ARGS = (AUTOINSTALL_ARG, REPORT_ARG)
+
+# UEFI HTTP boot clients send this vendor class (DHCP option 60) and expect it back.
+HTTP_CLIENT_CLASS = "HTTPClient"
+
+# In the live system: what live.py found out about the network boot.
+STATE_FILE = "/run/engine-installer/netboot.json"
