@@ -26,6 +26,7 @@ from ..results import InstallResult
 from ..vms import needs_pv_upgrade
 from . import esp, filesystems, marker
 from .actions import ESP_NUMBER, STORAGE_NUMBER, DiskAction
+from .blockcopy import Copied
 from .lock import disk_write_lock
 from .mounts import mounted
 from .partition import ensure_partition_nodes, write_gpt
@@ -41,6 +42,7 @@ class _Executor:
         self.p = prepared
         self.progress = progress
         self.when = marker.now()
+        self.copied: dict[str, Copied] = {}  # write-slot's result per partition, for verify
 
     def run(self, action: DiskAction) -> None:
         getattr(self, "do_" + action.kind.replace("-", "_"))(action)
@@ -80,11 +82,12 @@ class _Executor:
         esp.write_file(action.target, MARKER_PATH, marker.marker_bytes(data))
 
     def do_write_slot(self, action: DiskAction) -> None:
-        write_slot(
+        self.copied[action.target] = write_slot(
             self.p.manifest.root_image,
             action.target,
             self.progress,
             self.p.disk.logical_sector_size,
+            upgrade=self.p.kind == "upgrade",
         )
 
     def do_verify_slot(self, action: DiskAction) -> None:
@@ -93,6 +96,8 @@ class _Executor:
             action.target,
             self.progress,
             self.p.disk.logical_sector_size,
+            copied=self.copied.get(action.target),  # its hash states: the check may switch
+            upgrade=self.p.kind == "upgrade",
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
