@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 MiB = 1024 * 1024
 CHUNK = 4 * MiB  # one I/O: dd's bs=4M, and a multiple of every logical block size

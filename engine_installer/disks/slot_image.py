@@ -4,7 +4,8 @@ Both passes run on the copy engine (blockcopy). The write pass hashes the image 
 and checks the manifest's SHA-256 at the end: that is the payload's full check, there is no
 separate pass over the image before. The read-back compares the slot with the image while the
 image is in the page cache and hashes from the first block that is not, resuming from the
-write pass's hash state. Every failure is one sentence that says what the disk holds now.
+write pass's hash state. Every failure is one UserError naming the problem and its fix; the
+runner adds what the disk holds after it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import UserError
-from ..payload import Artifact
-from ..progress import ProgressCallback, ProgressEvent, ignore_progress
-from .blockcopy import Copied, CopyError, Mismatch, align_up, copy_image, verify_image
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.disks.blockcopy import (
+    Copied,
+    CopyError,
+    Mismatch,
+    align_up,
+    copy_image,
+    verify_image,
+)
+from engine_installer.ondisk.payload import Artifact
 
 log = logging.getLogger("engine_installer")
-
-
-def _consequence(partition: str, upgrade: bool) -> str:
-    if upgrade:
-        return "nothing was switched, the installed Engine still boots from its current slot"
-    return f"the disk holding {partition} has no bootable Engine now"
 
 
 def _open(path: str | Path, flags: int, what: str) -> int:
@@ -48,19 +50,18 @@ def _events(phase: str, total: int, progress: ProgressCallback):
     return report
 
 
-def _failed(err: CopyError, image: Artifact, partition: str, doing: str, upgrade: bool) -> str:
-    after = _consequence(partition, upgrade)
+def _failed(err: CopyError, image: Artifact, partition: str, doing: str) -> str:
     if err.side == "source":
         return (
             f"reading {image.path} failed at byte {err.offset} ({err.reason}) while {doing} "
-            f"{partition}: the medium is damaged; {after}; rewrite the medium and retry"
+            f"{partition}: the medium is damaged, rewrite it"
         )
     if err.side == "target":
         return (
             f"{doing} {partition} failed at byte {err.offset} ({err.reason}): the disk is "
-            f"failing or was removed; {after}; check or replace the disk"
+            "failing or was removed, check or replace it"
         )
-    return f"{doing} {partition} stopped ({err.side}: {err.reason}); {after}; report a bug"
+    return f"{doing} {partition} stopped ({err.side}: {err.reason}): report a bug"
 
 
 def write_slot(
@@ -68,12 +69,10 @@ def write_slot(
     partition: str,
     progress: ProgressCallback = ignore_progress,
     sector_size: int = 512,
-    *,
-    upgrade: bool = False,
 ) -> Copied:
     """Copy image into partition with O_DIRECT, hashing it on the way; UserError if it does
-    not match the manifest (a damaged or changed medium) or the copy fails. upgrade words the
-    error for an upgrade (the old slot still boots) rather than a fresh install."""
+    not match the manifest (a damaged or changed medium) or the copy fails. The runner adds
+    what the disk holds after the failure."""
     total = image.size
     target = _open(partition, os.O_WRONLY | os.O_DIRECT, "slot partition")
     try:
@@ -95,7 +94,7 @@ def write_slot(
                 report=_events("write-slot", total, progress),
             )
         except CopyError as err:
-            raise UserError(_failed(err, image, partition, "writing", upgrade)) from err
+            raise UserError(_failed(err, image, partition, "writing")) from err
         finally:
             os.close(source)
     finally:
@@ -103,8 +102,7 @@ def write_slot(
     if copied.sha256 != image.sha256:
         raise UserError(
             f"{image.path} changed or read wrongly while writing {partition} (it does not match "
-            f"the manifest's SHA-256): the medium is damaged; {_consequence(partition, upgrade)}; "
-            "rewrite the medium and retry"
+            "the manifest's SHA-256): the medium is damaged, rewrite it"
         )
     return copied
 
@@ -116,7 +114,6 @@ def verify_slot(
     sector_size: int = 512,
     *,
     copied: Copied | None = None,
-    upgrade: bool = False,
 ) -> None:
     """Read back exactly image.size bytes with O_DIRECT and check them against the image
     (byte for byte while it is cached, else by the manifest hash); UserError if they differ.
@@ -145,10 +142,10 @@ def verify_slot(
     except Mismatch as err:
         raise UserError(
             f"slot {partition} does not read back as written ({err}): the disk is failing or "
-            f"was changed; {_consequence(partition, upgrade)}; replace the disk or retry"
+            "was changed, replace it or retry"
         ) from None
     except CopyError as err:
-        raise UserError(_failed(err, image, partition, "reading back", upgrade)) from err
+        raise UserError(_failed(err, image, partition, "reading back")) from err
     finally:
         os.close(target)
     log.info("slot %s verified (%s)", partition, checked.method)

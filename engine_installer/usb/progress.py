@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import detach_stdout
+from engine_installer.base.errors import detach_stdout
 
 WINDOW = 2.0  # seconds of history behind the MB/s figure
 REDRAW = 0.25  # seconds between terminal redraws

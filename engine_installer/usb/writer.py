@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..disks.blockcopy import HEAD, CopyError, Mismatch, copy_image, verify_image
-from ..errors import UserError
+from engine_installer.base.errors import UserError
+from engine_installer.disks.blockcopy import HEAD, CopyError, Mismatch, copy_image, verify_image
 
 TAIL = 1024 * 1024  # cleared: a stale backup GPT there confuses firmware and partitioners
 BLKSSZGET = 0x1268

@@ -33,12 +33,12 @@ from diskhelpers import (
     write_answers,
 )
 
+from engine_installer.base.errors import UserError
 from engine_installer.disks.lock import disk_write_lock, lock_path
-from engine_installer.disks.preflight import prepare
-from engine_installer.disks.runner import execute, run_plan
-from engine_installer.errors import UserError
-from engine_installer.payload import load_manifest, write_manifest
-from engine_installer.plan import Action, Plan
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.prepare import prepare
+from engine_installer.install.runner import execute, run_plan
+from engine_installer.ondisk.payload import load_manifest, write_manifest
 
 MiB = 1024 * 1024
 DISK = 900 * MiB
@@ -133,7 +133,7 @@ def test_slot_write_io_error_ends_the_install(big_payload: Path, tmp_path: Path)
             assert proc.returncode != 0
             assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
             assert f"writing {disk}p3 failed at byte" in errors[0], errors[0]
-            assert "has no bootable Engine now" in errors[0]
+            assert "the disk holds no complete Engine now" in errors[0]
             assert spent < 120, f"the failed install took {spent:.0f} s"
             assert lock_is_free(disk)
             assert marker(disk)["complete"] is False
@@ -151,7 +151,7 @@ def test_slot_write_io_error_ends_the_install(big_payload: Path, tmp_path: Path)
             with pytest.raises(UserError, match="failed at byte") as caught:
                 run_plan(Plan(target=disk, eula_accepted=True), manifest, note)
             assert time.monotonic() - failed_at[0] < EXIT_WITHIN
-            assert "has no bootable Engine now" in str(caught.value)
+            assert "the disk holds no complete Engine now" in str(caught.value)
             assert engine_threads() == []
             with disk_write_lock(disk):
                 pass
@@ -185,7 +185,7 @@ def test_closed_stdout_never_stops_the_install(make_loop, payloads, tmp_path: Pa
 
 def test_install_payload_mismatch_found_while_writing(make_loop, payloads, tmp_path: Path):
     """The root image's hash is checked as it is written (no pass before): a damaged image
-    fails the slot write with a sentence saying the disk has no bootable Engine now."""
+    fails the slot write with a sentence saying the disk holds no complete Engine now."""
     disk = make_loop(DISK)
     media = tmp_path / "engine"
     shutil.copytree(payloads["4.5"], media)
@@ -199,7 +199,7 @@ def test_install_payload_mismatch_found_while_writing(make_loop, payloads, tmp_p
     phases: list[str] = []
     with pytest.raises(UserError, match="changed or read wrongly") as caught:
         execute(prepared, lambda event: phases.append(event.phase))
-    assert "has no bootable Engine now" in str(caught.value)
+    assert "the disk holds no complete Engine now: run the install again" in str(caught.value)
     assert "write-slot" in phases and "verify-slot" not in phases and "bootloader" not in phases
     assert marker(disk)["complete"] is False
     assert esp_file(disk, "boot/grub/grubenv") is None
