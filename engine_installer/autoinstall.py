@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError, cli_entry
+from engine_installer.base.errors import UserError, cli_entry
 
 ARGUMENT = "engine.autoinstall"
 FWCFG_NAME = "opt/engine/answers.toml"
@@ -111,7 +111,7 @@ def _stopped(text: str, installer_main, argv: list[str]) -> int:
 
 def _fetch_remote(value: str) -> tuple[bytes, str]:
     """The answer file of this laptop from engine.autoinstall=http://... (see netboot.answers)."""
-    from .netboot import answers, live
+    from engine_installer.netboot import answers, live
 
     boot = live.current()
     mac = boot.mac if boot else ""
@@ -122,14 +122,14 @@ def _fetch_remote(value: str) -> tuple[bytes, str]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    from .cli import main as installer_main
+    from engine_installer.cli import main as installer_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only the plain installer start (as the live units do it) turns unattended: a technician
     # running `engine-installer detect` in a shell gets exactly that.
-    from .cli import build_parser
-    from .netboot.answers import is_url
-    from .netboot.live import boot_arguments
+    from engine_installer.cli import build_parser
+    from engine_installer.netboot.answers import is_url
+    from engine_installer.netboot.live import boot_arguments
 
     args, _ = build_parser().parse_known_args(argv)
     if args.command or args.answers or args.dry_run or args.profile or DONE.exists():
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _log_stop(text: str) -> None:
-    from .logs import log, start_log
+    from engine_installer.base.logs import log, start_log
 
     path = start_log("unattended")
     log.error(text.replace("\n", " "))

@@ -17,8 +17,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ..errors import UserError
-from .base import mksquashfs, recipe_dir, repo_root
+from engine_installer.base.errors import UserError
+from engine_installer.iso.base import mksquashfs, recipe_dir, repo_root
 
 SITE = "opt/engine-installer/site"
 DATA = "usr/share/engine-installer"
@@ -39,7 +39,7 @@ LAUNCHERS = {
     "usr/local/bin/engine-installer": ("engine_installer.autoinstall", "main"),
     "usr/local/bin/engine-iso": ("engine_installer.iso.cli", "main"),
     "usr/lib/engine-installer/check-medium": ("engine_installer.iso.live_check", "main"),
-    "usr/lib/engine-installer/netboot-setup": ("engine_installer.netboot.live", "main"),
+    "usr/lib/engine-installer/netboot-setup": ("engine_installer.iso.live_netboot", "main"),
 }
 
 

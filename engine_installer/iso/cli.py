@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..errors import cli_entry
+from engine_installer.base.errors import cli_entry
 
 SUBCOMMANDS = {
     "sample-payload": ("engine_installer.iso.sample_payload", "build a sample Engine payload"),
     "build": ("engine_installer.iso.builder", "build the installer ISO from a payload"),
     "check": ("engine_installer.iso.check_cli", "verify an installer ISO or medium"),
-    "netboot": ("engine_installer.netboot.cli", "export an ISO for network boot; serve it"),
+    "netboot": ("engine_installer.iso.net.cli", "export an ISO for network boot; serve it"),
 }
 
 

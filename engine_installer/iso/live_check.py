@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import ProgressEvent
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressEvent
 
 MEDIUM = Path("/run/live/medium")
 
@@ -51,7 +51,7 @@ class Consoles:
 def run_check(medium: Path, consoles: Consoles, server: str = "") -> int:
     """Check the medium; `server` names where it came from on a network boot (then the check
     always runs, and a bad file means the server's copy or the transfer is bad)."""
-    from .medium_check import check_medium_dir
+    from engine_installer.iso.medium_check import check_medium_dir
 
     last = -1
     what = "the installer downloaded from the network" if server else "the installation medium"
@@ -82,7 +82,7 @@ def run_check(medium: Path, consoles: Consoles, server: str = "") -> int:
 
 
 def main() -> int:
-    from ..netboot.live import current
+    from engine_installer.netboot.live import current
 
     consoles = Consoles(console_devices(Path("/proc/cmdline").read_text()))
     boot = current()

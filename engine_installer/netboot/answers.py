@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import UserError
-from .fetch import FetchError, fetch_bytes
+from engine_installer.base.errors import UserError
+from engine_installer.netboot.fetch import FetchError, fetch_bytes
 
 PLACEHOLDERS = ("{serial}", "{mac}")
 DEFAULT = "default"

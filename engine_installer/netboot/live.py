@@ -23,12 +23,17 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from .names import ARGS_NAME, HTTP_CLIENT_CLASS, NETBOOT_ARG, SITE_ARGS, STATE_FILE
+from engine_installer.netboot.names import (
+    ARGS_NAME,
+    HTTP_CLIENT_CLASS,
+    NETBOOT_ARG,
+    SITE_ARGS,
+    STATE_FILE,
+)
 
 log = logging.getLogger("engine_installer")
 
@@ -177,7 +182,7 @@ def dhcp(cards: list[str]) -> dict[str, str] | None:
 
 def fetch_site_args(server: str) -> list[str]:
     """engine.* arguments from the export's netboot-args.txt (only SITE_ARGS are taken)."""
-    from .fetch import FetchError, fetch_bytes
+    from engine_installer.netboot.fetch import FetchError, fetch_bytes
 
     try:
         text = fetch_bytes(urljoin(server, ARGS_NAME), what="the export's settings").decode()
@@ -265,26 +270,3 @@ def boot_arguments(cmdline: str | None = None, boot: NetBoot | None = None) -> s
     boot = current() if boot is None else boot
     site = " ".join(shlex.quote(a) for a in boot.site_args) if boot else ""
     return f"{site} {cmdline.strip()}".strip()
-
-
-def main() -> int:
-    """engine-netboot.service: set up, record, and say it on every console."""
-    from ..iso.live_check import Consoles, console_devices
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    try:
-        boot = setup()
-    except Exception as err:  # noqa: BLE001 - the installer must still come up; say why
-        log.exception("network boot: setup failed")
-        boot = NetBoot("unknown", problem=f"setting up the network failed ({err})")
-    save(boot)
-    if boot is not None:
-        consoles = Consoles(console_devices(CMDLINE.read_text()))
-        consoles.say(boot.describe())
-        if boot.site_args:
-            consoles.say(f"Settings from the server: {' '.join(boot.site_args)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.errors import UserError
+from engine_installer.base.errors import UserError
 from engine_installer.iso import base
-from engine_installer.netboot import answers, dhcp, export, fetch, live
-from engine_installer.netboot.serve import LabServer
+from engine_installer.iso.net import dhcp, export
+from engine_installer.iso.net.serve import LabServer
+from engine_installer.netboot import answers, fetch, live
 
 MOUNTINFO_PMEM = (
     "22 1 0:21 / /run rw,nosuid - tmpfs tmpfs rw\n"

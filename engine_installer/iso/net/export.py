@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from ..errors import UserError
-from ..iso import bootloader
-from ..iso.medium_check import check_iso, manifest_from_iso
-from . import dhcp
-from .names import (
+from engine_installer.base.errors import UserError
+from engine_installer.iso import bootloader
+from engine_installer.iso.medium_check import check_iso, manifest_from_iso
+from engine_installer.iso.net import dhcp
+from engine_installer.netboot.names import (
     ARGS_NAME,
     AUTOINSTALL_ARG,
     BIOS_BOOT_FILE,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
-from . import export, serve
+from engine_installer.base.errors import UserError
+from engine_installer.iso.net import export, serve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

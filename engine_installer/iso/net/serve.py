@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import UserError
-from .names import REPORTS_DIR
+from engine_installer.base.errors import UserError
+from engine_installer.netboot.names import REPORTS_DIR
 
 MAX_REPORT = 1024 * 1024  # a report is a few KiB of JSON
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .names import BIOS_BOOT_FILE, HTTP_CLIENT_CLASS, ISO_NAME
+from engine_installer.netboot.names import BIOS_BOOT_FILE, HTTP_CLIENT_CLASS, ISO_NAME
 
 if TYPE_CHECKING:
-    from .export import BaseURL
+    from engine_installer.iso.net.export import BaseURL
 
 PLACEHOLDER = "SERVER"  # stands for this machine's address when --url was not given
 
