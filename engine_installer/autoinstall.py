@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.netboot.names import AUTOINSTALL_ARG, REPORT_ARG
 
-ARGUMENT = "engine.autoinstall"
+ARGUMENT = AUTOINSTALL_ARG
+REPORT_ARGUMENT = REPORT_ARG  # where the result goes (netboot/report.py)
 FWCFG_NAME = "opt/engine/answers.toml"
 FWCFG_ROOT = Path("/sys/firmware/qemu_fw_cfg/by_name")
 MEDIUM_ROOT = Path("/run/live/medium")
@@ -39,13 +41,13 @@ STOPPED = Path("/run/engine-autoinstall.stopped")  # why an unattended run did n
 LOG_HINT = "/var/log/engine-installer/"
 
 
-def autoinstall_value(cmdline: str) -> str | None:
-    """The last engine.autoinstall= value on the command line (None when absent)."""
+def autoinstall_value(cmdline: str, name: str = ARGUMENT) -> str | None:
+    """The last engine.autoinstall= (or `name`=) value on the command line (None when absent)."""
     value = None
     for arg in shlex.split(cmdline):
-        if arg == ARGUMENT:
+        if arg == name:
             value = ""
-        elif arg.startswith(ARGUMENT + "="):
+        elif arg.startswith(name + "="):
             value = arg.split("=", 1)[1]
     return value
 
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     _log_stop(stopped)
                     STOPPED.write_text(stopped)
                     DONE.write_text("stopped\n")
+                    _report_stop(autoinstall_value(cmdline, REPORT_ARGUMENT), str(err))
                 else:
                     COPY.write_bytes(data)
             else:
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             if not stopped:
                 print(f"Unattended install: answers from {where} ({ARGUMENT})", flush=True)
                 source = ["--source", str(args.source)] if args.source else []
+                report = autoinstall_value(cmdline, REPORT_ARGUMENT)
+                source += ["--report", report] if report else []
                 status = installer_main(["--answers", str(COPY), *source])
                 # Once per boot: when the console's unit restarts, the text UI comes up instead
                 # (reboot / power off), never a second unattended run.
@@ -186,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Unattended install finished (exit {status}).", flush=True)
                 return status
     return _stopped(stopped, installer_main, argv)
+
+
+def _report_stop(url: str | None, error: str) -> None:
+    """Tell the fleet owner that this laptop did not install (no disk was touched)."""
+    if url:
+        from engine_installer.netboot import report
+
+        report.send(url, report.build(None, error=f"no answers: {error}"))
 
 
 def _log_stop(text: str) -> None:

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ascii", action="store_true", help="plain ASCII drawing for serial terminals"
     )
+    parser.add_argument(
+        "--report",
+        metavar="URL",
+        help="with --answers: POST the result (JSON) to URL; kept on the installed disk when "
+        "nobody answers",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     detect = sub.add_parser("detect", help="list Engine installs on every disk")
     detect.add_argument("--json", action="store_true", help="machine-readable output")

@@ -18,6 +18,7 @@ from engine_installer.base.logs import start_log
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.disks.mounts import mounted
 from engine_installer.install.actions import format_actions
+from engine_installer.install.results import InstallResult
 from engine_installer.ondisk.payload import Manifest, find_payload_dir, load_manifest
 
 BOOT_MEDIUM_PAYLOAD = Path("/run/live/medium/engine")
@@ -110,6 +111,13 @@ class TextProgress:
 
 
 def run_unattended(args) -> int:
+    url = getattr(args, "report", None)
+    if url and not args.dry_run:
+        return _run_and_report(args, url)
+    return _run(args)[0]
+
+
+def _run(args, label: list[str] | None = None) -> tuple[int, InstallResult | None]:
     from engine_installer.install.prepare import prepare
     from engine_installer.install.runner import execute
 
@@ -117,6 +125,8 @@ def run_unattended(args) -> int:
     log_path = start_log("unattended")
     source = plan.source or (Path(args.source) if getattr(args, "source", None) else None)
     with open_source(source) as manifest:
+        if label is not None:
+            label.append(manifest.label())
         progress = TextProgress()
         prepared = prepare(plan, manifest, progress)
         if args.dry_run:
@@ -125,7 +135,7 @@ def run_unattended(args) -> int:
                 "nothing will be written. The actions would be:"
             )
             print(format_actions(prepared.actions))
-            return 0
+            return 0, None
         try:
             result = execute(prepared, progress)
         except UserError as err:
@@ -148,4 +158,23 @@ def run_unattended(args) -> int:
         for vm in prepared.blocked_vms:
             print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
     print(f"log: {log_path}")
-    return 0
+    return 0, result
+
+
+def _run_and_report(args, url: str) -> int:
+    """The unattended run, then its report to url (engine.report=): sent whatever happened;
+    kept on the installed disk when it cannot be sent (never on a disk that failed)."""
+    from engine_installer.install.runner import keep_on_storage
+    from engine_installer.netboot import report
+
+    label: list[str] = []
+    try:
+        status, result = _run(args, label)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        report.send(url, report.build(None, medium="".join(label), error=str(err)))
+        return err.exit_code
+    assert result is not None
+    data = report.build(result, medium="".join(label))
+    report.send(url, data, keep=lambda rel, blob: keep_on_storage(result, rel, blob))
+    return status

@@ -192,6 +192,9 @@ def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) ->
         slot=p.new_slot,
         previous_version=p.previous_version,
         vms_needing_pv_upgrade=vms,
+        disk_model=" ".join(part for part in (p.disk.vendor, p.disk.model) if part),
+        disk_serial=p.disk.serial,
+        blocked_vms=list(p.blocked_vms),
     )
     log.info(
         "%s finished: Engine %s build %s in slot %s on %s at %s",
@@ -210,6 +213,16 @@ def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) ->
     local = current_log()
     result.log_path = str(local) if local else str(copied or "")
     return result
+
+
+def keep_on_storage(result: InstallResult, relpath: str, data: bytes) -> str:
+    """Keep a file (e.g. an install report nobody could receive) on the storage partition of
+    the disk just installed; returns where it is there."""
+    storage = partition_path(result.disk, STORAGE_NUMBER)
+    with disk_write_lock(result.disk), mounted(storage, "ext4") as root:
+        atomic_write(root / relpath, data)
+    log.info("kept %s on %s", relpath, storage)
+    return relpath
 
 
 def run_plan(

@@ -98,8 +98,8 @@ def post_json(
     data: dict,
     *,
     what: str = "report",
-    tries: int = 5,
-    delay: float = 3.0,
+    tries: int = 4,
+    delay: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """POST data as JSON; FetchError when no attempt got a 2xx answer."""

@@ -32,6 +32,7 @@ EFI_REMOVABLE_PATH = "EFI/BOOT/BOOTX64.EFI"
 # Files on the storage partition (ext4).
 VMS_DIR = "vms"  # vms/<name>/vm.json
 LOG_DIR_ON_STORAGE = "engine/logs"
+REPORTS_DIR_ON_STORAGE = "engine/reports"  # install reports a fleet server did not receive
 
 
 def slot_other(slot: str) -> str:

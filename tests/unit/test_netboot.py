@@ -279,3 +279,46 @@ def test_lab_server_serves_files_takes_reports_and_speaks_tftp(tmp_path):
         with pytest.raises(Exception):  # noqa: B017 - tftpy's own exception types vary
             client.upload("evil.txt", str(tmp_path / "got.cfg"))
     assert not (root / "evil.txt").exists()
+
+
+# -- engine.autoinstall=http://...: a failed fetch stops, never installs --------------------
+
+
+class _Keyboard:
+    """A console where the technician presses Enter."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return "\n"
+
+
+def test_unattended_stops_when_the_answer_file_cannot_be_fetched(tmp_path, monkeypatch, capsys):
+    import engine_installer.autoinstall as auto
+
+    for name in ("LOCK", "COPY", "DONE", "STOPPED"):
+        monkeypatch.setattr(auto, name, tmp_path / name.lower())
+    monkeypatch.setenv("ENGINE_INSTALLER_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setattr(
+        "engine_installer.netboot.live.boot_arguments",
+        lambda: "boot=live engine.autoinstall=http://127.0.0.1:9/answers/{serial}.toml",
+    )
+
+    def no_answers(value):
+        raise UserError(f"no answer file for this laptop: {value} answered 404 Not Found")
+
+    monkeypatch.setattr(auto, "_fetch_remote", no_answers)
+    calls = []
+    monkeypatch.setattr("engine_installer.cli.main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr("sys.stdin", _Keyboard())
+    assert auto.main(["--ascii"]) == 0
+    out = capsys.readouterr().out
+    assert "Unattended install stopped: no answer file for this laptop" in out
+    assert "Nothing was installed and no disk was touched." in out
+    assert calls == [["--ascii"]]  # Enter: the screens, never --answers
+    assert (tmp_path / "done").exists() and "404" in (tmp_path / "stopped").read_text()
+    # The console unit restarts the installer: it never tries the unattended run again.
+    calls.clear()
+    assert auto.main(["--ascii"]) == 0
+    assert calls == [["--ascii"]]
