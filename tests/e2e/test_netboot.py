@@ -2,12 +2,17 @@
 lab server on 127.0.0.1 (HTTP; QEMU's own TFTP serves GRUB), reached by the guest only through
 user-mode networking with restrict=on (qemu/network.py).
 
-- BIOS PXE (SeaBIOS + iPXE ROM → GRUB over TFTP → kernel, initrd and ISO over HTTP) and UEFI
-  HTTP boot (OVMF loads the whole ISO into a RAM disk) each run one fresh unattended install
-  from a per-serial answer file; the report arrives at the server; screen 1 then says the laptop
-  booted from the network; the disk boots the installed Engine.
-- Bad cases (BIOS PXE, the quicker boot): no answer file (404), the answer server down, and a
-  payload that no longer matches its hashes on the server: a clear message, nothing written.
+- A small fleet per firmware, two laptops booting at once: BIOS PXE (SeaBIOS + iPXE ROM → GRUB
+  over TFTP → kernel, initrd and ISO over HTTP) and UEFI HTTP boot (OVMF loads the whole ISO
+  into a RAM disk). One laptop runs a fresh unattended install from its per-serial answer file,
+  its report arrives at the server, screen 1 then says it booted from the network and its disk
+  boots the installed Engine; the other cannot get its answers (404 on PXE, the answer server
+  down on UEFI HTTP): a clear message, nothing written.
+- A payload that no longer matches its hashes on the server (BIOS PXE): the medium check stops
+  the boot before the installer starts.
+
+Two laptops at once share the machine's cores: each cell takes about as long as its slower
+laptop, not both.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ INSTALL_TIMEOUT = 900
 ANSWERS = HTTP_URL + "answers/{serial}.toml"
 REPORTS = HTTP_URL + "reports/"
 SCREEN1 = "1/5 Install choice"
-TIMES: dict[str, float] = {}
 
 
 def make_export(iso: Path, out: Path, *, autoinstall: str = ANSWERS, unattended: bool) -> Path:
@@ -76,129 +80,136 @@ def network_laptop(
     )
 
 
-def wait_for_report(directory: Path, timeout: float = 120) -> dict:
+def wait_for_reports(directory: Path, count: int, timeout: float = 120) -> dict[str, dict]:
+    """The reports the lab server received, by machine serial, once `count` have arrived."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reports = sorted((directory / "reports").glob("*.json"))
-        if reports:
-            return json.loads(reports[-1].read_text())
+    while True:
+        reports = [json.loads(p.read_text()) for p in (directory / "reports").glob("*.json")]
+        if len(reports) >= count:
+            return {r["machine"]["serial"]: r for r in reports}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(reports)} of {count} reports arrived in {timeout:.0f} s")
         time.sleep(1)
-    raise AssertionError(f"no install report reached the server within {timeout:.0f} s")
 
 
 def clean(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
-# -- one fresh unattended network install per firmware -----------------------------------------
+# -- a fleet per firmware: one laptop installs, one cannot get its answers ----------------------
 
 KINDS = {"bios": "PXE", "uefi": "UEFI HTTP boot"}
+INSTALLED = r"Unattended install finished|unattended install has finished"
+STOPPED = r"Unattended install stopped: [^\r\n]*"
 
 
-@pytest.mark.parametrize(
-    "firmware",
-    [
-        pytest.param("bios", marks=pytest.mark.cell("network unattended install, BIOS PXE")),
-        pytest.param("uefi", marks=pytest.mark.cell("network unattended install, UEFI HTTP")),
-    ],
-)
-def test_unattended_network_install(installer_iso, tmp_path, firmware):
-    export_dir = make_export(installer_iso, tmp_path / "export", unattended=True)
-    serial = f"NET-{firmware.upper()}-1"
-    # Only this laptop's own file: no default, so a wrong {serial} would stop the install.
-    answer_file(export_dir / "answers" / f"{serial}.toml", "/dev/sda", None, action="install")
-    disk = blank_disk(tmp_path / "laptop.img")
-    started = time.monotonic()
-    with (
-        server(export_dir) as srv,
-        network_laptop(disk, tmp_path, firmware, export_dir, srv.port, serial) as vm,
-    ):
-        console = SerialConsole(vm)
-        vm.wait_for(r"Unattended install finished|unattended install has finished",
-                    timeout=BOOT_TIMEOUT + INSTALL_TIMEOUT)  # fmt: skip
-        report = wait_for_report(export_dir)
-        # The console's unit comes back with the screens: screen 1 says where it booted from.
-        screen = console.wait_for(SCREEN1, timeout=300)
-        serial_text = clean(vm.serial_text())
-    TIMES[firmware] = time.monotonic() - started
-    print(f"\n{firmware}: unattended network install + report in {TIMES[firmware]:.0f} s")
-    assert f"Booted from the network ({KINDS[firmware]}) from {HTTP_URL}" in serial_text
+def stop_line(vm) -> str:
+    return re.search(STOPPED, clean(vm.serial_text())).group(0)
+
+
+def check_installed(vm, console: SerialConsole, report: dict, serial: str, firmware: str) -> None:
+    """What the laptop that installed shows and reported."""
+    # The console's unit comes back with the screens: screen 1 says where it booted from.
+    screen = console.wait_for(SCREEN1, timeout=300)
     assert "Booted from the network" in screen
-    assert f"answers from {HTTP_URL}answers/{serial}.toml" in serial_text or (
-        "unattended install has finished" in serial_text
-    )
-    assert "intact; starting the installer" in serial_text  # the downloaded medium was checked
+    text = clean(vm.serial_text())
+    assert f"Booted from the network ({KINDS[firmware]}) from {HTTP_URL}" in text
+    assert "intact; starting the installer" in text  # the downloaded medium was checked
     assert report["status"] == "installed" and report["machine"]["serial"] == serial
     assert report["machine"]["mac"] == "52:54:00:12:34:56"
     result = report["result"]
     assert (result["action"], result["version"], result["slot"]) == ("install", "5.0", "A")
     assert result["disk"]["path"] == "/dev/sda" and "QEMU HARDDISK" in result["disk"]["model"]
-    groups, _ = boot_installed_disk(disk, tmp_path / "disk-boot", firmware=firmware)
-    assert groups[:3] == ("5.0", result["build"], "A")
 
 
-# -- bad cases: a clear message, nothing written ------------------------------------------------
+def walk_to_targets(console: SerialConsole) -> str:
+    """From the stop message, as a technician on site: Enter, then screens 1-4."""
+    console.wait_for("Press Enter for the installer's screens", timeout=60)
+    console.press("enter")
+    console.wait_for(SCREEN1, timeout=120)
+    console.press("enter")
+    console.wait_for("2/5 Welcome")
+    console.press("enter")
+    console.wait_for("3/5 Licence agreement")
+    console.press("tab", "enter")
+    console.wait_for("4/5 Keyboard layout")
+    console.press("enter")
+    return console.wait_for("5/5 Target disk", timeout=300)
 
 
-@pytest.mark.cell("network bad case: no answer file (404), BIOS PXE")
-def test_missing_answer_file_stops_and_writes_nothing(installer_iso, tmp_path):
+@pytest.mark.cell("network fleet, BIOS PXE: install + report; no answer file (404)")
+def test_pxe_fleet(installer_iso, tmp_path):
+    """Two laptops PXE boot from one server at once: NET-BIOS-1 has its own answer file and
+    installs; NET-404-1 has none (and there is no default): it stops, reports the failure and
+    writes nothing; Enter opens the screens, whose target list shows no boot medium."""
     export_dir = make_export(installer_iso, tmp_path / "export", unattended=True)
-    disk = blank_disk(tmp_path / "laptop.img")
+    answer_file(export_dir / "answers" / "NET-BIOS-1.toml", "/dev/sda", None, action="install")
+    disk, other = blank_disk(tmp_path / "laptop.img"), blank_disk(tmp_path / "other.img")
     with (
         server(export_dir) as srv,
-        network_laptop(disk, tmp_path, "bios", export_dir, srv.port, "NET-404-1") as vm,
+        network_laptop(disk, tmp_path, "bios", export_dir, srv.port, "NET-BIOS-1") as vm,
+        network_laptop(other, tmp_path / "l2", "bios", export_dir, srv.port, "NET-404-1") as vm2,
     ):
-        console = SerialConsole(vm)
-        vm.wait_for(r"Unattended install stopped: .*", timeout=BOOT_TIMEOUT)
-        report = wait_for_report(export_dir)
-        # The technician may carry on by hand: Enter opens the screens; on a network boot the
-        # target list names the laptop's disk and no "boot medium" that does not exist.
-        console.wait_for("Press Enter for the installer's screens", timeout=60)
-        console.press("enter")
-        console.wait_for(SCREEN1, timeout=120)
-        console.press("enter")
-        console.wait_for("2/5 Welcome")
-        console.press("enter")
-        console.wait_for("3/5 Licence agreement")
-        console.press("tab", "enter")
-        console.wait_for("4/5 Keyboard layout")
-        console.press("enter")
-        targets = console.wait_for("5/5 Target disk", timeout=300)
-        serial_text = clean(vm.serial_text())
-    stop = re.search(r"Unattended install stopped: [^\n]*", serial_text).group(0)
+        console, console2 = SerialConsole(vm), SerialConsole(vm2)
+        vm2.wait_for(STOPPED, timeout=BOOT_TIMEOUT)
+        stop = stop_line(vm2)
+        targets = walk_to_targets(console2)
+        vm.wait_for(INSTALLED, timeout=BOOT_TIMEOUT + INSTALL_TIMEOUT)
+        reports = wait_for_reports(export_dir, 2)
+        check_installed(vm, console, reports["NET-BIOS-1"], "NET-BIOS-1", "bios")
+        text2 = clean(vm2.serial_text())
     assert "no answer file for this laptop (serial NET-404-1" in stop
     assert "answers/NET-404-1.toml: the server answered 404" in stop
     assert "answers/default.toml: the server answered 404" in stop
-    assert "Nothing was installed and no disk was touched." in serial_text
-    assert report["status"] == "failed" and "404" in report["error"]
+    assert "Nothing was installed and no disk was touched." in text2
+    failed = reports["NET-404-1"]
+    assert failed["status"] == "failed" and "404" in failed["error"] and failed["result"] is None
     assert "/dev/sda" in targets and "QEMU HARDDISK" in targets
     assert "boot medium" not in targets and "/dev/loop" not in targets
-    assert is_blank(disk)
+    assert is_blank(other)
+    groups, _ = boot_installed_disk(disk, tmp_path / "disk-boot", firmware="bios")
+    assert groups[:3] == ("5.0", reports["NET-BIOS-1"]["result"]["build"], "A")
 
 
-@pytest.mark.cell("network bad case: answer server down, BIOS PXE")
-def test_answer_server_down_stops_and_writes_nothing(installer_iso, tmp_path):
+@pytest.mark.cell("network fleet, UEFI HTTP: install + report; answer server down")
+def test_uefi_http_fleet(installer_iso, tmp_path):
+    """Two laptops HTTP boot the ISO at once, from two servers: NET-UEFI-1's export hands over
+    engine.autoinstall (netboot-args.txt) and it installs; NET-DOWN-1's export names an answer
+    server that is down (nothing listens behind its port): it stops and writes nothing."""
+    export_dir = make_export(installer_iso, tmp_path / "export", unattended=True)
+    answer_file(export_dir / "answers" / "NET-UEFI-1.toml", "/dev/sda", None, action="install")
+    down_answers = "http://10.0.2.100:81/answers/{serial}.toml"
+    down_dir = make_export(installer_iso, tmp_path / "down", autoinstall=down_answers,
+                           unattended=True)  # fmt: skip
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    answers = "http://10.0.2.100:81/answers/{serial}.toml"
-    export_dir = make_export(installer_iso, tmp_path / "export", autoinstall=answers,
-                             unattended=True)  # fmt: skip
-    disk = blank_disk(tmp_path / "laptop.img")
+    disk, other = blank_disk(tmp_path / "laptop.img"), blank_disk(tmp_path / "other.img")
     down = {"extra_forwards": {81: closed}}
     with (
         server(export_dir) as srv,
-        network_laptop(disk, tmp_path, "bios", export_dir, srv.port, "NET-DOWN-1", **down) as vm,
+        server(down_dir) as srv2,
+        network_laptop(disk, tmp_path, "uefi", export_dir, srv.port, "NET-UEFI-1") as vm,
+        network_laptop(
+            other, tmp_path / "l2", "uefi", down_dir, srv2.port, "NET-DOWN-1", **down
+        ) as vm2,  # fmt: skip
     ):
-        vm.wait_for(r"Unattended install stopped: .*", timeout=BOOT_TIMEOUT)
-        time.sleep(5)
-        serial_text = clean(vm.serial_text())
-    stop = re.search(r"Unattended install stopped: [^\n]*", serial_text).group(0)
+        console = SerialConsole(vm)
+        vm2.wait_for(STOPPED, timeout=BOOT_TIMEOUT)
+        stop = stop_line(vm2)
+        vm.wait_for(INSTALLED, timeout=BOOT_TIMEOUT + INSTALL_TIMEOUT)
+        reports = wait_for_reports(export_dir, 1)
+        check_installed(vm, console, reports["NET-UEFI-1"], "NET-UEFI-1", "uefi")
+        text2 = clean(vm2.serial_text())
+    assert "Settings from the server: engine.autoinstall=" in clean(vm.serial_text())
     assert "http://10.0.2.100:81/answers/NET-DOWN-1.toml" in stop
     assert "closed the connection" in stop or "refused" in stop or "timed out" in stop
     assert "default.toml" not in stop  # the server is down: no point asking for the default
-    assert "Unattended install: answers from" not in serial_text
-    assert is_blank(disk)
+    assert "Unattended install: answers from" not in text2
+    assert "Nothing was installed and no disk was touched." in text2
+    assert is_blank(other)
+    groups, _ = boot_installed_disk(disk, tmp_path / "disk-boot", firmware="uefi")
+    assert groups[:3] == ("5.0", reports["NET-UEFI-1"]["result"]["build"], "A")
 
 
 @pytest.mark.cell("network bad case: payload hash mismatch on the server, BIOS PXE")
