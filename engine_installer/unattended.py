@@ -14,11 +14,12 @@ from pathlib import Path
 
 from engine_installer.answers import plan_from_answers
 from engine_installer.base.errors import UserError, detach_stdout
-from engine_installer.base.logs import start_log
+from engine_installer.base.logs import log, start_log
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.disks.mounts import mounted
 from engine_installer.install.actions import format_actions
 from engine_installer.install.results import InstallResult
+from engine_installer.netboot.live import current as current_netboot
 from engine_installer.ondisk.payload import Manifest, find_payload_dir, load_manifest
 
 BOOT_MEDIUM_PAYLOAD = Path("/run/live/medium/engine")
@@ -123,6 +124,9 @@ def _run(args, label: list[str] | None = None) -> tuple[int, InstallResult | Non
 
     plan = plan_from_answers(Path(args.answers))
     log_path = start_log("unattended")
+    boot = current_netboot()
+    if boot is not None:
+        log.info("%s", boot.describe())
     source = plan.source or (Path(args.source) if getattr(args, "source", None) else None)
     with open_source(source) as manifest:
         if label is not None:
