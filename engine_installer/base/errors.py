@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
+
+INTERNAL = "internal error"
 
 
 class UserError(Exception):
@@ -19,8 +23,19 @@ class RefusedError(UserError):
     exit_code = 3
 
 
+def _quiet_stdout() -> None:
+    """After a closed pipe (`cmd | head -1`), send the rest to /dev/null so the interpreter's
+    final flush does not print a traceback of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a console-script main: UserError → one line on stderr and its exit code."""
+    """Wrap a console-script main: UserError → one line on stderr and its exit code; a closed
+    output pipe ends quietly; anything unexpected is one line too, with the traceback in the log."""
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> int:
@@ -30,7 +45,20 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return err.exit_code
         except KeyboardInterrupt:
-            print("error: interrupted; nothing further was written", file=sys.stderr)
+            print("error: interrupted before any disk was written", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            _quiet_stdout()
+            return 141
+        except Exception as err:  # noqa: BLE001 - a bug: one line for the user, details in the log
+            log = logging.getLogger("engine_installer")
+            if log.handlers:  # the run log; never Python's last-resort handler on stderr
+                log.exception("unexpected failure")
+            print(
+                f"error: {INTERNAL} ({err.__class__.__name__}: {err}); nothing further was "
+                "done: please report it with the installer log",
+                file=sys.stderr,
+            )
+            return 1
 
     return wrapper

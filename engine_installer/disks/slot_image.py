@@ -62,12 +62,16 @@ def write_slot(
     def reader() -> None:
         try:
             with open(image.path, "rb", buffering=0) as source:
+                # The image may be a byte range of a bigger file (an ISO read in place).
+                source.seek(image.offset)
+                left = image.size
                 while True:
                     buf = free.get()
-                    length = source.readinto(buf)
+                    length = source.readinto(memoryview(buf)[: min(BLOCK, left)]) if left else 0
                     if not length:
                         buffers.put(None)
                         return
+                    left -= length
                     # hashlib releases the GIL on big buffers: hashing overlaps the writes.
                     digest.update(memoryview(buf)[:length])
                     buffers.put((buf, length))

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from engine_installer.disks.bootloader import install_bootloader
+from engine_installer.disks.files import write_bootenv_file
 from engine_installer.iso.sample_payload import build_sample_payload
-from engine_installer.ondisk.bootenv import BootEnv, parse_bootenv, write_bootenv
+from engine_installer.ondisk.bootenv import BootEnv, parse_bootenv
 from engine_installer.ondisk.layout import (
     BIOS_BOOT_SIZE,
     ESP_SIZE,
@@ -132,7 +133,7 @@ def make_engine_disk(
         stage = Path(tmp) / "esp"
         stage.mkdir()
         install_bootloader(device, stage, [])
-        write_bootenv(stage / GRUBENV_PATH, env)
+        write_bootenv_file(stage / GRUBENV_PATH, env)
         entries = [str(p) for p in stage.iterdir()]
         _run("mcopy", "-s", "-i", f"{device}p2", *entries, "::/", env=MTOOLS_ENV)
     subprocess.run(["partx", "-d", device], capture_output=True)
