@@ -125,7 +125,7 @@ def plan_from_answers(path: Path) -> Plan:
     except ValueError:
         raise _bad(path, "install", "action", action) from None
     target = _string(path, install, "install", "target")
-    if target is not None and not target.startswith("/dev/"):
+    if target is not None and not target.startswith("/"):
         raise _bad(path, "install", "target", target)
     plan.target = target
     eula = install.get("eula")

@@ -7,6 +7,7 @@ dry run, the simulator) walks the action list, printing the same "Step i of N" l
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -15,13 +16,14 @@ from engine_installer.answers import plan_from_answers
 from engine_installer.base.errors import UserError
 from engine_installer.base.logs import start_log
 from engine_installer.base.progress import ProgressEvent
-from engine_installer.install.live import live_snapshot
+from engine_installer.install.live import live_snapshot, resolve_target
 from engine_installer.install.prepare import KIND_WORDS, Prepared, prepare
 from engine_installer.install.results import InstallResult
 from engine_installer.install.runner import execute
 from engine_installer.install.simulate import simulate
 from engine_installer.ondisk.medium import Medium, open_medium
 
+log = logging.getLogger("engine_installer")
 BOOT_MEDIUM = Path("/run/live/medium")
 
 
@@ -73,6 +75,7 @@ def run_unattended(args) -> int:
     log_path = start_log("unattended")
     source = plan.source or (Path(args.source) if getattr(args, "source", None) else None)
     medium = source_medium(source)
+    resolve_target(plan)
 
     def snapshot_and_prepare() -> Prepared:
         machine = live_snapshot(medium.manifest, source=medium.location)
@@ -81,8 +84,8 @@ def run_unattended(args) -> int:
     prepared = snapshot_and_prepare()
     out = TextProgress()
     if not prepared.ok:
-        for refusal in prepared.refusals[1:]:
-            print(f"also: {refusal.hint()}", file=sys.stderr)
+        for refusal in prepared.refusals:
+            log.error("refused before writing anything: %s", refusal.hint())
         raise prepared.refusals[0].error()
     assert prepared.disk is not None
     kind = KIND_WORDS[prepared.kind]

@@ -11,7 +11,6 @@ what any of them shows is what the disk gets.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 from engine_installer.hw.check import FAIL, HwReport, check_machine
@@ -95,10 +94,9 @@ class Prepared:
 
 
 def find_disk(machine: MachineSnapshot, target: str) -> DiskInfo | None:
-    """The disk a plan names: its path, a /dev/disk/by-id link to it, or its resolved path."""
-    real = os.path.realpath(target) if target.startswith("/dev/") else target
+    """The disk a plan names: its path or one of its /dev/disk/by-id links."""
     for disk in machine.disks:
-        if target == disk.path or target in disk.by_id or real == disk.path:
+        if target == disk.path or target in disk.by_id:
             return disk
     return None
 
@@ -166,7 +164,10 @@ def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> t
         if state == STATE_NEWER:
             if not plan.allow_downgrade:
                 blocked = will_not_run(install.vms, manifest.version)
-                names = ", ".join(vm.name for vm in blocked) or "none of its VMs"
+                names = (
+                    ", ".join(f"{vm.name} ({vm.kind}, for {vm.published_for})" for vm in blocked)
+                    or "none of its VMs"
+                )
                 return "", [
                     Refusal(
                         "downgrade",

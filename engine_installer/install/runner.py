@@ -21,9 +21,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from engine_installer.base.errors import RefusedError, UserError
-from engine_installer.base.logs import copy_log_to, current_log
+from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
 from engine_installer.disks import esp, filesystems
 from engine_installer.disks.bootloader import install_bios_boot, install_bootloader
@@ -34,6 +35,7 @@ from engine_installer.disks.mounts import mounted
 from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
 from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
+from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
@@ -49,6 +51,7 @@ from engine_installer.ondisk.layout import (
     STORAGE_NUMBER,
     partition_path,
 )
+from engine_installer.ondisk.payload import Manifest
 
 log = logging.getLogger("engine_installer")
 
@@ -290,7 +293,7 @@ def execute(
         for index, action in enumerate(p.actions, 1):
             line = step_line(index, total, action)
             lines.append(line)
-            log.info("%s (%s)", line, action.detail)
+            log.info("%s [%s] (%s)", line, action.kind, action.detail)
             progress(ProgressEvent(action.kind, 0, action.weight, action.title, index, total))
             started = time.monotonic()
             try:
@@ -326,3 +329,32 @@ def execute(
     local = current_log()
     result.log_path = str(local) if local else ""
     return result
+
+
+def run_plan(
+    plan: Plan,
+    manifest: Manifest,
+    progress: ProgressCallback = ignore_progress,
+    source: Path | None = None,
+) -> InstallResult:
+    """Probe the plan's target disk, prepare and execute: the library call for one disk.
+
+    Refusals are raised as their answer-file sentence before anything is written."""
+    from engine_installer.install.live import live_snapshot, resolve_target
+    from engine_installer.install.prepare import prepare
+
+    resolve_target(plan)
+    if current_log() is None:
+        start_log()
+    log.info("plan: %s; media %s", plan.describe(), manifest.label())
+    only = [plan.target] if plan.target else None
+
+    def fresh() -> Prepared:
+        machine = live_snapshot(manifest, source=source or manifest.directory, only=only)
+        return prepare(plan, machine, manifest)
+
+    prepared = fresh()
+    if not prepared.ok:
+        log.error("refused before writing anything: %s", prepared.refusals[0].hint())
+        raise prepared.refusals[0].error()
+    return execute(prepared, progress, recheck=fresh)

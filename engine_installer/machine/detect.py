@@ -86,6 +86,7 @@ def read_vms(disk: str, offset: int) -> list[VMInfo] | None:
             names.append(parts[5])
     if not names:
         return []
+    names.sort()  # directory order is a hash order: list VMs the same way every time
     _code, out = _debugfs(device, [f"cat /{VMS_DIR}/{n}/vm.json" for n in names])
     # cat prints a file without a trailing newline, so the next command's echo may follow on
     # the same line: split on the echoes themselves, not on lines.
@@ -192,8 +193,8 @@ def _non_engine(
             "still on the disk; its VMs may be recoverable: back them up before reinstalling"
         )
         return found
-    if not has_gpt and not signatures and not disk.partitions:
-        return None
+    if not has_gpt and not signatures:
+        return None  # kernel partitions without any table on the disk are stale, not data
     found.state = STATE_FOREIGN
     if disk.partitions or has_gpt:
         parts = [f"{p.path} {p.fstype or 'unknown'}" for p in disk.partitions]

@@ -381,7 +381,20 @@ def open_medium(source: Path) -> Medium:
     root = payload.parent if payload.name == PAYLOAD_DIR else None
     if root is not None and (root / SUMS_NAME).is_file():
         return _open_medium_dir(root, payload)
-    return Medium("payload", payload, load_manifest(payload))
+    manifest = load_manifest(payload)
+    for artifact in manifest.artifacts.values():
+        try:
+            size = artifact.path.stat().st_size
+        except OSError:
+            raise UserError(
+                f"payload file {artifact.path} is missing: the payload is incomplete, rebuild it"
+            ) from None
+        if size != artifact.size:
+            raise UserError(
+                f"payload file {artifact.path} is truncated or wrong ({size} bytes, the manifest "
+                f"says {artifact.size}): rebuild or copy the payload again"
+            )
+    return Medium("payload", payload, manifest)
 
 
 def _checked_against_sums(
