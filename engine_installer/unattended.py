@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine_installer.answers import plan_from_answers
-from engine_installer.base.errors import UserError
+from engine_installer.base.errors import UserError, detach_stdout
 from engine_installer.base.logs import start_log
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.install.live import live_snapshot, resolve_target
@@ -55,7 +55,11 @@ class TextProgress:
         try:
             print(line, file=self.stream, flush=True)
         except (BrokenPipeError, ValueError, OSError):
-            self.stream = None  # the reader went away; keep going without output
+            # The reader went away: keep going without output (and without a later print
+            # failing on the same closed pipe).
+            if self.stream is sys.stdout:
+                detach_stdout()
+            self.stream = None
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.step and event.message:

@@ -23,16 +23,6 @@ class RefusedError(UserError):
     exit_code = 3
 
 
-def _quiet_stdout() -> None:
-    """After a closed pipe (`cmd | head -1`), send the rest to /dev/null so the interpreter's
-    final flush does not print a traceback of its own."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
 def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
     """Wrap a console-script main: UserError → one line on stderr and its exit code; a closed
     output pipe ends quietly; anything unexpected is one line too, with the traceback in the log."""
@@ -47,9 +37,9 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
         except KeyboardInterrupt:
             print("error: interrupted before any disk was written", file=sys.stderr)
             return 130
-        except BrokenPipeError:
-            _quiet_stdout()
-            return 141
+        except BrokenPipeError:  # stdout's reader went away (`| head`) after the work was done
+            detach_stdout()
+            return 0
         except Exception as err:  # noqa: BLE001 - a bug: one line for the user, details in the log
             log = logging.getLogger("engine_installer")
             if log.handlers:  # the run log; never Python's last-resort handler on stderr
@@ -62,3 +52,14 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
             return 1
 
     return wrapper
+
+
+def detach_stdout() -> None:
+    """stdout's reader has gone (`| head -3`): point stdout at /dev/null, so that no later
+    print fails and the work goes on without its output (Python ignores SIGPIPE, so a closed
+    pipe shows up as BrokenPipeError on the next write)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

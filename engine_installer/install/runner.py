@@ -27,6 +27,7 @@ from engine_installer.base.errors import RefusedError, UserError
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
 from engine_installer.disks import esp, filesystems
+from engine_installer.disks.blockcopy import Copied
 from engine_installer.disks.bootloader import install_bios_boot, install_bootloader
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
@@ -68,6 +69,7 @@ class _Executor:
         self.progress = progress
         self.when = marker.now()
         self.report_path = ""
+        self.copied: dict[str, Copied] = {}  # write-slot's result per partition, for verify
 
     def run(self, action: DiskAction) -> None:
         getattr(self, "do_" + action.kind.replace("-", "_"))(action)
@@ -111,7 +113,7 @@ class _Executor:
         esp.write_file(action.target, copies.next_path, marker.marker_bytes(data, copies.seq + 1))
 
     def do_write_slot(self, action: DiskAction) -> None:
-        write_slot(
+        self.copied[action.target] = write_slot(
             self.p.manifest.root_image,
             action.target,
             self.progress,
@@ -124,6 +126,7 @@ class _Executor:
             action.target,
             self.progress,
             self.p.disk.logical_sector_size,
+            copied=self.copied.get(action.target),  # its hash states: the check may switch
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
