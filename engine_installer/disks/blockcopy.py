@@ -7,7 +7,10 @@ hasher, writer, progress output) stops every thread, so no thread is ever left b
 queue and the caller gets one CopyError within one block's time.
 
 copy_image() writes with O_DIRECT (the page cache neither slows the copy nor hides a bad disk)
-and can hash what it writes in a hasher thread, off the write path (hashlib releases the GIL).
+and can hash exactly what it writes in a hasher thread, off the write path (hashlib releases
+the GIL). A copy that needs no hash (a USB stick: its read-back compares bytes) skips the
+reader: O_DIRECT writes straight from the source's mapping, so the kernel hands the source's
+page-cache pages to the device and no byte passes through this process.
 verify_image() reads the target back with O_DIRECT and checks it the fastest strict way:
 byte for byte against the source while the source is in the page cache (memcmp runs at memory
 speed, SHA-256 at ~2 GB/s), and by SHA-256 from the first block that is not cached, resuming
