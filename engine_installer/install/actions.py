@@ -108,11 +108,11 @@ def _save_report(storage: str, what: str) -> DiskAction:
 
 def trust_action(storage: str, names: list[str]) -> DiskAction:
     """The medium's update-kit certificates into the trust store (docs/update-kit.md)."""
-    what = "certificate" if len(names) == 1 else f"{len(names)} certificates"
+    what = "update-kit certificate" if len(names) == 1 else f"{len(names)} update-kit certificates"
     return DiskAction(
         "trust",
         storage,
-        f"Adding the medium's update-kit {what} to the trust store",
+        f"Adding the medium's {what} to the trust store",
         f"engine/trust/ on {storage}: {', '.join(names)}",
         {"names": list(names)},
     )
