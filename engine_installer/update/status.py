@@ -175,11 +175,11 @@ def _interrupted(status: UpdateStatus, install: DetectedInstall) -> str:
     kit = f"Engine {status.kit.version}" if status.kit and status.kit.version else "the kit"
     during = f" during {status.step[0].lower()}{status.step[1:]}" if status.step else ""
     old = engine_of(install)
-    armed = install.trial_slot and install.trial_slot == status.target_slot
-    if armed and _slot_holds_kit(install, install.trial_slot, status.kit):
+    trial = install.slots.get(install.trial_slot) if install.trial_slot else None
+    if trial is not None:  # switched by this apply, or by an earlier one it was to repeat
         held = (
-            f"slot {install.trial_slot} holds {kit} and is armed for a trial boot, Engine "
-            f"{old.version} in slot {old.slot} stays the fallback"
+            f"slot {install.trial_slot} holds Engine {trial.version} and is armed for a trial "
+            f"boot, Engine {old.version} in slot {old.slot} stays the fallback"
         )
     else:
         held = f"nothing was switched: Engine {old.version} still boots from slot {old.slot}"
