@@ -51,7 +51,7 @@ class Consoles:
 def run_check(medium: Path, consoles: Consoles, server: str = "") -> int:
     """Check the medium; `server` names where it came from on a network boot (then the check
     always runs, and a bad file means the server's copy or the transfer is bad)."""
-    from engine_installer.iso.medium_check import check_medium_dir
+    from engine_installer.ondisk.medium import check_medium_dir
 
     last = -1
     what = "the installer downloaded from the network" if server else "the installation medium"

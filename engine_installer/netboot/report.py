@@ -1,11 +1,11 @@
 """engine.report=URL: an unattended install tells the fleet owner how it went.
 
 The report (JSON) names the machine (DMI serial, vendor, model, network card), the medium, and
-the result as the runner returned it (InstallResult.report(): disk, action, version, slot, the
-upgrade report's VMs) or the error that stopped it. It is POSTed with retries; when no attempt
+the result as the runner returned it (InstallResult.to_json(): disk, action, version, slot and
+the upgrade report) or the error that stopped it. It is POSTed with retries; when no attempt
 gets through and the install succeeded, it is kept on the installed disk's storage partition
-(engine/reports/), where the fleet owner (or Engine itself) can collect it later. A failed or
-refused install leaves the disk alone: its report stays in the installer's log.
+next to the upgrade report (engine/reports/), where the fleet owner can collect it later. A
+failed or refused install leaves the disk alone: its report stays in the installer's log.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from engine_installer import __version__
 from engine_installer.install.results import InstallResult
 from engine_installer.netboot import answers, live
 from engine_installer.netboot.fetch import FetchError, post_json
-from engine_installer.ondisk.layout import REPORTS_DIR_ON_STORAGE
+from engine_installer.ondisk.layout import REPORTS_DIR
 
 log = logging.getLogger("engine_installer")
 DMI = Path("/sys/class/dmi/id")
@@ -57,7 +57,7 @@ def build(
         "installer": __version__,
         "medium": medium,
         "machine": machine(),
-        "result": result.report() if result is not None else None,
+        "result": result.to_json() if result is not None else None,
         "error": error,
     }
 
@@ -79,7 +79,7 @@ def send(
             log.info("install report: %s", json.dumps(report))
             return False
         stamp = report["time"].replace(":", "").replace("+0000", "Z")
-        name = f"{REPORTS_DIR_ON_STORAGE}/install-{stamp}.json"
+        name = f"{REPORTS_DIR}/{stamp}-network-report.json"
         where = keep(name, (json.dumps(report, indent=2) + "\n").encode())
         say(f"Could not send the install report ({err}); it is kept on the installed disk "
             f"(storage partition, {where}).")  # fmt: skip

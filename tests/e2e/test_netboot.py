@@ -130,7 +130,7 @@ def check_installed(vm, console: SerialConsole, report: dict, serial: str, firmw
     assert report["machine"]["mac"] == "52:54:00:12:34:56"
     result = report["result"]
     assert (result["action"], result["version"], result["slot"]) == ("install", "5.0", "A")
-    assert result["disk"]["path"] == "/dev/sda" and "QEMU HARDDISK" in result["disk"]["model"]
+    assert result["disk"] == "/dev/sda" and result["report"]["to_version"] == "5.0"
 
 
 def walk_to_targets(console: SerialConsole) -> str:

@@ -43,12 +43,13 @@ def test_report_arrives_at_the_lab_server(make_loop, payloads, tmp_path):
     assert (result["action"], result["version"], result["build"], result["slot"]) == (
         "upgrade", "5.0", "50", "B",
     )  # fmt: skip
-    assert result["disk"]["path"] == disk and result["previous_version"] == "4.5"
-    (vm,) = result["vms_needing_pv_upgrade"]
-    assert (vm["name"], vm["kind"], vm["published_for"]) == ("desk", "local", "4.5")
+    assert result["disk"] == disk and result["previous_version"] == "4.5"
+    assert result["report"]["vms_needing_pv_upgrade"] == ["desk"]  # the upgrade report
+    assert result["report_path"].endswith("-upgrade.json")
     assert set(report["machine"]) == {"serial", "vendor", "model", "mac", "address"}
     with mounted(part(disk, 5), readonly=True) as root:
-        assert not (root / "engine/reports").exists()  # delivered: nothing kept
+        # Delivered: only the runner's own upgrade report is on the disk, no network copy.
+        assert not list((root / "engine/reports").glob("*-network-report.json"))
 
 
 def test_report_kept_on_the_disk_when_nobody_answers(make_loop, payloads, tmp_path):
@@ -59,9 +60,9 @@ def test_report_kept_on_the_disk_when_nobody_answers(make_loop, payloads, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "Could not send the install report" in proc.stdout
     assert "refused the connection" in proc.stdout
-    assert "kept on the installed disk (storage partition, engine/reports/install-" in proc.stdout
+    assert "kept on the installed disk (storage partition, engine/reports/" in proc.stdout
     with mounted(part(disk, 5), readonly=True) as root:
-        (kept,) = (root / "engine/reports").glob("install-*.json")
+        (kept,) = (root / "engine/reports").glob("*-network-report.json")
         report = json.loads(kept.read_text())
     assert report["status"] == "installed" and report["result"]["version"] == "5.0"
 
@@ -76,9 +77,9 @@ def test_refused_install_reports_the_error_and_touches_nothing(make_loop, payloa
         url = f"http://127.0.0.1:{srv.port}/reports/"
         proc = engine_installer("--answers", str(answers), "--report", url)
     assert proc.returncode != 0
-    assert "holds no upgradeable Engine" in proc.stderr
+    assert "holds no Engine to upgrade" in proc.stderr
     (sent,) = (export / "reports").glob("*.json")
     report = json.loads(sent.read_text())
     assert report["status"] == "failed" and report["result"] is None
-    assert "holds no upgradeable Engine" in report["error"]
+    assert "holds no Engine to upgrade" in report["error"]
     assert device_sha256(disk) == before

@@ -30,7 +30,6 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from engine_installer.base.errors import UserError
 from engine_installer.iso import bootloader
-from engine_installer.iso.medium_check import check_iso, manifest_from_iso
 from engine_installer.iso.net import dhcp
 from engine_installer.netboot.names import (
     ARGS_NAME,
@@ -45,6 +44,7 @@ from engine_installer.netboot.names import (
     NETBOOT_ARG,
     REPORT_ARG,
 )
+from engine_installer.ondisk.medium import check_iso, manifest_from_iso
 
 GRUB_PC_DIR = Path("/usr/lib/grub/i386-pc")
 MENU_DEFAULTS = ("install", "autoinstall")

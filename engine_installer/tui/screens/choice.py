@@ -20,7 +20,7 @@ class ChoiceScreen(Screen):
             W.SelectableItem("Power off", "poweroff", self.choose),
         ]
         self.menu = urwid.ListBox(urwid.SimpleFocusListWalker(self.items))
-        origin = self.app.media.origin if self.app.media else ""
+        origin = self.app.origin
         rows = [
             urwid.Divider(),
             W.text("Install Engine on this laptop, or upgrade the Engine already on it."),

@@ -1,9 +1,14 @@
-"""Is this an Engine installer ISO, and is it intact? Shared by engine-iso, engine-usb and the
-installer's "check the medium" step.
+"""Engine installer media: is this one, is it intact, and where are its payload's bytes?
+
+Shared by engine-iso check, engine-usb, the live system's "check the medium" step and the
+installer itself, which reads its payload from a medium (an ISO file read in place, a mounted
+medium or a payload directory) through open_medium().
 
 The medium layout (project-wide): ISO9660 + Rock Ridge + Joliet; the Engine payload under
 /engine/ (manifest.json and its artifacts); /SHA256SUMS at the root in `sha256sum` format covering
-every regular file except itself and the El Torito boot catalog; a hybrid MBR so it boots from USB.
+every regular file except itself, its signature and the El Torito boot catalog; on a signed
+medium /SHA256SUMS.p7s, a CMS signature of SHA256SUMS (ondisk/signature.py); a hybrid MBR so it
+boots from USB.
 
 The same checks run over an ISO file (read with pycdlib, never mounted, so no root is needed) and
 over a mounted medium directory (e.g. /run/live/medium in the live system).
@@ -15,9 +20,9 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import pycdlib
@@ -25,11 +30,23 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from engine_installer.base.errors import UserError
 from engine_installer.base.progress import ProgressCallback, ProgressEvent
-from engine_installer.ondisk.payload import MANIFEST_NAME, load_manifest
+from engine_installer.ondisk.payload import (
+    MANIFEST_NAME,
+    MAX_TRUST_CERT_BYTES,
+    MAX_TRUST_CERTS,
+    TRUST_SUBDIR,
+    Manifest,
+    check_trust_cert,
+    find_payload_dir,
+    load_manifest,
+    parse_manifest,
+)
+from engine_installer.ondisk.signature import MAX_SIGNATURE_BYTES, SIGNATURE_NAME
 
 SUMS_NAME = "SHA256SUMS"
 PAYLOAD_DIR = "engine"
 MANIFEST_PATH = f"{PAYLOAD_DIR}/{MANIFEST_NAME}"
+TRUST_PREFIX = f"{PAYLOAD_DIR}/{TRUST_SUBDIR}/"
 # On a mounted medium the boot catalog is just a file; these are the names xorriso, genisoimage
 # and grub-mkrescue give it. On an ISO file pycdlib tells us which record it is.
 BOOT_CATALOG_NAMES = frozenset({"boot.catalog", "boot.cat"})
@@ -182,7 +199,7 @@ def _check_all(where, sums_data, manifest_data, sizes, read, progress) -> None:
         if rel not in sizes:
             raise UserError(f"{rel} is listed in {SUMS_NAME} but missing on {where}: {_DAMAGED}")
     for rel in sizes:
-        if rel != SUMS_NAME and rel not in sums:
+        if rel not in (SUMS_NAME, SIGNATURE_NAME) and rel not in sums:
             raise UserError(f"{rel} on {where} is not listed in {SUMS_NAME}: {_DAMAGED}")
     for rel, (_digest, size) in artifacts.items():
         if rel not in sizes:
@@ -212,20 +229,14 @@ def _check_all(where, sums_data, manifest_data, sizes, read, progress) -> None:
 
 
 def _manifest_artifacts(data: bytes, where: str) -> dict[str, tuple[str, int]]:
-    """Validate the manifest with payload.load_manifest; return {medium path: (sha256, size)}."""
-    # load_manifest reads a directory; a throw-away copy keeps one validator for every caller.
-    with tempfile.TemporaryDirectory(prefix="engine-manifest-") as tmp:
-        Path(tmp, MANIFEST_NAME).write_bytes(data)
-        try:
-            manifest = load_manifest(Path(tmp))
-        except UserError as err:
-            detail = str(err).replace(str(Path(tmp, MANIFEST_NAME)), MANIFEST_PATH)
-            raise UserError(f"{where}: {detail}") from None
-        result = {}
-        for artifact in manifest.artifacts.values():
-            rel = PurePosixPath(PAYLOAD_DIR, artifact.path.relative_to(tmp).as_posix()).as_posix()
-            result[rel] = (artifact.sha256, artifact.size)
-    return result
+    """Validate the manifest; return {medium path: (sha256, size)} of its artifacts."""
+    try:
+        manifest = parse_manifest(
+            data, f"{where}: {MANIFEST_PATH}", Path(where), lambda rel: (Path(rel), 0)
+        )
+    except UserError as err:
+        raise UserError(str(err)) from None
+    return {a.medium_path: (a.sha256, a.size) for a in manifest.artifacts.values()}
 
 
 # --- pycdlib helpers -----------------------------------------------------------------------
@@ -338,3 +349,194 @@ def manifest_from_iso(path: Path) -> dict:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"/{MANIFEST_PATH} on {path} is not valid JSON: {_DAMAGED}") from None
+
+
+# --- the installer's source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Medium:
+    """Where the Engine to install comes from, with its manifest checked against SHA256SUMS.
+
+    kind is "iso" (an ISO file read in place: artifacts point at byte offsets in it),
+    "medium" (a mounted medium directory with SHA256SUMS, e.g. /run/live/medium) or
+    "payload" (a bare payload directory, as built by engine-iso sample-payload: no SHA256SUMS).
+    The root image's own hash is checked while it is written, so opening reads no big file.
+    """
+
+    kind: str
+    location: Path
+    manifest: Manifest
+    sums: bytes = b""  # SHA256SUMS as read (what the signature covers); b"" for a payload dir
+    signature: bytes | None = None  # SHA256SUMS.p7s; None when the medium is not signed
+
+    def describe(self) -> str:
+        return {"iso": "ISO", "medium": "medium", "payload": "payload directory"}[
+            self.kind
+        ] + f" {self.location}"
+
+
+def open_medium(source: Path) -> Medium:
+    """The Engine on an ISO file, a mounted medium or a payload directory; UserError if none."""
+    source = Path(source)
+    if "\0" in str(source):
+        raise UserError("the source path contains a NUL byte: name the Engine ISO or payload")
+    if source.is_file():
+        return _open_iso_medium(source)
+    if not source.exists():
+        raise UserError(f"source {source} does not exist: point it at a payload or an Engine ISO")
+    if not source.is_dir():
+        raise UserError(f"source {source} is neither a file nor a directory: name the ISO")
+    payload = find_payload_dir(source)
+    root = payload.parent if payload.name == PAYLOAD_DIR else None
+    if root is not None and (root / SUMS_NAME).is_file():
+        return _open_medium_dir(root, payload)
+    manifest = load_manifest(payload)
+    for artifact in manifest.artifacts.values():
+        try:
+            size = artifact.path.stat().st_size
+        except OSError:
+            raise UserError(
+                f"payload file {artifact.path} is missing: the payload is incomplete, rebuild it"
+            ) from None
+        if size != artifact.size:
+            raise UserError(
+                f"payload file {artifact.path} is truncated or wrong ({size} bytes, the manifest "
+                f"says {artifact.size}): rebuild or copy the payload again"
+            )
+    return Medium("payload", payload, manifest)
+
+
+def _checked_against_sums(
+    manifest: Manifest, sums: dict[str, str], manifest_data: bytes, where: str
+) -> None:
+    """The manifest is the one SHA256SUMS names, and it names the same artifact hashes."""
+    expected = sums.get(MANIFEST_PATH)
+    if expected is None:
+        raise UserError(f"{SUMS_NAME} on {where} does not list {MANIFEST_PATH}: {_DAMAGED}")
+    if hashlib.sha256(manifest_data).hexdigest() != expected:
+        raise UserError(
+            f"{MANIFEST_PATH} on {where} does not match {SUMS_NAME} (it was changed after the "
+            f"build): {_DAMAGED}"
+        )
+    for artifact in manifest.artifacts.values():
+        listed = sums.get(artifact.medium_path)
+        if listed is None:
+            raise UserError(
+                f"{artifact.medium_path} is not listed in {SUMS_NAME} on {where}: {_DAMAGED}"
+            )
+        if listed != artifact.sha256:
+            raise UserError(
+                f"{artifact.medium_path} on {where}: the manifest's hash differs from "
+                f"{SUMS_NAME}: {_DAMAGED}"
+            )
+
+
+def _open_medium_dir(root: Path, payload: Path) -> Medium:
+    try:
+        sums_data = (root / SUMS_NAME).read_bytes()
+        manifest_data = (payload / MANIFEST_NAME).read_bytes()
+    except OSError as err:
+        raise UserError(f"{root} cannot be read ({err.strerror}): {_DAMAGED}") from None
+    where = str(root)
+    manifest = parse_manifest(
+        manifest_data,
+        f"{root}/{MANIFEST_PATH}",
+        payload,
+        lambda rel: (payload / rel, 0),
+        prefix=PAYLOAD_DIR,
+    )
+    sums = parse_sums(sums_data, where)
+    _checked_against_sums(manifest, sums, manifest_data, where)
+    trust = {}
+    trust_dir = payload / TRUST_SUBDIR
+    if trust_dir.is_dir():
+        for entry in sorted(trust_dir.iterdir())[: MAX_TRUST_CERTS + 1]:
+            trust[f"{TRUST_PREFIX}{entry.name}"] = _small_file(entry, where)
+    signed = (root / SIGNATURE_NAME).is_file()
+    signature = _small_file(root / SIGNATURE_NAME, where) if signed else None
+    for artifact in manifest.artifacts.values():
+        try:
+            size = artifact.path.stat().st_size
+        except OSError:
+            raise UserError(f"{artifact.medium_path} is missing on {where}: {_DAMAGED}") from None
+        if size != artifact.size:
+            raise UserError(
+                f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
+                f"{artifact.size}: {_DAMAGED}"
+            )
+    manifest = _with_trust(manifest, trust, sums, where)
+    return Medium("medium", root, manifest, sums_data, signature)
+
+
+def _small_file(path: Path, where: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SIGNATURE_BYTES + 1)
+    except OSError as err:
+        raise UserError(
+            f"{path.name} on {where} cannot be read ({err.strerror}): {_DAMAGED}"
+        ) from None
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise UserError(f"{path.name} on {where} is implausibly large: {_DAMAGED}")
+    return data
+
+
+def _with_trust(
+    manifest: Manifest, found: dict[str, bytes], sums: dict[str, str], where: str
+) -> Manifest:
+    """The manifest with the medium's trust certificates, each checked against SHA256SUMS."""
+    if len(found) > MAX_TRUST_CERTS:
+        raise UserError(f"{where} carries more than {MAX_TRUST_CERTS} trust certificates")
+    certs = {}
+    for rel, data in sorted(found.items()):
+        if sums.get(rel) != hashlib.sha256(data).hexdigest():
+            raise UserError(f"{rel} on {where} does not match its checksum: {_DAMAGED}")
+        name = rel.removeprefix(TRUST_PREFIX)
+        certs[name] = check_trust_cert(name, data, where)
+    return replace(manifest, trust_certs=certs) if certs else manifest
+
+
+def _open_iso_medium(path: Path) -> Medium:
+    """Read SHA256SUMS and the manifest with pycdlib; artifacts become byte ranges of the ISO
+    (ISO9660 stores a file in one extent, so the bytes are read in place, no mount needed)."""
+    _check_not_truncated(path)
+    with _open_iso(path) as iso:
+        files = _iso_files(iso)
+        sums_data = _read_iso_file(iso, files, SUMS_NAME, path)
+        manifest_data = _read_iso_file(iso, files, MANIFEST_PATH, path)
+        signature = None
+        if SIGNATURE_NAME in files:
+            signature = _read_iso_file(iso, files, SIGNATURE_NAME, path)
+        trust_files = [rel for rel in sorted(files) if rel.startswith(TRUST_PREFIX)]
+        if len(trust_files) > MAX_TRUST_CERTS:
+            raise UserError(f"{path.name} carries more than {MAX_TRUST_CERTS} trust certificates")
+        for rel in trust_files:
+            if files[rel][2] > MAX_TRUST_CERT_BYTES:
+                raise UserError(f"/{rel} on {path.name} is not a PEM certificate: {_DAMAGED}")
+        trust = {rel: _read_iso_file(iso, files, rel, path) for rel in trust_files}
+        extents: dict[str, tuple[int, int]] = {}
+        for rel, (kind, name, size) in files.items():
+            if rel.startswith(PAYLOAD_DIR + "/"):
+                record = iso.get_record(**{kind: name})
+                extents[rel] = (record.extent_location() * ISO_SECTOR, size)
+    where = path.name
+
+    def locate(relpath: str) -> tuple[Path, int]:
+        rel = f"{PAYLOAD_DIR}/{relpath}"
+        if rel not in extents:
+            raise UserError(f"{rel} named by the manifest is missing on {where}: {_DAMAGED}")
+        return path, extents[rel][0]
+
+    manifest = parse_manifest(manifest_data, f"{where}:/{MANIFEST_PATH}", path, locate)
+    sums = parse_sums(sums_data, where)
+    _checked_against_sums(manifest, sums, manifest_data, where)
+    manifest = _with_trust(manifest, trust, sums, where)
+    for artifact in manifest.artifacts.values():
+        size = extents[artifact.medium_path][1]
+        if size != artifact.size:
+            raise UserError(
+                f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
+                f"{artifact.size}: {_DAMAGED}"
+            )
+    return Medium("iso", path, manifest, sums_data, signature)
