@@ -100,14 +100,18 @@ def text_of(vm) -> str:
 
 
 def wait_text(vm, pattern: str, timeout: float) -> re.Match:
+    """Wait for pattern in what the guest sent; a kernel panic fails at once, not at timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        match = re.search(pattern, text_of(vm))
+        text = text_of(vm)
+        match = re.search(pattern, text)
         if match:
             return match
-        if not vm.running or time.monotonic() > deadline:
-            tail = "\n".join(text_of(vm).splitlines()[-20:])
-            raise AssertionError(f"{pattern!r} did not appear within {timeout:.0f} s:\n{tail}")
+        panicked = "Kernel panic - not syncing" in text
+        if panicked or not vm.running or time.monotonic() > deadline:
+            tail = "\n".join(text.splitlines()[-20:])
+            why = "the guest kernel panicked" if panicked else f"not within {timeout:.0f} s"
+            raise AssertionError(f"{pattern!r} did not appear ({why}):\n{tail}")
         time.sleep(1)
 
 
