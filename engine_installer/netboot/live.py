@@ -27,9 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
+from engine_installer.netboot.fetch import FetchError, fetch_bytes
 from engine_installer.netboot.names import (
     ARGS_NAME,
     HTTP_CLIENT_CLASS,
+    ISO_NAME,
     NETBOOT_ARG,
     SITE_ARGS,
     STATE_FILE,
@@ -143,21 +145,28 @@ def _ethernet_cards(sys_net: Path = SYS_NET) -> list[str]:
     return cards
 
 
-def firmware_boot_mac() -> str:
-    """The MAC of the card the firmware booted from (efibootmgr: BootCurrent's MAC(...) node)."""
-    try:
-        out = subprocess.run(["efibootmgr", "-v"], capture_output=True, text=True,
-                             timeout=20, check=False).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    current = re.search(r"^BootCurrent:\s*([0-9A-Fa-f]{4})", out, re.MULTILINE)
-    if not current:
-        return ""
-    entry = re.search(rf"^Boot{current.group(1)}\*?\s.*$", out, re.MULTILINE)
-    mac = re.search(r"MAC\(([0-9A-Fa-f]{12})", entry.group(0)) if entry else None
-    if not mac:
-        return ""
-    return ":".join(mac.group(1)[i : i + 2] for i in range(0, 12, 2)).lower()
+def firmware_boot_entry(efibootmgr: str | None = None) -> tuple[str, str]:
+    """(MAC, URI) of the boot option the firmware booted (efibootmgr -v: BootCurrent's MAC(...)
+    and Uri(...) nodes); the URI is set when the firmware's HTTP boot URL was typed in its setup
+    rather than given by DHCP. ("", "") when unknown."""
+    if efibootmgr is None:
+        try:
+            efibootmgr = subprocess.run(["efibootmgr", "-v"], capture_output=True, text=True,
+                                        timeout=20, check=False).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return "", ""
+    current = re.search(r"^BootCurrent:\s*([0-9A-Fa-f]{4})", efibootmgr, re.MULTILINE)
+    entry = (
+        re.search(rf"^Boot{current.group(1)}\*?\s.*$", efibootmgr, re.MULTILINE)
+        if current
+        else None
+    )
+    if entry is None:
+        return "", ""
+    mac = re.search(r"MAC\(([0-9A-Fa-f]{12})", entry.group(0))
+    uri = re.search(r"Uri\((http://[^)\s]+)\)", entry.group(0))
+    mac_text = ":".join(mac.group(1)[i : i + 2] for i in range(0, 12, 2)).lower() if mac else ""
+    return mac_text, uri.group(1) if uri else ""
 
 
 def dhcp(cards: list[str]) -> dict[str, str] | None:
@@ -182,8 +191,6 @@ def dhcp(cards: list[str]) -> dict[str, str] | None:
 
 def fetch_site_args(server: str) -> list[str]:
     """engine.* arguments from the export's netboot-args.txt (only SITE_ARGS are taken)."""
-    from engine_installer.netboot.fetch import FetchError, fetch_bytes
-
     try:
         text = fetch_bytes(urljoin(server, ARGS_NAME), what="the export's settings").decode()
     except FetchError as err:
@@ -208,11 +215,12 @@ def setup(cmdline: str | None = None, mountinfo: str | None = None) -> NetBoot |
         return None
     boot = NetBoot(kind)
     lease = _configured()
+    firmware_uri = ""
     if kind == "pxe":
         boot.server = cmdline_value(cmdline, NETBOOT_ARG) or ""
-        boot.boot_url = urljoin(boot.server, "engine.iso") if boot.server else ""
+        boot.boot_url = urljoin(boot.server, ISO_NAME) if boot.server else ""
     elif lease is None:
-        mac = firmware_boot_mac()
+        mac, firmware_uri = firmware_boot_entry()
         cards = _ethernet_cards()
         by_mac = [c for c in cards if _read(SYS_NET / c / "address").lower() == mac]
         lease = dhcp(by_mac or cards)
@@ -224,12 +232,14 @@ def setup(cmdline: str | None = None, mountinfo: str | None = None) -> NetBoot |
     boot.address = lease.get("IPV4ADDR", "")
     if kind == "uefi-http":
         filename = lease.get("filename", "")
+        if not filename.startswith("http://"):
+            filename = firmware_uri  # a URL typed into the firmware's setup
         if filename.startswith("http://"):
             boot.boot_url = filename
             boot.server = filename.rsplit("/", 1)[0] + "/"
         else:
-            boot.problem = ("DHCP named no http:// boot file for this machine, so its server "
-                            "is unknown: see dhcp.txt in the export")  # fmt: skip
+            boot.problem = ("neither DHCP nor the firmware names an http:// boot file, so the "
+                            "server is unknown: see dhcp.txt in the export")  # fmt: skip
             return boot
         try:
             boot.site_args = fetch_site_args(boot.server)

@@ -124,6 +124,22 @@ def test_ipconfig_lease_file():
     assert lease["DNSDOMAIN"] == ""
 
 
+EFIBOOTMGR = (  # efibootmgr -v after OVMF's HTTP boot
+    "BootCurrent: 0004\nTimeout: 0 seconds\nBootOrder: 0004,0001\n"
+    "Boot0001* UEFI QEMU HARDDISK QM00001 \tPciRoot(0x0)/Pci(0x1f,0x2)/Sata(0,65535,0)\n"
+    "Boot0004* UEFI HTTPv4 (MAC:525400123456)\tPciRoot(0x0)/Pci(0x2,0x0)/MAC(525400123456,1)"
+    "/IPv4(0.0.0.0,0,DHCP,0.0.0.0,0.0.0.0,0.0.0.0)/Uri(){auto_created_boot_option}\n"
+)
+
+
+def test_the_card_and_url_the_firmware_booted():
+    assert live.firmware_boot_entry(EFIBOOTMGR) == ("52:54:00:12:34:56", "")
+    typed = EFIBOOTMGR.replace("/Uri()", "/Uri(http://10.1.1.1/e/engine.iso)")
+    assert live.firmware_boot_entry(typed) == ("52:54:00:12:34:56", "http://10.1.1.1/e/engine.iso")
+    assert live.firmware_boot_entry("BootCurrent: 0009\n") == ("", "")
+    assert live.firmware_boot_entry("") == ("", "")
+
+
 def test_describe_and_state_file(tmp_path):
     boot = live.NetBoot("pxe", "http://s/", interface="enp0s2", mac="52:54:00:12:34:56",
                         address="10.0.2.15")  # fmt: skip
