@@ -142,10 +142,18 @@ def detect(disk: str) -> DetectedInstall | None:
 # --- the kit ---------------------------------------------------------------------------------
 
 
+def kit_path(kit: Path) -> Path:
+    """The kit named on the command line, as an absolute path; UserError for a typo (the
+    status is not touched: nothing was tried)."""
+    if not kit.exists():
+        raise UserError(f"{kit} not found: check the path to the kit")
+    if kit.is_dir():
+        raise UserError(f"{kit} is a directory: a kit is an Engine installer ISO file")
+    return Path(os.path.abspath(kit))
+
+
 def open_kit(path: Path) -> Medium:
     """The kit's Engine: an Engine installer ISO file, its SHA256SUMS and manifest checked."""
-    if path.is_dir():
-        raise UserError(f"{path} is a directory: a kit is an Engine installer ISO file")
     medium = open_medium(path)
     if medium.kind != "iso":
         raise UserError(f"{path} is not an Engine installer ISO: name the kit's .iso file")
@@ -166,7 +174,7 @@ def _staged_kits(storage: Path) -> list[Path]:
 
 def _kit_to_apply(kit: Path | None, current: UpdateStatus, storage: Path) -> Path:
     if kit is not None:
-        return Path(os.path.abspath(kit))
+        return kit_path(kit)
     if current.status in (PENDING, SIGNALLED, FAILED) and current.kit and current.kit.file:
         recorded = storage / current.kit.file  # a staged kit's path is storage-relative
         if recorded.is_file():
@@ -217,7 +225,7 @@ def _copy_durably(source: Path, target: Path, progress: TextProgress) -> None:
 def stage(disk_arg: str | None, kit: Path, out: TextProgress) -> UpdateStatus:
     """Copy a signed kit into engine/updates/ on storage: status Pending (Failed if bad)."""
     disk = engine_disk(disk_arg)
-    kit = Path(os.path.abspath(kit))
+    kit = kit_path(kit)
     start_log("update")
     with update_lock(disk), engine_storage(disk) as storage:
         current = reconcile(read_status(storage)[0], detect(disk))
@@ -225,8 +233,6 @@ def stage(disk_arg: str | None, kit: Path, out: TextProgress) -> UpdateStatus:
             raise RefusedError(_waits_for_restart(current))
         status = UpdateStatus(kit=Kit(str(kit)), engine=current.engine, times=current.times)
         try:
-            if not kit.is_file():
-                raise UserError(f"{kit} is not a file: name the kit's .iso file")
             check_space(storage, kit.stat().st_size + APPLY_RESERVE, f"the kit {kit.name}")
             medium = open_kit(kit)
             status.kit.version = medium.manifest.version
