@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from engine_installer.install.plan import Action, Plan
 from engine_installer.install.prepare import Prepared, find_install, prepare
 from engine_installer.install.results import InstallResult
 from engine_installer.install.runner import execute
-from engine_installer.machine.probe import booted_engine_disk, resolve_disk_path
+from engine_installer.machine.probe import booted_engine_disk, probe_disk, resolve_disk_path
 from engine_installer.machine.snapshot import DetectedInstall
 from engine_installer.ondisk.cmdline import check_kernel_args
 from engine_installer.ondisk.layout import (
@@ -80,22 +79,13 @@ def engine_disk(disk: str | None) -> str:
     return booted
 
 
-def _partition_name(device: str) -> str:
-    proc = subprocess.run(
-        ["blkid", "-p", "-o", "value", "-s", "PART_ENTRY_NAME", device],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip()
-
-
 @contextlib.contextmanager
 def engine_storage(disk: str) -> Iterator[Path]:
     """The Engine disk's storage partition, mounted read-write (where Engine has it mounted,
     else for the duration of the command)."""
     device = partition_path(disk, STORAGE_NUMBER)
-    if not os.path.exists(device) or _partition_name(device) != LABEL_STORAGE:
+    labels = {part.path: part.label for part in probe_disk(disk).partitions}
+    if labels.get(device) != LABEL_STORAGE:
         raise UserError(
             f"{disk} is not an Engine disk (no {LABEL_STORAGE} partition {device}): name the "
             "Engine disk with --disk DEV"

@@ -92,7 +92,9 @@ def running_engine_script(path: Path, body: str) -> Path:
         "mount -t ext4 /dev/sda5 /run/storage && mount -t ext4 -o ro /dev/sda3 /run/engine-root"
         " || echo '@@MOUNT-FAILED'\n"
         "mkdir -p /run/storage/e2e\n"
-        f"save() {{ {UPDATE} status --json </dev/null >/run/storage/e2e/$1.json; sync; }}\n"
+        # (a cut may land in `save final`: write aside, then rename)
+        f"save() {{ {UPDATE} status --json </dev/null >/run/storage/e2e/$1.new && "
+        "mv /run/storage/e2e/$1.new /run/storage/e2e/$1.json; sync; }\n"
         f"{body}\n"
         "save final\n"
         "umount /run/engine-root /run/storage; sync\n"
@@ -105,7 +107,11 @@ def storage_outputs(disk: Path, work: Path) -> tuple[dict[str, dict], dict[str, 
     raw = flatten(disk, work / "flat.raw")
     try:
         files = storage_files(raw, "e2e")
-        statuses = {name.removesuffix(".json"): json.loads(data) for name, data in files.items()}
+        statuses = {
+            name.removesuffix(".json"): json.loads(data)
+            for name, data in files.items()
+            if name.endswith(".json")
+        }
         return statuses, vm_hashes(raw)
     finally:
         raw.unlink()

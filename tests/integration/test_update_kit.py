@@ -417,7 +417,7 @@ def test_bad_input_and_a_second_engine_update_change_nothing(running, kits):
     proc = engine_update("status", disk="/dev/nowhere")
     assert proc.returncode == 2 and proc.stderr.startswith("error: /dev/nowhere does not exist")
     proc = engine_update("status", disk=part(disk, 5))
-    assert proc.returncode == 2 and "is not an Engine disk" in proc.stderr
+    assert proc.returncode == 2 and "is a partition, not a whole disk" in proc.stderr
 
     fd = os.open(lock_path(disk, "update"), os.O_RDWR | os.O_CREAT)
     try:
