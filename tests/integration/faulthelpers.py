@@ -241,6 +241,12 @@ def detect_json(device: str, source: Path | None) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def detected_boot(entry: dict) -> tuple[str, str]:
+    """(version, slot) that detection says boots next: the trial slot when one is on trial
+    (trial_slot), else the active slot."""
+    return entry.get("version", ""), entry.get("trial_slot") or entry.get("active_slot", "")
+
+
 def detect_text(device: str, source: Path | None) -> str:
     args = ["--source", str(source)] if source else []
     proc = installer(*args, "detect", "--disk", device)

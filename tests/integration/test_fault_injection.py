@@ -14,7 +14,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from faulthelpers import (
     clean_leftovers,
     detect_json,
     detect_text,
+    detected_boot,
     disk_copy,
     error_line,
     esp_read,
@@ -422,7 +422,7 @@ def test_detect_after_cut_between_boot_switch_and_marker_switch(engine45_image, 
         assert booted_slot(disk.device, tmp_path) == ("B", "A")
         assert slot_sha256(disk.device, "B", ROOT_SIZE) == engine45_image.root_sha256["5.0"]
         [entry] = detect_json(disk.device, payloads["5.0"])
-        assert (entry["version"], entry["active_slot"]) == ("5.0", "B"), entry
+        assert detected_boot(entry) == ("5.0", "B"), entry
         text = detect_text(disk.device, payloads["5.0"])
         assert "trial" in text and "5.0" in text, text
         assert not re.search(r"4\.5 build 45, slot B", text), text
@@ -501,7 +501,8 @@ def test_signal_mid_install_leaves_nothing_behind(sig, when, engine45_image, edi
             out.close()
         output = (tmp_path / "first.out").read_text(errors="replace")
         try:
-            assert code != 0, output
+            # Exit 0 only when the install finished regardless (a signal at the very end).
+            assert code != 0 or "reinstalled" in output, output
             assert "Traceback" not in output, output
             assert leftovers(disk, tmpdir) == [], output
             assert sorted(p.name for p in tmpdir.iterdir()) == [], "temp files left behind"
@@ -512,26 +513,6 @@ def test_signal_mid_install_leaves_nothing_behind(sig, when, engine45_image, edi
         assert leftovers(disk, tmpdir) == []
         [entry] = detect_json(disk.device, None)
         assert (entry["state"], entry["version"]) == ("upgradeable", "5.0"), entry
-
-
-def test_stale_mount_of_a_killed_run_is_cleaned(engine45_image, payloads, tmp_path):
-    """A SIGKILLed installer left the storage partition mounted under /tmp/engine-mnt-*: the
-    next run recognises it as its own kind's leftover, cleans it, and upgrades."""
-    with disk_copy(engine45_image.path, tmp_path) as disk:
-        stale = Path(tempfile.mkdtemp(prefix="engine-mnt-", dir="/tmp"))
-        run(["mount", "-t", "ext4", disk.part(5), str(stale)])
-        try:
-            file = answers(tmp_path / "a.toml", disk, payloads["5.0"])
-            proc = installer("--answers", str(file))
-            assert proc.returncode == 0, proc.stdout + proc.stderr
-            assert "upgraded" in proc.stdout
-            assert not any(target == str(stale) for _s, target in mounts())
-            assert storage_hashes(disk.device) == engine45_image.vm_hashes
-        finally:
-            if any(target == str(stale) for _s, target in mounts()):
-                run(["umount", "-l", str(stale)], check=False)
-            with contextlib.suppress(OSError):
-                stale.rmdir()
 
 
 def test_sigkilled_run_leftovers_are_cleaned_by_the_next_run(engine45_image, payloads, tmp_path):
@@ -547,6 +528,7 @@ def test_sigkilled_run_leftovers_are_cleaned_by_the_next_run(engine45_image, pay
             assert hit and proc.poll() is None, "the installer never mounted storage"
             kill_tree(proc)
             stale = [t for s, t in mounts() if s == disk.part(5)]
+            assert stale, "the killed installer left no mount: the scenario did not happen"
             retry = installer("--answers", str(file))
             assert retry.returncode == 0, retry.stdout + retry.stderr
             assert [t for s, t in mounts() if s == disk.part(5)] == [], stale
