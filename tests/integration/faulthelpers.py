@@ -419,30 +419,34 @@ def loop_backings() -> dict[str, str]:
     return result
 
 
-def leftovers(disk: Disk, tmpdir: Path) -> list[str]:
+def _under(path: str, tmpdir: Path | None) -> bool:
+    return tmpdir is not None and path.startswith(str(tmpdir) + "/")
+
+
+def leftovers(disk: Disk, tmpdir: Path | None) -> list[str]:
     """Mounts of the disk or under the installer's TMPDIR, and loop devices over files there."""
     found = []
     for source, target in mounts():
-        if (
-            source == disk.device
-            or source.startswith(disk.device + "p")
-            or target.startswith(str(tmpdir) + "/")
-        ):
+        ours = source == disk.device or source.startswith(disk.device + "p")
+        if ours or _under(target, tmpdir):
             found.append(f"mount of {source} at {target}")
     for device, backing in loop_backings().items():
-        if backing.startswith(str(tmpdir) + "/"):
+        if _under(backing, tmpdir):
             found.append(f"loop device {device} over {backing}")
     return found
 
 
-def clean_leftovers(disk: Disk, tmpdir: Path) -> None:
+def clean_leftovers(disk: Disk, tmpdir: Path | None = None) -> None:
     """Undo what a killed installer left (test teardown; never touches other users' devices)."""
     for source, target in mounts():
         ours = source == disk.device or source.startswith(disk.device + "p")
-        if ours or target.startswith(str(tmpdir) + "/"):
+        if ours or _under(target, tmpdir):
             run(["umount", "-l", target], check=False)
+            if Path(target).name.startswith("engine-"):  # the killed installer's mount point
+                with contextlib.suppress(OSError):
+                    Path(target).rmdir()
     for device, backing in loop_backings().items():
-        if backing.startswith(str(tmpdir) + "/"):
+        if _under(backing, tmpdir):
             run(["losetup", "-d", device], check=False)
 
 

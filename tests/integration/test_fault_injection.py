@@ -317,6 +317,11 @@ def test_iso_with_edited_manifest_refused(edited_iso, engine45_image, tmp_path):
         file = answers(tmp_path / "edited.toml", disk, edited)
         for dry in (["--dry-run"], []):
             refused(installer("--answers", str(file), *dry), None, "SHA256SUMS")
+        # The same ISO named on the command line instead of in [source].
+        file = answers(tmp_path / "no-source.toml", disk, None)
+        for dry in (["--dry-run"], []):
+            proc = installer("--source", str(edited), "--answers", str(file), *dry)
+            refused(proc, None, "SHA256SUMS")
         assert disk.digest() == before
 
 
@@ -406,7 +411,7 @@ def _stop_after_boot_switch(disk: Disk, file: Path, tmp_path: Path) -> None:
         assert gate.proc.poll() is None and gate.blocked()
     finally:
         gate.close()
-        clean_leftovers(disk, Path("/nonexistent"))
+        clean_leftovers(disk)
 
 
 def test_detect_after_cut_between_boot_switch_and_marker_switch(engine45_image, payloads, tmp_path):
@@ -456,7 +461,7 @@ def test_disk_busy_with_another_installer_is_called_so(engine45_image, payloads,
             if first.poll() is None:
                 kill_tree(first)
             log.close()
-            clean_leftovers(disk, Path("/nonexistent"))
+            clean_leftovers(disk)
 
 
 # -- 6. cleanup on every exit path ------------------------------------------------------------
@@ -522,6 +527,7 @@ def test_sigkilled_run_leftovers_are_cleaned_by_the_next_run(engine45_image, pay
         file = answers(tmp_path / "a.toml", disk, payloads["5.0"], action="reinstall")
         out = open(tmp_path / "first.out", "wb")  # noqa: SIM115
         proc = popen_installer(["--answers", str(file)], {}, out, subprocess.STDOUT)
+        stale: list[str] = []
         try:
             storage = lambda: any(s == disk.part(5) for s, _t in mounts())  # noqa: E731
             hit = wait_until(lambda: storage() or proc.poll() is not None, 180, 0.0005)
@@ -536,7 +542,10 @@ def test_sigkilled_run_leftovers_are_cleaned_by_the_next_run(engine45_image, pay
             if proc.poll() is None:
                 kill_tree(proc)
             out.close()
-            clean_leftovers(disk, Path("/nonexistent"))
+            clean_leftovers(disk)
+            for target in stale:
+                with contextlib.suppress(OSError):
+                    Path(target).rmdir()
         [entry] = detect_json(disk.device, payloads["5.0"])
         assert (entry["state"], entry["version"]) == ("same-version", "5.0"), entry
 
