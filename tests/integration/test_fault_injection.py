@@ -37,6 +37,7 @@ from faulthelpers import (
     installer,
     kill_tree,
     leftovers,
+    loop_backings,
     mounts,
     partition_rows,
     popen_installer,
@@ -468,16 +469,26 @@ def test_disk_busy_with_another_installer_is_called_so(engine45_image, payloads,
 
 
 def _triggers(disk: Disk, tmpdir: Path) -> dict:
-    def grub_scratch() -> bool:
+    """When to send the signal: as a resource of the installer appears (mount(8) sets up the
+    loop device of GRUB's scratch image before it mounts it)."""
+
+    def scratch_loop() -> bool:
+        return any(backing.startswith(str(tmpdir)) for backing in loop_backings().values())
+
+    def scratch_mount() -> bool:
         return any(target.startswith(str(tmpdir)) for _s, target in mounts())
 
     def storage_mount() -> bool:
         return any(source == disk.part(5) for source, _t in mounts())
 
-    return {"grub-scratch": grub_scratch, "storage-mount": storage_mount}
+    return {
+        "grub-scratch-loop": scratch_loop,
+        "grub-scratch-mount": scratch_mount,
+        "storage-mount": storage_mount,
+    }
 
 
-@pytest.mark.parametrize("when", ["grub-scratch", "storage-mount"])
+@pytest.mark.parametrize("when", ["grub-scratch-loop", "grub-scratch-mount", "storage-mount"])
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_signal_mid_install_leaves_nothing_behind(sig, when, engine45_image, edited_iso, tmp_path):
     """SIGTERM (to the installer, as `kill` does) or SIGINT (to its process group, as Ctrl-C
