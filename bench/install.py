@@ -118,7 +118,11 @@ def main() -> int:
                 blank(disk, disk_size, big.slot_size)
                 phases = Phases()
                 started = time.monotonic()
-                run_plan(Plan(action=Action.INSTALL, target=disk, eula_accepted=True), big, phases)
+                run_plan(
+                    Plan(action=Action.INSTALL, target=disk, eula_accepted=True, lab_override=True),
+                    big,
+                    phases,
+                )
                 install_s = time.monotonic() - started
                 phases.close()
                 rounds.append((dd_w, dd_r, install_s, phases.spent))
@@ -159,7 +163,7 @@ def main() -> int:
 
             # Detection: the big install, a small install, a foreign disk, an empty disk.
             second = stack.enter_context(loop(work / "d2.img", 1300 * MiB))
-            run_plan(Plan(target=second, eula_accepted=True), small)
+            run_plan(Plan(target=second, eula_accepted=True, lab_override=True), small)
             foreign = stack.enter_context(loop(work / "d3.img", 1300 * MiB))
             sh("sgdisk", "-n1:0:+100M", foreign)
             sh("partx", "-a", foreign)

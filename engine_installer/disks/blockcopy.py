@@ -231,14 +231,16 @@ def _reader(
     full: queue.SimpleQueue,
     side: str,
     block: int = 1,
+    base: int = 0,
 ) -> Callable[[], None]:
-    """Read [0, size) of fd into pooled buffers, in order; items (offset, length, buffer)."""
+    """Read [base, base + size) of fd into pooled buffers, in order; items (offset, length,
+    buffer) with offsets from base (an image may be a byte range of an ISO read in place)."""
 
     def run() -> None:
         for offset in range(0, size, CHUNK):
             buf = pipe.get(free)
             length = min(CHUNK, size - offset)
-            _read_exactly(fd, buf, align_up(length, block), offset, side)
+            _read_exactly(fd, buf, align_up(length, block), base + offset, side)
             full.put((offset, length, buf))
         full.put(_END)
 
@@ -334,6 +336,7 @@ def copy_image(
     clear_tail: int = 0,
     hash_image: bool = False,
     report: Report = _quiet,
+    source_offset: int = 0,
 ) -> Copied:
     """Write source[0:size) to the start of target (an O_DIRECT fd), fsync, return what was
     written. The image's last block is padded with zeros to the logical block size.
@@ -354,12 +357,14 @@ def copy_image(
     head_copy = _Buffer(head_len) if head_len else None
     with contextlib.suppress(OSError):  # a hint for the source's read-ahead
         os.posix_fadvise(source, 0, size, os.POSIX_FADV_SEQUENTIAL)
-    mapping = None if hash_image else _map(source, size)
+    # A byte range of a bigger file (source_offset) always takes the piped reader.
+    mapping = None if hash_image or source_offset else _map(source, size)
     pipe = _Pipeline()
     try:
         if mapping is None:
             free, full = pipe.pool(), pipe.queue()
-            pipe.spawn("copy-reader", _reader(pipe, source, size, free, full, "source"))
+            reader = _reader(pipe, source, size, free, full, "source", base=source_offset)
+            pipe.spawn("copy-reader", reader)
             if hash_image:
                 todo, hashed = pipe.queue(), pipe.queue()
                 digest = hashlib.sha256()
@@ -477,7 +482,13 @@ def _reraise(err: BaseException) -> None:
 
 
 def _compare_with_source(
-    source: int, buf: _Buffer, offset: int, length: int, piece: _Buffer, cached_only: bool
+    source: int,
+    buf: _Buffer,
+    offset: int,
+    length: int,
+    piece: _Buffer,
+    cached_only: bool,
+    source_offset: int = 0,
 ) -> bool:
     """Compare buf[:length] with source[offset:offset+length]; Mismatch at the first bad block.
 
@@ -487,11 +498,12 @@ def _compare_with_source(
     step = len(piece.view)
     for start in range(0, length, step):
         n = min(step, length - start)
+        at = source_offset + offset + start
         if cached_only:
-            if not _read_cached(source, piece, n, offset + start):
+            if not _read_cached(source, piece, n, at):
                 return False
         else:
-            _read_exactly(source, piece, n, offset + start, "source")
+            _read_exactly(source, piece, n, at, "source")
         if _memcmp(buf.address + start, piece.address, n):
             raise Mismatch(offset + start + _first_difference(buf, start, piece, n))
     return True
@@ -524,6 +536,7 @@ def verify_image(
     digest: bool = False,
     head: int = 0,
     report: Report = _quiet,
+    source_offset: int = 0,
 ) -> Verified:
     """Read target[0:size) back with O_DIRECT and check it; Mismatch if it differs.
 
@@ -556,7 +569,9 @@ def verify_image(
                 index = offset // CHUNK
                 cached_only = bool(expected) and index < len(checkpoints)
                 assert source is not None
-                if _compare_with_source(source, buf, offset, length, piece, cached_only):
+                if _compare_with_source(
+                    source, buf, offset, length, piece, cached_only, source_offset
+                ):
                     result.compared += length
                 else:
                     state = checkpoints[index].copy()

@@ -10,7 +10,7 @@ from pathlib import Path
 from engine_installer.base.errors import UserError
 from engine_installer.hw.capture import capture, draft_id
 from engine_installer.hw.check import FAIL, HwReport, check_machine
-from engine_installer.hw.probe import probe_machine
+from engine_installer.machine.probe import probe_machine
 from engine_installer.machine.snapshot import MachineSnapshot, load_snapshot
 
 
