@@ -364,16 +364,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def signal_tree(proc: subprocess.Popen, sig: int) -> None:
-    """sig to the process group and to every descendant (tools started in new sessions too).
-
-    Descendants are listed before the signal (a killed parent's children are re-parented),
-    then again until no new one shows up (a stopped parent starts no new child)."""
+    """sig to the process group at once, then to every descendant (tools started in new
+    sessions too), again until no new one shows up."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
     seen: set[int] = set()
     while True:
         pids = [p for p in descendants(proc.pid) if p not in seen]
-        if not seen:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
         if not pids:
             return
         for pid in pids:
@@ -463,7 +460,15 @@ def popen_installer(args: list[str], env: dict, stdout, stderr) -> subprocess.Po
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    signal_tree(proc, signal.SIGKILL)
+    """SIGKILL the installer and everything it started: frozen first, so that children in
+    their own sessions are still found below it (a killed parent's children are re-parented)."""
+    signal_tree(proc, signal.SIGSTOP)
+    pids = descendants(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 

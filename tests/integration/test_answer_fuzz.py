@@ -29,6 +29,7 @@ def valid_lines(disk: Disk, payload: Path) -> dict[str, str]:
         "target": f'target = "{disk.device}"',
         "eula": 'eula = "accepted"',
         "keyboard": 'keyboard = "us"',
+        "lab": "lab_override = true",
         "[source]": "[source]",
         "path": f'path = "{payload}"',
     }
