@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
 
 log = logging.getLogger("engine_installer")
@@ -220,7 +221,10 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
                 mountpoint=mountpoint,
             )
         )
-        if mountpoint:
+        owner = owner_pid(mountpoint) if mountpoint else None
+        if owner is not None and alive(owner):
+            reasons.append(f"another Engine installer (pid {owner}) is writing it")
+        elif mountpoint:
             reasons.append(f"partition {path} is mounted at {mountpoint}")
         elif path in swaps:
             reasons.append(f"partition {path} is active swap")
