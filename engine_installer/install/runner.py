@@ -40,7 +40,7 @@ from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
-from engine_installer.ondisk.bootenv import BootEnv, bootenv_values, format_grubenv, parse_grubenv
+from engine_installer.ondisk.bootenv import BootEnv, updated_block
 from engine_installer.ondisk.esp import read_file
 from engine_installer.ondisk.layout import (
     CONFIG_PATH,
@@ -166,11 +166,7 @@ class _Executor:
             tries=action.params["tries"],
         )
         current = read_file(action.target, GRUBENV_PATH)
-        values: dict[str, str] = {}
-        with contextlib.suppress(ValueError):
-            values = parse_grubenv(current or b"")
-        # Ours first, so they stay in the block's first sector: the switch is one sector.
-        block = format_grubenv(bootenv_values(env) | values | bootenv_values(env))
+        block = updated_block(current, env)
         if current is None or len(current) != len(block):
             esp.write_file(action.target, GRUBENV_PATH, block)
         else:
