@@ -96,6 +96,10 @@ WORDS: dict[str, tuple[str, str]] = {
         'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to '
         "re-partition it (erases the VMs)",
     ),
+    "kernel-args": (
+        "The kernel arguments cannot be used: {reason}.",
+        "{reason}",
+    ),
     "disk-changed": (
         "{disk} changed since it was checked ({reason}). Go back and check it again.",
         "{disk} changed while the installer was preparing ({reason}): run the installer again",
