@@ -38,6 +38,7 @@ from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
 from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
+from engine_installer.install.refusals import Refusal
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
 from engine_installer.ondisk.bootenv import BootEnv, updated_block
@@ -220,10 +221,8 @@ def _check_unchanged(prepared: Prepared, recheck: Recheck | None) -> None:
         first = fresh.refusals[0]
         raise RefusedError(first.hint())
     if _fingerprint(fresh) != _fingerprint(prepared):
-        raise RefusedError(
-            f"{disk} changed since it was checked (the installer would now do something "
-            "else): nothing was written; start again to see what it holds now"
-        )
+        reason = "the installer would now do something else; nothing was written"
+        raise Refusal("disk-changed", disk, {"reason": reason}).error()
 
 
 def _after_failure(prepared: Prepared, index: int) -> str:
