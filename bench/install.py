@@ -3,11 +3,11 @@ on the same loop device, side by side in one run; then detection over 4 loop dis
 
     sudo .venv/bin/python bench/install.py [--size-mib 1024] [--rounds 3] [--workdir DIR]
 
-Goal (issue 14): install time <= 1.3 x (dd write + dd read-back) + 3 s, printed beside the
+Goal: install time <= 1.3 x (dd write + dd read-back) + 3 s, printed beside the
 figure; medians over --rounds rounds, each round a dd pair then an install on the blanked disk.
 The dd pair writes the image exactly where the installer writes slot A (`dd bs=4M
 oflag=direct conv=fsync`) and reads it back (`dd bs=4M iflag=direct`). The machine is shared:
-its load is printed. Detection target (issue 2): <= 1 s.
+its load is printed. Detection target: <= 1 s.
 """
 
 from __future__ import annotations
