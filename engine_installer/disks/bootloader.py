@@ -17,7 +17,6 @@ ESP even when a laptop carries two Engine disks, and grub.cfg takes the slots fr
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError
 from engine_installer.disks.grub_config import render_grub_cfg
-from engine_installer.machine.ownership import SCRATCH_PREFIX
+from engine_installer.machine.ownership import SCRATCH_PREFIX, own_prefix
 from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
 
 GRUB_LIB = Path("/usr/lib/grub")
@@ -81,7 +80,7 @@ def _mkimage(platform: str, output: Path, prefix: str) -> None:
 def install_bios_boot(disk: str) -> None:
     """Embed a BIOS GRUB in disk's BIOS boot partition and MBR (prefix: its own ESP)."""
     setup = shutil.which(GRUB_BIOS_SETUP[0]) or GRUB_BIOS_SETUP[1]
-    scratch = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    scratch = tempfile.TemporaryDirectory(prefix=own_prefix(SCRATCH_PREFIX))
     with scratch as tmp, _scratch_dir(Path(tmp)) as work:
         shutil.copyfile(_platform_dir("i386-pc") / "boot.img", work / "boot.img")
         _mkimage("i386-pc", work / "core.img", f"(,gpt{ESP_PARTITION_NUMBER})/{GRUB_DIR}")

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import ESP_PREFIX, own_prefix
 from engine_installer.ondisk.esp import (
     file_extents,
     flush_device,
@@ -48,7 +49,7 @@ def write_file(device: str, path: str, data: bytes) -> None:
     """Create or replace ::path with data, then fsync the device."""
     image = image_spec(device)
     _mkdirs(image, path)
-    with tempfile.NamedTemporaryFile(prefix="esp-") as handle:
+    with tempfile.NamedTemporaryFile(prefix=own_prefix(ESP_PREFIX)) as handle:
         handle.write(data)
         handle.flush()
         run_mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}"])
@@ -115,7 +116,7 @@ def staged(device: str) -> Iterator[Path]:
             yield root
         flush_device(device)
         return
-    stage = Path(tempfile.mkdtemp(prefix="engine-esp-"))
+    stage = Path(tempfile.mkdtemp(prefix=own_prefix(ESP_PREFIX)))
     try:
         yield stage
         entries = [str(p) for p in sorted(stage.iterdir())]

@@ -123,6 +123,8 @@ def target_refusals(
         pass  # its own mounts, and a kit staged on its storage: see running_refusals()
     elif disk.is_boot_medium:
         refusals.append(Refusal("boot-medium", disk.path))
+    elif disk.busy_installer:
+        refusals.append(Refusal("being-written", disk.path, {"pid": str(disk.busy_installer)}))
     elif disk.in_use:
         refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
     if disk.read_only:

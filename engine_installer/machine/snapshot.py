@@ -66,6 +66,8 @@ class DiskInfo:
     by_id: list[str] = field(default_factory=list)
     # Why this disk may not be a target (boot medium, mounted, holder of LVM/RAID...), or "".
     in_use: str = ""
+    # Another installer process (its pid) has this disk's partitions mounted: it is writing it.
+    busy_installer: int = 0
     is_boot_medium: bool = False
     # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
     # virtio_blk, ...); filled by hw/probe.py, "" when unknown.
