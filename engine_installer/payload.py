@@ -3,25 +3,35 @@
 Layout (all under one directory called engine/):
     manifest.json   {"product", "version", "build", "slot_size", "created",
                      "artifacts": {"root": {"path", "sha256", "size"}, "kernel": {...},
-                                   "initrd": {...}}}
+                                   "initrd": {...}, ["shim", "grub", "mm": {...}]},
+                     ["boot_chain": {"shim": <version>, "grub": <version>}],
+                     ["secure_boot": true|false]}
     root.img        the slot image: an ext4 filesystem written block for block into a slot.
                     It carries /boot/vmlinuz and /boot/initrd.img (the same bytes as the
                     kernel and initrd artifacts) so a slot is self-contained and GRUB boots
                     it straight from its partition.
     vmlinuz, initrd.img
+    efi/shimx64.efi, efi/grubx64.efi, efi/mmx64.efi
+                    the signed UEFI boot chain (shim, signed GRUB, MOK manager) the installer
+                    puts on the ESP, and its Debian package versions in "boot_chain"; a payload
+                    without them (Engine before Secure Boot support) gets a GRUB built by the
+                    installer, which boots with Secure Boot off only. "secure_boot": true says
+                    Engine runs with Secure Boot on (signed chain and kernel); missing = false.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = ("root", "kernel", "initrd")
+CHAIN_ARTIFACTS = ("shim", "grub", "mm")  # with "boot_chain": the signed UEFI chain
+CHAIN_COMPONENTS = ("shim", "grub")  # the versions "boot_chain" records (mm ships with shim)
 HASH_CHUNK = 4 * 1024 * 1024
 
 
@@ -42,10 +52,18 @@ class Manifest:
     created: str
     artifacts: dict[str, Artifact]
     directory: Path
+    boot_chain: dict[str, str] = field(default_factory=dict)  # component → package version
+    secure_boot: bool = False  # Engine runs with Secure Boot on
 
     @property
     def root_image(self) -> Artifact:
         return self.artifacts["root"]
+
+    def chain_artifacts(self) -> dict[str, Artifact]:
+        """The signed UEFI chain ({} for a payload without one)."""
+        if not self.boot_chain:
+            return {}
+        return {name: self.artifacts[name] for name in CHAIN_ARTIFACTS}
 
     def label(self) -> str:
         return f"{self.product} {self.version} (build {self.build})"
@@ -88,12 +106,24 @@ def load_manifest(payload_dir: Path) -> Manifest:
             created=str(data.get("created", "")),
             artifacts=artifacts,
             directory=payload_dir,
+            boot_chain={str(k): str(v) for k, v in data.get("boot_chain", {}).items()},
+            secure_boot=data.get("secure_boot", False),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise UserError(f"{path} lacks or garbles field {err}: rebuild the payload") from None
-    missing = [name for name in ARTIFACT_NAMES if name not in artifacts]
+    if not isinstance(manifest.secure_boot, bool):
+        raise UserError(f"{path}: secure_boot must be true or false; rebuild the payload")
+    needed = ARTIFACT_NAMES + (CHAIN_ARTIFACTS if manifest.boot_chain else ())
+    missing = [name for name in needed if name not in artifacts]
     if missing:
         raise UserError(f"{path} names no {missing[0]} artifact: rebuild the payload")
+    if manifest.boot_chain and sorted(manifest.boot_chain) != sorted(CHAIN_COMPONENTS):
+        raise UserError(
+            f"{path}: boot_chain must give the versions of {' and '.join(CHAIN_COMPONENTS)}; "
+            "rebuild the payload"
+        )
+    if manifest.secure_boot and not manifest.boot_chain:
+        raise UserError(f"{path}: secure_boot is true but no boot_chain: rebuild the payload")
     if manifest.root_image.size > manifest.slot_size:
         raise UserError(f"{path}: root image is larger than slot_size; rebuild the payload")
     return manifest
