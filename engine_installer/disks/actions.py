@@ -33,6 +33,7 @@ KINDS = (
     "write-slot",
     "verify-slot",
     "bootloader",
+    "bootchain",
     "bootenv",
     "config",
 )
@@ -108,7 +109,7 @@ def install_actions(
         DiskAction(
             "bootloader",
             disk,
-            f"install GRUB for BIOS (engine-bios) and UEFI ({esp} EFI/BOOT/BOOTX64.EFI)",
+            f"install GRUB for BIOS (engine-bios) and UEFI ({esp} {_uefi_files(manifest)})",
             {"kernel_args": list(kernel_args)},
         ),
         DiskAction(
@@ -127,12 +128,41 @@ def install_actions(
     ]
 
 
-def upgrade_actions(disk: str, manifest: Manifest, active_slot: str) -> list[DiskAction]:
-    """New version into the inactive slot, verified, then the atomic boot-environment switch."""
+def _uefi_files(manifest: Manifest) -> str:
+    if manifest.boot_chain:
+        return "EFI/debian and EFI/BOOT: shim and signed GRUB, for Secure Boot; boot entry Engine"
+    return "EFI/BOOT/BOOTX64.EFI"
+
+
+def _chain_words(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+
+
+def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -> DiskAction:
+    esp = partition_path(disk, ESP_NUMBER)
+    was = f" (was {_chain_words(installed)})" if installed else " (was GRUB without Secure Boot)"
+    return DiskAction(
+        "bootchain",
+        esp,
+        f"update the signed boot chain on {esp} to {_chain_words(manifest.boot_chain)}{was}: "
+        "new files beside the old, then renamed; boot entry Engine",
+        {"versions": dict(manifest.boot_chain)},
+    )
+
+
+def upgrade_actions(
+    disk: str, manifest: Manifest, active_slot: str, chain_from: dict[str, str] | None = None
+) -> list[DiskAction]:
+    """New version into the inactive slot, verified, then the atomic boot-environment switch.
+
+    chain_from: the ESP's boot chain versions when the payload's chain is newer and replaces
+    it (before the switch, so the old slot keeps booting whatever happens); None leaves the
+    ESP's loader alone."""
     new = slot_other(active_slot)
     target = partition_path(disk, SLOT_PARTITION_NUMBERS[new])
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
+    chain = [] if chain_from is None else [bootchain_action(disk, manifest, chain_from)]
     return [
         DiskAction(
             "write-slot",
@@ -154,6 +184,7 @@ def upgrade_actions(disk: str, manifest: Manifest, active_slot: str) -> list[Dis
             f"record slot {new} = {manifest.version} in the marker's slot table",
             {"mode": "slot-table", "slot": new},
         ),
+        *chain,
         DiskAction(
             "bootenv",
             esp,

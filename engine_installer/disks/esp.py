@@ -114,3 +114,20 @@ def _kernel_has_vfat() -> bool:
         return True
     # The module may just not be loaded yet.
     return subprocess.run(["modprobe", "-q", "vfat"], check=False).returncode == 0
+
+
+def replace_files(device: str, files: list[tuple[str, bytes]]) -> None:
+    """Replace several files so that each is old or new after a power cut at any point:
+    every "<path>.new" is written and synced first, then each is renamed over its path in
+    the given order (one directory-entry update each), then the device is synced."""
+    image = _image(device)
+    with tempfile.TemporaryDirectory(prefix="esp-") as tmp:
+        for number, (path, data) in enumerate(files):
+            _mkdirs(image, path)
+            local = Path(tmp) / str(number)
+            local.write_bytes(data)
+            _mtools(["mcopy", "-o", "-i", image, str(local), f"::{path}.new"])
+    flush_device(device)
+    for path, _data in files:
+        _mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
+    flush_device(device)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..bootchain import RECORD_PATH, chain_is_newer, parse_record
 from ..detect import Inspection, inspect_disk
 from ..errors import RefusedError, UserError
 from ..layout import SLOT_LABELS, minimum_disk_size, slot_other
 from ..payload import Manifest, verify_payload
 from ..plan import Action, Plan
-from ..probe import probe_disk
+from ..probe import partition_path, probe_disk
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..snapshot import (
     STATE_DAMAGED,
@@ -25,7 +26,14 @@ from ..snapshot import (
     VMInfo,
 )
 from ..vms import blocked_by_downgrade, describe_vms
-from .actions import DiskAction, install_actions, upgrade_actions, validate_actions
+from . import esp
+from .actions import (
+    ESP_NUMBER,
+    DiskAction,
+    install_actions,
+    upgrade_actions,
+    validate_actions,
+)
 
 log = logging.getLogger("engine_installer")
 ENGINE_STATES = (STATE_UPGRADEABLE, STATE_SAME_VERSION, STATE_NEWER)
@@ -150,7 +158,7 @@ def prepare(
             f"the {manifest.label()} slot image does not fit slot {new} ({slot_size} bytes) "
             'on this disk: use action = "reinstall" to re-partition (wipes the VMs)'
         )
-    actions = upgrade_actions(disk.path, manifest, active)
+    actions = upgrade_actions(disk.path, manifest, active, _chain_to_replace(disk, manifest))
     validate_actions(actions, "upgrade", disk.path, disk.size, active_slot=active)
     return Prepared(
         plan,
@@ -164,6 +172,18 @@ def prepare(
         previous_version=found.version,
         blocked_vms=blocked,
     )
+
+
+def _chain_to_replace(disk: DiskInfo, manifest: Manifest) -> dict[str, str] | None:
+    """The ESP's boot chain versions when the payload's chain should replace it, else None."""
+    if not manifest.boot_chain:
+        return None
+    esp_device = partition_path(disk.path, ESP_NUMBER)
+    installed = parse_record(esp.read_file(esp_device, RECORD_PATH))
+    if not chain_is_newer(manifest.boot_chain, installed):
+        log.info("boot chain on %s is current (%s): left as it is", esp_device, installed)
+        return None
+    return installed
 
 
 def _found(inspection: Inspection) -> str:

@@ -98,8 +98,24 @@ class _Executor:
     def do_bootloader(self, action: DiskAction) -> None:
         from .bootloader import install_bootloader
 
-        with esp.staged(partition_path(self.p.disk.path, ESP_NUMBER)) as root:
-            install_bootloader(self.p.disk.path, root, action.params["kernel_args"])
+        esp_partition = partition_path(self.p.disk.path, ESP_NUMBER)
+        with esp.staged(esp_partition) as root:
+            install_bootloader(
+                self.p.disk.path, root, action.params["kernel_args"], self.p.manifest
+            )
+        if self.p.manifest.boot_chain:
+            self._boot_entry(esp_partition)
+
+    def do_bootchain(self, action: DiskAction) -> None:
+        from .efi_chain import update_chain
+
+        update_chain(action.target, self.p.manifest)
+        self._boot_entry(action.target)
+
+    def _boot_entry(self, esp_partition: str) -> None:
+        from . import nvram
+
+        log.info(nvram.register(self.p.disk.path, ESP_NUMBER, esp_partition))
 
     def do_bootenv(self, action: DiskAction) -> None:
         from ..bootenv import BootEnv, write_bootenv
