@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     hw_capture.add_argument("--out", type=Path)
     for hw in (hw_check, hw_capture):  # also accept --profile after the sub-command
         hw.add_argument("--profile", type=Path, metavar="FILE", default=argparse.SUPPRESS)
+    hw_check.add_argument(
+        "--source",
+        type=Path,
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the Engine payload or ISO to check Secure Boot against (default: the boot medium)",
+    )
     return parser
 
 

@@ -114,6 +114,8 @@ class MachineSnapshot:
     cpu_count: int = 0
     memory_bytes: int = 0
     firmware: str = "bios"  # "uefi" or "bios"
+    # "on" | "off" | "unsupported" (legacy BIOS boot); "" = not recorded (older snapshots).
+    secure_boot: str = ""
     acpi_dmar: bool = False  # VT-d advertised by the firmware
     disks: list[DiskInfo] = field(default_factory=list)
     # Recorded machines carry detection results; a live probe runs detection instead.

@@ -32,8 +32,23 @@ def format_report(report: HwReport) -> str:
     return "\n".join(lines)
 
 
+def medium_engine(args: argparse.Namespace) -> tuple[str, bool | None]:
+    """The Engine hw-check weighs Secure Boot against: --source (payload or ISO), else the
+    boot medium's when running from one; ("", None) when there is none."""
+    from ..unattended import BOOT_MEDIUM_PAYLOAD, open_source
+
+    source = getattr(args, "source", None)
+    if source is None and not BOOT_MEDIUM_PAYLOAD.is_dir():
+        return "", None
+    with open_source(source) as manifest:
+        return manifest.label(), manifest.secure_boot
+
+
 def run_hw_check(args: argparse.Namespace) -> int:
-    report = check_machine(machine_snapshot(args))
+    engine, engine_secure_boot = medium_engine(args)
+    report = check_machine(
+        machine_snapshot(args), engine=engine, engine_secure_boot=engine_secure_boot
+    )
     if getattr(args, "json", False):
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -165,6 +165,21 @@ def probe_disks(root: Path) -> list[DiskInfo]:
     return disks
 
 
+# The EFI global variable SecureBoot: 4 bytes of attributes, then 1 (enforcing) or 0.
+SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c"
+
+
+def probe_secure_boot(root: Path) -> str:
+    """on / off as the firmware reports it; unsupported when booted in legacy BIOS mode."""
+    if not (root / "sys/firmware/efi").is_dir():
+        return "unsupported"
+    try:
+        data = (root / SECURE_BOOT_VAR).read_bytes()
+    except OSError:
+        return "off"  # no variable: firmware without Secure Boot
+    return "on" if len(data) >= 5 and data[4] == 1 else "off"
+
+
 def probe_machine(root: Path = Path("/")) -> MachineSnapshot:
     model, flags = probe_cpu(root)
     memory = psutil.virtual_memory().total if root == Path("/") else 0
@@ -179,6 +194,7 @@ def probe_machine(root: Path = Path("/")) -> MachineSnapshot:
         cpu_count=psutil.cpu_count() or 0,
         memory_bytes=memory,
         firmware="uefi" if (root / "sys/firmware/efi").is_dir() else "bios",
+        secure_boot=probe_secure_boot(root),
         acpi_dmar=(root / "sys/firmware/acpi/tables/DMAR").exists(),
         disks=probe_disks(root),
         storage_controllers=probe_controllers(root),

@@ -42,6 +42,11 @@ class MediaInfo:
     def label(self) -> str:
         return f"{self.product} {self.version}" + (f" (build {self.build})" if self.build else "")
 
+    @property
+    def secure_boot(self) -> bool | None:
+        """Whether this Engine boots with Secure Boot on (None: no manifest to say)."""
+        return self.manifest.secure_boot if self.manifest is not None else None
+
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> MediaInfo:
         return cls(manifest.product, manifest.version, manifest.build, manifest.slot_size, manifest)
@@ -79,13 +84,25 @@ class Backend(Protocol):
         """'reboot' or 'poweroff'; returns a message when the machine is not really switched."""
 
 
-def check_hardware_module(snapshot_factory: Any) -> Any | None:
-    """Run the hardware check when the hw package provides it (guarded: it may not be merged)."""
+def check_hardware_module(snapshot_factory: Any, media: MediaInfo | None = None) -> Any | None:
+    """Run the hardware check when the hw package provides it (guarded: it may not be merged);
+    with the medium's Engine, Secure Boot is checked against what that Engine boots with."""
     try:
         from ..hw.check import check_machine
     except ImportError:
         return None
-    return check_machine(snapshot_factory())
+    if media is None:
+        return check_machine(snapshot_factory())
+    return check_machine(
+        snapshot_factory(), engine=media.label(), engine_secure_boot=media.secure_boot
+    )
+
+
+def media_or_none(backend: Any) -> MediaInfo | None:
+    try:
+        return backend.media()
+    except UserError:
+        return None  # the welcome screen says what is wrong with the medium elsewhere
 
 
 def _read_dmi(key: str) -> str:
@@ -144,7 +161,7 @@ class LiveBackend:
             raise ImportError("engine_installer.hw.probe has no probe function")
 
         try:
-            return check_hardware_module(live_snapshot)
+            return check_hardware_module(live_snapshot, media_or_none(self))
         except ImportError:
             return None
 

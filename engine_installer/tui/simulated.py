@@ -22,7 +22,7 @@ from ..progress import ProgressCallback, ProgressEvent
 from ..results import InstallResult
 from ..snapshot import MachineSnapshot
 from . import decisions
-from .backend import Detection, MediaInfo, check_hardware_module, dmi_name
+from .backend import Detection, MediaInfo, check_hardware_module, dmi_name, media_or_none
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -78,7 +78,7 @@ class SimulatedBackend:
         return dmi_name(self.snapshot.dmi)
 
     def hardware(self) -> Any | None:
-        return check_hardware_module(lambda: self.snapshot)
+        return check_hardware_module(lambda: self.snapshot, media_or_none(self))
 
     def detect(self) -> Detection:
         seconds = os.environ.get("ENGINE_INSTALLER_SIM_DETECT_SECONDS")
