@@ -19,14 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine_installer.detect import detect_installs  # noqa: E402
-from engine_installer.disks.runner import run_plan  # noqa: E402
+from engine_installer.base.progress import ProgressEvent  # noqa: E402
+from engine_installer.install.plan import Action, Plan  # noqa: E402
+from engine_installer.install.runner import run_plan  # noqa: E402
 from engine_installer.iso.sample_payload import build_sample_payload  # noqa: E402
-from engine_installer.layout import MiB, compute_layout, minimum_disk_size  # noqa: E402
-from engine_installer.payload import load_manifest  # noqa: E402
-from engine_installer.plan import Action, Plan  # noqa: E402
-from engine_installer.probe import partition_path, probe_disk  # noqa: E402
-from engine_installer.progress import ProgressEvent  # noqa: E402
+from engine_installer.machine.detect import detect_installs  # noqa: E402
+from engine_installer.machine.probe import probe_disk
+from engine_installer.ondisk.layout import (  # noqa: E402
+    MiB,
+    compute_layout,
+    minimum_disk_size,
+    partition_path,  # noqa: E402
+)
+from engine_installer.ondisk.payload import load_manifest  # noqa: E402
 
 LOOP_CTL_ADD = 0x4C80
 

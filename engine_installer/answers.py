@@ -6,9 +6,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .keyboards import check_layout
-from .plan import Action, Plan
+from engine_installer.base.errors import UserError
+from engine_installer.install.plan import Action, Plan
+from engine_installer.machine.keyboards import check_layout
 
 SECTIONS: dict[str, set[str]] = {
     "install": {"action", "target", "eula", "keyboard", "allow_downgrade", "kernel_args"},

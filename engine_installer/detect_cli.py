@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .detect import detect_installs
-from .payload import Manifest, find_payload_dir, load_manifest
-from .probe import probe_disk, probe_disks
-from .unattended import BOOT_MEDIUM_PAYLOAD, open_source
+from engine_installer.machine.detect import detect_installs
+from engine_installer.machine.probe import probe_disk, probe_disks
+from engine_installer.ondisk.payload import Manifest, find_payload_dir, load_manifest
+from engine_installer.unattended import BOOT_MEDIUM_PAYLOAD, open_source
 
 
 def _media(args) -> tuple[Manifest | None, Path | None]:

@@ -12,13 +12,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .answers import plan_from_answers
-from .disks.actions import format_actions
-from .disks.mounts import mounted
-from .errors import UserError
-from .logs import start_log
-from .payload import Manifest, find_payload_dir, load_manifest
-from .progress import ProgressEvent
+from engine_installer.answers import plan_from_answers
+from engine_installer.base.errors import UserError
+from engine_installer.base.logs import start_log
+from engine_installer.base.progress import ProgressEvent
+from engine_installer.disks.mounts import mounted
+from engine_installer.install.actions import format_actions
+from engine_installer.ondisk.payload import Manifest, find_payload_dir, load_manifest
 
 BOOT_MEDIUM_PAYLOAD = Path("/run/live/medium/engine")
 
@@ -97,8 +97,8 @@ class TextProgress:
 
 
 def run_unattended(args) -> int:
-    from .disks.preflight import prepare
-    from .disks.runner import execute
+    from engine_installer.install.prepare import prepare
+    from engine_installer.install.runner import execute
 
     plan = plan_from_answers(Path(args.answers))
     log_path = start_log("unattended")

@@ -18,7 +18,7 @@ import time
 
 import pyte
 
-from .harness import VM, HarnessError
+from qemu.harness import VM, HarnessError
 
 # The same key bytes a VT100-style serial terminal sends.
 KEYS = {

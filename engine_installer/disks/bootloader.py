@@ -27,11 +27,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
-from ..layout import EFI_REMOVABLE_PATH, GRUB_DIR
-from ..payload import Manifest
-from .efi_chain import stage_chain
-from .grub_config import render_grub_cfg
+from engine_installer.base.errors import UserError
+from engine_installer.disks.efi_chain import stage_chain
+from engine_installer.disks.grub_config import render_grub_cfg
+from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
+from engine_installer.ondisk.payload import Manifest
 
 GRUB_LIB = Path("/usr/lib/grub")
 GRUB_BIOS_SETUP = ("grub-bios-setup", str(GRUB_LIB / "i386-pc" / "grub-bios-setup"))

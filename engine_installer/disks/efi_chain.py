@@ -14,9 +14,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..bootchain import RECORD_PATH, STUB_PATH, chain_paths, record_bytes, stub_config
-from ..payload import Manifest
-from . import esp
+from engine_installer.disks import esp
+from engine_installer.ondisk.bootchain import (
+    RECORD_PATH,
+    STUB_PATH,
+    chain_paths,
+    record_bytes,
+    stub_config,
+)
+from engine_installer.ondisk.payload import Manifest
 
 
 def _chain_sources(manifest: Manifest) -> dict[str, Path]:

@@ -1,7 +1,6 @@
-"""Files on the EFI system partition through mtools, without mounting it.
+"""Writing files on the EFI system partition through mtools, without mounting it.
 
-Why mtools: the live kernel may lack vfat (and a mount is more than detection should do), and
-mtools reads and writes FAT from user space, at a byte offset of a whole disk if need be.
+Why mtools: the live kernel may lack vfat, and mtools writes FAT from user space.
 Writes replace a file atomically as far as FAT allows: copy to "<name>.new", then rename over
 the old entry (one directory-entry update), then fsync the device.
 """
@@ -9,54 +8,13 @@ the old entry (one directory-entry update), then fsync the device.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
-
-MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-BLKFLSBUF = 0x1261  # linux/fs.h: flush and drop a block device's buffer cache
-
-
-def _image(device: str, offset: int = 0) -> str:
-    return f"{device}@@{offset}" if offset else device
-
-
-def _mtools(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    # On a name clash (mmd of an existing directory) mtools asks on /dev/tty and waits for
-    # ever under the text UI: no controlling terminal and no stdin, so it can never ask.
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
-    kwargs.setdefault("start_new_session", True)
-    proc = subprocess.run(args, capture_output=True, env=MTOOLS_ENV, check=False, **kwargs)
-    if check and proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UserError(
-            f"{args[0]} on the EFI system partition failed ({detail[-1] if detail else ''}); "
-            "check the disk"
-        )
-    return proc
-
-
-def flush_device(device: str) -> None:
-    """Write back and drop cached blocks, so reads through another node see the disk."""
-    fd = os.open(device, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fd, BLKFLSBUF, 0)
-    finally:
-        os.close(fd)
-
-
-def read_file(device: str, path: str, offset: int = 0) -> bytes | None:
-    """Bytes of ::path on the FAT at device (+offset); None when missing or not FAT."""
-    proc = _mtools(["mcopy", "-n", "-i", _image(device, offset), f"::{path}", "-"], check=False)
-    return proc.stdout if proc.returncode == 0 else None
+from engine_installer.ondisk.esp import flush_device, image_spec, run_mtools
 
 
 def _mkdirs(image: str, path: str) -> None:
@@ -64,18 +22,18 @@ def _mkdirs(image: str, path: str) -> None:
     for i in range(1, len(parts) + 1):
         # "-D s": skip a name that exists. Without it mmd asks on /dev/tty (even with stdin
         # closed) and an upgrade started from a terminal hangs there.
-        _mtools(["mmd", "-D", "s", "-i", image, "::" + "/".join(parts[:i])], check=False)
+        run_mtools(["mmd", "-D", "s", "-i", image, "::" + "/".join(parts[:i])], check=False)
 
 
 def write_file(device: str, path: str, data: bytes) -> None:
     """Replace ::path with data: write <path>.new, rename it over path, fsync the device."""
-    image = _image(device)
+    image = image_spec(device)
     _mkdirs(image, path)
     with tempfile.NamedTemporaryFile(prefix="esp-") as handle:
         handle.write(data)
         handle.flush()
-        _mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}.new"])
-    _mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
+        run_mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}.new"])
+    run_mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
     flush_device(device)
 
 
@@ -87,7 +45,7 @@ def staged(device: str) -> Iterator[Path]:
     merged onto the FAT afterwards with `mcopy -s -o` (files already on the ESP that the
     body does not create, such as the install marker, stay as they are).
     """
-    from .mounts import mounted
+    from engine_installer.disks.mounts import mounted
 
     if _kernel_has_vfat():
         with mounted(device, "vfat") as root:
@@ -99,7 +57,7 @@ def staged(device: str) -> Iterator[Path]:
         yield stage
         entries = [str(p) for p in sorted(stage.iterdir())]
         if entries:
-            _mtools(["mcopy", "-s", "-o", "-i", device, *entries, "::/"])
+            run_mtools(["mcopy", "-s", "-o", "-i", device, *entries, "::/"])
         flush_device(device)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -120,14 +78,14 @@ def replace_files(device: str, files: list[tuple[str, bytes]]) -> None:
     """Replace several files so that each is old or new after a power cut at any point:
     every "<path>.new" is written and synced first, then each is renamed over its path in
     the given order (one directory-entry update each), then the device is synced."""
-    image = _image(device)
+    image = image_spec(device)
     with tempfile.TemporaryDirectory(prefix="esp-") as tmp:
         for number, (path, data) in enumerate(files):
             _mkdirs(image, path)
             local = Path(tmp) / str(number)
             local.write_bytes(data)
-            _mtools(["mcopy", "-o", "-i", image, str(local), f"::{path}.new"])
+            run_mtools(["mcopy", "-o", "-i", image, str(local), f"::{path}.new"])
     flush_device(device)
     for path, _data in files:
-        _mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
+        run_mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
     flush_device(device)

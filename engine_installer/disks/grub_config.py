@@ -4,7 +4,7 @@ The file lives on the ESP (layout.GRUB_DIR). When GRUB reads it, $root is the ES
 hd0,gpt2; the slots are partitions 3 (A) and 4 (B) of the same disk, so the config derives
 them from $root and never searches other disks (a laptop may carry a second Engine disk).
 
-Boot counting (state in the GRUB environment block, see engine_installer/bootenv.py):
+Boot counting (state in the GRUB environment block, see engine_installer/ondisk/bootenv.py):
 - engine_trial set and engine_tries 3/2/1: step tries down (GRUB has no arithmetic, hence the
   string ladder), save_env, boot the trial slot with engine.trial=1; the known-good slot is
   the fallback entry, so a trial slot GRUB cannot even load falls back in the same boot.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UserError
-from ..layout import GRUBENV_PATH, SLOT_PARTITION_NUMBERS, SLOTS
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import GRUBENV_PATH, SLOT_PARTITION_NUMBERS, SLOTS
 
 SERIAL_SPEED = 115200
 TIMEOUT_SECONDS = 1

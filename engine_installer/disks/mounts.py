@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 
 def umount(target: Path) -> None:

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..bootchain import VENDOR_DIR
+from engine_installer.ondisk.bootchain import VENDOR_DIR
 
 log = logging.getLogger("engine_installer")
 LIVE_SYSTEM = Path("/run/live/medium")

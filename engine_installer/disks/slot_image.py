@@ -14,9 +14,9 @@ import os
 import queue
 import threading
 
-from ..errors import UserError
-from ..payload import Artifact
-from ..progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.ondisk.payload import Artifact
 
 BLOCK = 4 * 1024 * 1024  # 4 MiB: a multiple of every logical sector size
 QUEUE_DEPTH = 4

@@ -7,11 +7,11 @@ import datetime
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from ..snapshot import MachineSnapshot, load_snapshot
-from .capture import capture, draft_id
-from .check import FAIL, HwReport, check_machine
-from .probe import probe_machine
+from engine_installer.base.errors import UserError
+from engine_installer.hw.capture import capture, draft_id
+from engine_installer.hw.check import FAIL, HwReport, check_machine
+from engine_installer.hw.probe import probe_machine
+from engine_installer.machine.snapshot import MachineSnapshot, load_snapshot
 
 
 def machine_snapshot(args: argparse.Namespace) -> MachineSnapshot:
@@ -32,20 +32,10 @@ def format_report(report: HwReport) -> str:
     return "\n".join(lines)
 
 
-def medium_engine(args: argparse.Namespace) -> tuple[str, bool | None]:
-    """The Engine hw-check weighs Secure Boot against: --source (payload or ISO), else the
-    boot medium's when running from one; ("", None) when there is none."""
-    from ..unattended import BOOT_MEDIUM_PAYLOAD, open_source
-
-    source = getattr(args, "source", None)
-    if source is None and not BOOT_MEDIUM_PAYLOAD.is_dir():
-        return "", None
-    with open_source(source) as manifest:
-        return manifest.label(), manifest.secure_boot
-
-
-def run_hw_check(args: argparse.Namespace) -> int:
-    engine, engine_secure_boot = medium_engine(args)
+def run_hw_check(
+    args: argparse.Namespace, engine: str = "", engine_secure_boot: bool | None = None
+) -> int:
+    """engine / engine_secure_boot: the medium's Engine, for the Secure Boot check."""
     report = check_machine(
         machine_snapshot(args), engine=engine, engine_secure_boot=engine_secure_boot
     )
@@ -72,9 +62,11 @@ def run_hw_capture(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_hw_command(args: argparse.Namespace) -> int:
+def run_hw_command(
+    args: argparse.Namespace, engine: str = "", engine_secure_boot: bool | None = None
+) -> int:
     if args.command == "hw-check":
-        return run_hw_check(args)
+        return run_hw_check(args, engine, engine_secure_boot)
     if args.command == "hw-capture":
         return run_hw_capture(args)
     raise UserError(f"unknown hardware command {args.command!r}: use hw-check or hw-capture")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from ..snapshot import DiskInfo, MachineSnapshot, StorageController
+from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, StorageController
 
 # Identity strings only: serial numbers and UUIDs stay out of snapshots and profile drafts.
 DMI_KEYS = (
@@ -114,7 +114,7 @@ def disk_controller(root: Path, name: str) -> str:
 
 
 def _fallback_disks(root: Path) -> list[DiskInfo]:
-    """Used until engine_installer.probe.probe_disks is on this branch: whole disks only."""
+    """Used until engine_installer.machine.probe.probe_disks is on this branch: whole disks only."""
     disks = []
     for entry in sorted((root / "sys/block").glob("*")):
         if entry.name.startswith(_VIRTUAL_BLOCK):
@@ -152,7 +152,7 @@ def probe_disks(root: Path) -> list[DiskInfo]:
     disks: list[DiskInfo] | None = None
     if root == Path("/"):
         try:  # the disk engineer's probe (pyudev); guarded until it is on every branch
-            from ..probe import probe_disks as udev_probe_disks
+            from engine_installer.machine.probe import probe_disks as udev_probe_disks
 
             disks = udev_probe_disks()
         except ImportError:

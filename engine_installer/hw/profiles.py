@@ -6,8 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
-from ..errors import UserError
-from .schema import Profile, parse_profile
+from engine_installer.base.errors import UserError
+from engine_installer.hw.schema import Profile, parse_profile
 
 ENV_VAR = "ENGINE_HW_PROFILES"
 INSTALLED_DIR = Path("/usr/share/engine-installer/hw-profiles")

@@ -28,8 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from .signed_chain import SignedChain
+from engine_installer.base.errors import UserError
+from engine_installer.iso.signed_chain import SignedChain
 
 GRUB_PREFIX = "/boot/grub"
 ID_DIR = ".engine-id"

@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from ..errors import UserError
-from ..payload import MANIFEST_NAME, load_manifest
-from ..progress import ProgressCallback, ProgressEvent
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent
+from engine_installer.ondisk.payload import MANIFEST_NAME, load_manifest
 
 SUMS_NAME = "SHA256SUMS"
 PAYLOAD_DIR = "engine"

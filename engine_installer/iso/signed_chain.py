@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 SHIM = Path("/usr/lib/shim/shimx64.efi.signed")
 MOK_MANAGER = Path("/usr/lib/shim/mmx64.efi.signed")

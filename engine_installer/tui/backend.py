@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import UserError
-from ..payload import Manifest, find_payload_dir, load_manifest
-from ..plan import Plan
-from ..progress import ProgressCallback
-from ..results import InstallResult
-from ..snapshot import DetectedInstall, DiskInfo
-from . import decisions
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback
+from engine_installer.install.plan import Plan
+from engine_installer.install.results import InstallResult
+from engine_installer.machine.snapshot import DetectedInstall, DiskInfo
+from engine_installer.ondisk.payload import Manifest, find_payload_dir, load_manifest
+from engine_installer.tui import decisions
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -88,7 +88,7 @@ def check_hardware_module(snapshot_factory: Any, media: MediaInfo | None = None)
     """Run the hardware check when the hw package provides it (guarded: it may not be merged);
     with the medium's Engine, Secure Boot is checked against what that Engine boots with."""
     try:
-        from ..hw.check import check_machine
+        from engine_installer.hw.check import check_machine
     except ImportError:
         return None
     if media is None:
@@ -151,7 +151,7 @@ class LiveBackend:
 
     def hardware(self) -> Any | None:
         def live_snapshot() -> Any:
-            from ..hw import probe
+            from engine_installer.hw import probe
 
             # The hw engineer's entry point; accept the likely names until it is merged.
             for name in ("probe_machine", "probe_snapshot", "probe"):
@@ -166,8 +166,8 @@ class LiveBackend:
             return None
 
     def detect(self) -> Detection:
-        from .. import probe
-        from ..detect import detect_installs
+        from engine_installer.machine import probe
+        from engine_installer.machine.detect import detect_installs
 
         manifest = self.media().manifest
         source = {"source": manifest.directory} if manifest is not None else {}
@@ -188,7 +188,7 @@ class LiveBackend:
         log.info("keyboard: loadkeys %s", layout)
 
     def run(self, plan: Plan, detection: Detection, progress: ProgressCallback) -> InstallResult:
-        from .worker import run_in_child
+        from engine_installer.tui.worker import run_in_child
 
         media = self.media()
         # Same refusals as the dry run, before the runner (which runs its own preflight).

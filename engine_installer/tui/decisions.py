@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RefusedError, UserError
-from ..layout import minimum_disk_size
-from ..plan import Action, Plan
-from ..snapshot import (
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.versions import compare_versions
+from engine_installer.install.plan import Action, Plan
+from engine_installer.machine.snapshot import (
     STATE_DAMAGED,
     STATE_FOREIGN,
     STATE_INCOMPLETE,
@@ -21,7 +21,7 @@ from ..snapshot import (
     DiskInfo,
     VMInfo,
 )
-from ..versions import compare_versions
+from engine_installer.ondisk.layout import minimum_disk_size
 
 PV_UPGRADE_KINDS = ("local", "custom")  # shared images are updated by Engine itself
 
@@ -29,7 +29,7 @@ PV_UPGRADE_KINDS = ("local", "custom")  # shared images are updated by Engine it
 def needs_pv_upgrade(vms: list[VMInfo]) -> list[VMInfo]:
     """VMs whose PV drivers the technician must upgrade by hand after an upgrade."""
     try:  # the disk backend's vms module is the authority once it is installed
-        from ..vms import needs_pv_upgrade as backend_rule
+        from engine_installer.ondisk.vms import needs_pv_upgrade as backend_rule
     except ImportError:
         return [vm for vm in vms if vm.kind in PV_UPGRADE_KINDS]
     return backend_rule(vms)
@@ -38,7 +38,7 @@ def needs_pv_upgrade(vms: list[VMInfo]) -> list[VMInfo]:
 def blocked_by_downgrade(vms: list[VMInfo], media_version: str) -> list[VMInfo]:
     """VMs published for an Engine newer than the media: they stop running after a downgrade."""
     try:
-        from ..vms import blocked_by_downgrade as backend_rule
+        from engine_installer.ondisk.vms import blocked_by_downgrade as backend_rule
     except ImportError:
         return [
             vm

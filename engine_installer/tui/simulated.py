@@ -14,15 +14,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..layout import slot_other
-from ..payload import find_payload_dir, load_manifest
-from ..plan import Action, Plan
-from ..progress import ProgressCallback, ProgressEvent
-from ..results import InstallResult
-from ..snapshot import MachineSnapshot
-from . import decisions
-from .backend import Detection, MediaInfo, check_hardware_module, dmi_name, media_or_none
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.results import InstallResult
+from engine_installer.machine.snapshot import MachineSnapshot
+from engine_installer.ondisk.layout import slot_other
+from engine_installer.ondisk.payload import find_payload_dir, load_manifest
+from engine_installer.tui import decisions
+from engine_installer.tui.backend import (
+    Detection,
+    MediaInfo,
+    check_hardware_module,
+    dmi_name,
+    media_or_none,
+)
 
 log = logging.getLogger("engine_installer.tui")
 

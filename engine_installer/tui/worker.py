@@ -21,11 +21,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import RefusedError, UserError
-from ..plan import Action, Plan
-from ..progress import ProgressCallback, ProgressEvent
-from ..results import InstallResult
-from ..snapshot import VMInfo
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.results import InstallResult
+from engine_installer.ondisk.vms import VMInfo
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -91,15 +91,15 @@ def main() -> int:
 
     handler = logging.FileHandler(request["log"])
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    # Marks the handler as the run log for engine_installer.logs, so run_plan appends to the
+    # Marks the handler as the run log for engine_installer.base.logs, so run_plan appends to the
     # UI's log and copies that one file onto the installed disk.
     handler._engine_run_log = True  # type: ignore[attr-defined]
     root = logging.getLogger("engine_installer")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        from ..disks.runner import run_plan
-        from ..payload import load_manifest
+        from engine_installer.install.runner import run_plan
+        from engine_installer.ondisk.payload import load_manifest
 
         manifest = load_manifest(Path(request["payload"]))
         result = run_plan(

@@ -11,13 +11,13 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import UserError, cli_entry
-from ..iso import medium_check
-from ..snapshot import DiskInfo
-from . import devices, writer
-from .confirm import confirm_erase, describe, human_size
-from .progress import Progress
-from .writer import StickError, StickResult
+from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.iso import medium_check
+from engine_installer.machine.snapshot import DiskInfo
+from engine_installer.usb import devices, writer
+from engine_installer.usb.confirm import confirm_erase, describe, human_size
+from engine_installer.usb.progress import Progress
+from engine_installer.usb.writer import StickError, StickResult
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 CHUNK = 4 * 1024 * 1024
 HEAD = 1024 * 1024  # written last

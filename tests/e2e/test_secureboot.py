@@ -26,8 +26,8 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from engine_installer.bootenv import BootEnv, bootenv_bytes, parse_bootenv
-from engine_installer.layout import GRUBENV_PATH
+from engine_installer.ondisk.bootenv import BootEnv, bootenv_bytes, parse_bootenv
+from engine_installer.ondisk.layout import GRUBENV_PATH
 from qemu.console import SerialConsole
 from qemu.disks import SAMPLE_VMS, flatten, install_on_image, loop_device, vm_hashes
 from qemu.harness import (
@@ -147,7 +147,7 @@ def test_upgrade_from_usb_with_secure_boot(installer_iso, legacy45_disk, tmp_pat
 
 
 def esp_bootenv(image: Path) -> BootEnv:
-    from engine_installer.disks import esp
+    from engine_installer.ondisk import esp
 
     with loop_device(image) as device:
         return parse_bootenv(esp.read_file(f"{device}p2", GRUBENV_PATH), image.name)
@@ -176,7 +176,7 @@ def test_failed_trial_falls_back_under_secure_boot(payloads, tmp_path):
 
 
 def rehash_manifest(payload: Path) -> None:
-    from engine_installer.payload import MANIFEST_NAME, write_manifest
+    from engine_installer.ondisk.payload import MANIFEST_NAME, write_manifest
 
     data = json.loads((payload / MANIFEST_NAME).read_text())
     artifacts = {name: entry["path"] for name, entry in data.pop("artifacts").items()}

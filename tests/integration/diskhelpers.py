@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.payload import write_manifest
+from engine_installer.ondisk.payload import write_manifest
 from qemu import disks as qemu_disks
 
 GiB = 1024**3

@@ -21,9 +21,9 @@ from diskhelpers import (
     write_answers,
 )
 
-from engine_installer.disks.runner import run_plan
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Plan
+from engine_installer.install.plan import Plan
+from engine_installer.install.runner import run_plan
+from engine_installer.ondisk.payload import load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,13 @@ from diskhelpers import (
     run,
 )
 
-from engine_installer.bootchain import RECORD_PATH, STUB_PATH, chain_paths, stub_config
+from engine_installer.base.errors import UserError
 from engine_installer.disks import esp
-from engine_installer.disks.runner import run_plan
-from engine_installer.errors import UserError
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.runner import run_plan
 from engine_installer.iso.signed_chain import host_chain
-from engine_installer.payload import MANIFEST_NAME, load_manifest, write_manifest
-from engine_installer.plan import Action, Plan
+from engine_installer.ondisk.bootchain import RECORD_PATH, STUB_PATH, chain_paths, stub_config
+from engine_installer.ondisk.payload import MANIFEST_NAME, load_manifest, write_manifest
 
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 
@@ -176,7 +176,7 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
     targets = {f"::{p}" for p in (STUB_PATH, RECORD_PATH, *(p for _a, p in chain_paths()))}
     renames = len(targets)
     seen_new = False
-    real_mtools = esp._mtools
+    real_mtools = esp.run_mtools
     for cut in range(renames):
         copy = tmp_path / f"cut-{cut}.img"
         run(["cp", "--sparse=always", str(image), str(copy)])
@@ -189,13 +189,13 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
                 done.append(args[-1])
             return real_mtools(args, check, **kwargs)
 
-        monkeypatch.setattr(esp, "_mtools", cut_after)
+        monkeypatch.setattr(esp, "run_mtools", cut_after)
         device = attach_loop(copy)
         try:
             run(["partx", "-a", device], check=False)
             with pytest.raises(UserError, match="power cut"):
                 upgrade(device, chain_payloads["5.0"])
-            monkeypatch.setattr(esp, "_mtools", real_mtools)
+            monkeypatch.setattr(esp, "run_mtools", real_mtools)
             bootx64 = esp_file(device, "EFI/BOOT/BOOTX64.EFI")
             if bootx64 == old_bootx64:
                 assert esp_file(device, "boot/grub/x86_64-efi/normal.mod"), "old GRUB's modules"
@@ -212,7 +212,7 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
             upgrade(device, chain_payloads["5.0"])
             assert_chain(device, chain.versions)
         finally:
-            monkeypatch.setattr(esp, "_mtools", real_mtools)
+            monkeypatch.setattr(esp, "run_mtools", real_mtools)
             run(["partx", "-d", device], check=False)
             run(["losetup", "-d", device], check=False)
             copy.unlink()
@@ -220,7 +220,7 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
 
 
 def test_chain_versions_compare_the_debian_way():
-    from engine_installer.bootchain import chain_is_newer
+    from engine_installer.ondisk.bootchain import chain_is_newer
 
     base = {"shim": "1.51~1+deb12u1+16.1-2~deb12u1", "grub": "1+2.06+13+deb12u2"}
     assert chain_is_newer(base, {})  # nothing recorded: an Engine from before Secure Boot

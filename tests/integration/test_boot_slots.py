@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.bootenv import BootEnv, parse_bootenv, write_bootenv
 from engine_installer.disks.bootloader import install_bootloader
 from engine_installer.iso.sample_payload import build_sample_payload
-from engine_installer.layout import (
+from engine_installer.ondisk.bootenv import BootEnv, parse_bootenv, write_bootenv
+from engine_installer.ondisk.layout import (
     BIOS_BOOT_SIZE,
     ESP_SIZE,
     GRUBENV_PATH,

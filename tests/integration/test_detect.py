@@ -15,13 +15,13 @@ from diskhelpers import (
     run,
 )
 
-from engine_installer.detect import detect_installs
-from engine_installer.disks.preflight import prepare
-from engine_installer.disks.runner import _Executor, run_plan
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Action, Plan
-from engine_installer.probe import probe_disk
-from engine_installer.progress import ignore_progress
+from engine_installer.base.progress import ignore_progress
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.prepare import prepare
+from engine_installer.install.runner import _Executor, run_plan
+from engine_installer.machine.detect import detect_installs
+from engine_installer.machine.probe import probe_disk
+from engine_installer.ondisk.payload import load_manifest
 
 SIZE = 720 * MiB
 
@@ -100,7 +100,7 @@ def test_auto_refuses_damaged_and_upgrade_after_incomplete(make_loop, payloads):
     """auto over a damaged Engine refuses; over an incomplete one it installs afresh."""
     import pytest
 
-    from engine_installer.errors import RefusedError
+    from engine_installer.base.errors import RefusedError
 
     disk = make_loop(SIZE)
     _install(disk, payloads["4.5"])

@@ -18,9 +18,9 @@ from diskhelpers import (
     write_answers,
 )
 
-from engine_installer.disks.runner import run_plan
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Action, Plan
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.runner import run_plan
+from engine_installer.ondisk.payload import load_manifest
 
 VMS = {"web": ("shared", "4.5"), "build": ("custom", "4.5"), "desk": ("local", "4.5")}
 

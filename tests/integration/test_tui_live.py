@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("engine_installer.disks.runner")
+pytest.importorskip("engine_installer.install.runner")
 
 from diskhelpers import add_vms, engine_installer, marker, write_answers  # noqa: E402
 

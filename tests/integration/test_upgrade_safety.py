@@ -7,12 +7,12 @@ import shutil
 import pytest
 from diskhelpers import add_vms, check_disk_tools, grubenv, marker, slot_release, tree_hashes
 
-from engine_installer.detect import detect_installs
-from engine_installer.disks.runner import run_plan
-from engine_installer.errors import UserError
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Plan
-from engine_installer.probe import probe_disk
+from engine_installer.base.errors import UserError
+from engine_installer.install.plan import Plan
+from engine_installer.install.runner import run_plan
+from engine_installer.machine.detect import detect_installs
+from engine_installer.machine.probe import probe_disk
+from engine_installer.ondisk.payload import load_manifest
 
 
 def test_source_failing_during_upgrade_keeps_old_slot(make_loop, payloads, tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.bootenv import (
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.bootenv import (
     BootEnv,
     bootenv_bytes,
     format_grubenv,
@@ -17,7 +18,6 @@ from engine_installer.bootenv import (
     read_bootenv,
     write_bootenv,
 )
-from engine_installer.errors import UserError
 
 needs_editenv = pytest.mark.skipif(
     shutil.which("grub-editenv") is None, reason="grub-editenv (grub2-common) not installed"

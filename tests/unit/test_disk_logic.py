@@ -8,22 +8,27 @@ from pathlib import Path
 import pytest
 
 from engine_installer.answers import plan_from_answers
-from engine_installer.detect import Inspection
-from engine_installer.disks.actions import (
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.install.actions import (
     DiskAction,
     format_actions,
     install_actions,
     upgrade_actions,
     validate_actions,
 )
-from engine_installer.disks.marker import new_marker, parse_marker
-from engine_installer.disks.preflight import check_target, decide
-from engine_installer.errors import RefusedError, UserError
-from engine_installer.layout import MiB, compute_layout, minimum_disk_size
-from engine_installer.payload import Artifact, Manifest
-from engine_installer.plan import Action, Plan
-from engine_installer.snapshot import DetectedInstall, DiskInfo, VMInfo
-from engine_installer.vms import blocked_by_downgrade, needs_pv_upgrade, parse_vm_json
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.prepare import check_target, decide
+from engine_installer.machine.detect import Inspection
+from engine_installer.machine.snapshot import DetectedInstall, DiskInfo
+from engine_installer.ondisk.layout import MiB, compute_layout, minimum_disk_size
+from engine_installer.ondisk.marker import new_marker, parse_marker
+from engine_installer.ondisk.payload import Artifact, Manifest
+from engine_installer.ondisk.vms import (
+    VMInfo,
+    blocked_by_downgrade,
+    needs_pv_upgrade,
+    parse_vm_json,
+)
 
 GiB = 1024 * MiB
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_installer.base.errors import UserError
 from engine_installer.disks.grub_config import render_grub_cfg
-from engine_installer.errors import UserError
 
 
 @pytest.mark.skipif(shutil.which("grub-script-check") is None, reason="grub-common missing")

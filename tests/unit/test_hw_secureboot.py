@@ -15,7 +15,7 @@ from engine_installer.hw.check import FAIL, PASS, check_machine
 from engine_installer.hw.probe import SECURE_BOOT_VAR, probe_secure_boot
 from engine_installer.hw.profiles import ENV_VAR, load_profiles
 from engine_installer.hw.synth import snapshot_for_profile
-from engine_installer.plan import Plan
+from engine_installer.install.plan import Plan
 from engine_installer.tui.app import InstallerApp
 from engine_installer.tui.simulated import SimulatedBackend
 from tests.iso_helpers import fake_payload

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine_installer.errors import RefusedError, UserError
-from engine_installer.plan import Action, Plan
-from engine_installer.snapshot import load_snapshot
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.install.plan import Action, Plan
+from engine_installer.machine.snapshot import load_snapshot
 from engine_installer.tui import decisions
 from engine_installer.tui import widgets as W
 from engine_installer.tui.app import InstallerApp, tab_as_arrows
@@ -297,8 +297,8 @@ def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
 
 
 def test_worker_protocol_round_trips_plan_and_result(tmp_path: Path) -> None:
-    from engine_installer.results import InstallResult
-    from engine_installer.snapshot import VMInfo
+    from engine_installer.install.results import InstallResult
+    from engine_installer.ondisk.vms import VMInfo
     from engine_installer.tui import worker
 
     plan = Plan(Action.UPGRADE, "/dev/sda", "de", True, tmp_path, True, ["quiet"], True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import urwid
 
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 
 class ErrorScreen(Screen):

@@ -13,9 +13,9 @@ from typing import Any
 
 import urwid
 
-from ...progress import ProgressEvent
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.base.progress import ProgressEvent
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 BYTE_PHASE = 1024 * 1024  # totals above this are bytes (speed and time left make sense)

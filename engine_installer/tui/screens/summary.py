@@ -7,10 +7,10 @@ from typing import Any
 
 import urwid
 
-from ...plan import Action
-from .. import decisions
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.install.plan import Action
+from engine_installer.tui import decisions
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import urwid
 
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 MAX_ITEMS = 4  # check items shown on the welcome screen
@@ -62,7 +62,7 @@ class WelcomeScreen(Screen):
         if report is not None:
             log.info("hardware check: %s %s", report.profile_name, report.verdict)
             try:  # the hw module's rule: profile quirks first, then what was asked for
-                from ...hw.check import merge_kernel_args
+                from engine_installer.hw.check import merge_kernel_args
             except ImportError:
                 self.app.plan.kernel_args = list(report.kernel_args)
             else:

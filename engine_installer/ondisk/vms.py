@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .layout import VMS_DIR
-from .snapshot import VM_KINDS, VMInfo
-from .versions import compare_versions, parse_version
+from engine_installer.base.errors import UserError
+from engine_installer.base.versions import compare_versions, parse_version
+from engine_installer.ondisk.layout import VMS_DIR
+
+VM_KINDS = ("shared", "custom", "local")
+
+
+@dataclass
+class VMInfo:
+    name: str
+    kind: str  # shared | custom | local
+    published_for: str  # Engine version the VM was published for
+    pv_driver: str = ""
 
 
 def vm_from_json(data: dict[str, Any], fallback_name: str = "") -> VMInfo:

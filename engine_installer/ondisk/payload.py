@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = ("root", "kernel", "initrd")

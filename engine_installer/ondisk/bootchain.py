@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .errors import UserError
-from .payload import CHAIN_COMPONENTS
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.payload import CHAIN_COMPONENTS
 
 VENDOR_DIR = "EFI/debian"
 REMOVABLE_DIR = "EFI/BOOT"

@@ -25,8 +25,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .layout import SLOTS
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import SLOTS
 
 GRUBENV_HEADER = b"# GRUB Environment Block\n"
 GRUBENV_SIZE = 1024

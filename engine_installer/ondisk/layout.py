@@ -67,3 +67,8 @@ def compute_layout(disk_size: int, slot_size: int) -> list[PartitionSpec]:
     end = (disk_size - ALIGNMENT) // ALIGNMENT * ALIGNMENT
     specs.append(PartitionSpec(5, LABEL_STORAGE, start, end - start))
     return specs
+
+
+def partition_path(disk: str, number: int) -> str:
+    """/dev/sda + 1 → /dev/sda1; /dev/loop0 + 1 → /dev/loop0p1 (names ending in a digit)."""
+    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"

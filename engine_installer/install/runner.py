@@ -15,22 +15,30 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import UserError
-from ..layout import GRUBENV_PATH, MARKER_PATH, SLOT_PARTITION_NUMBERS
-from ..logs import copy_log_to, current_log, start_log
-from ..payload import Manifest
-from ..plan import Plan
-from ..probe import partition_path
-from ..progress import ProgressCallback, ProgressEvent, ignore_progress
-from ..results import InstallResult
-from ..vms import needs_pv_upgrade
-from . import esp, filesystems, marker
-from .actions import ESP_NUMBER, STORAGE_NUMBER, DiskAction
-from .lock import disk_write_lock
-from .mounts import mounted
-from .partition import ensure_partition_nodes, write_gpt
-from .preflight import Prepared, prepare
-from .slot_image import verify_slot, write_slot
+from engine_installer.base.errors import UserError
+from engine_installer.base.logs import copy_log_to, current_log, start_log
+from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.disks import esp, filesystems
+from engine_installer.disks.files import atomic_write
+from engine_installer.disks.lock import disk_write_lock
+from engine_installer.disks.mounts import mounted
+from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
+from engine_installer.disks.slot_image import verify_slot, write_slot
+from engine_installer.install.actions import ESP_NUMBER, STORAGE_NUMBER, DiskAction
+from engine_installer.install.plan import Plan
+from engine_installer.install.prepare import Prepared, prepare
+from engine_installer.install.results import InstallResult
+from engine_installer.ondisk import marker
+from engine_installer.ondisk.esp import read_file as read_esp_file
+from engine_installer.ondisk.layout import (
+    GRUBENV_PATH,
+    LOG_DIR_ON_STORAGE,
+    MARKER_PATH,
+    SLOT_PARTITION_NUMBERS,
+    partition_path,
+)
+from engine_installer.ondisk.payload import Manifest
+from engine_installer.ondisk.vms import needs_pv_upgrade
 
 log = logging.getLogger("engine_installer")
 CONFIG_PATH = "engine/config.json"  # on the storage partition
@@ -61,7 +69,7 @@ class _Executor:
                 self.p.manifest, action.params["slot"], action.params["disk_serial"], self.when
             )
         else:
-            raw = esp.read_file(action.target, MARKER_PATH)
+            raw = read_esp_file(action.target, MARKER_PATH)
             if raw is None:
                 raise UserError(f"the install marker on {action.target} vanished: check the disk")
             data = marker.parse_marker(raw.decode())
@@ -96,7 +104,7 @@ class _Executor:
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
-        from .bootloader import install_bootloader
+        from engine_installer.disks.bootloader import install_bootloader
 
         esp_partition = partition_path(self.p.disk.path, ESP_NUMBER)
         with esp.staged(esp_partition) as root:
@@ -107,18 +115,18 @@ class _Executor:
             self._boot_entry(esp_partition)
 
     def do_bootchain(self, action: DiskAction) -> None:
-        from .efi_chain import update_chain
+        from engine_installer.disks.efi_chain import update_chain
 
         update_chain(action.target, self.p.manifest)
         self._boot_entry(action.target)
 
     def _boot_entry(self, esp_partition: str) -> None:
-        from . import nvram
+        from engine_installer.disks import nvram
 
         log.info(nvram.register(self.p.disk.path, ESP_NUMBER, esp_partition))
 
     def do_bootenv(self, action: DiskAction) -> None:
-        from ..bootenv import BootEnv, write_bootenv
+        from engine_installer.ondisk.bootenv import BootEnv, write_bootenv
 
         env = BootEnv(
             active=action.params["active"],
@@ -128,7 +136,7 @@ class _Executor:
         # write_bootenv keeps other variables: start from the current block, if any.
         with tempfile.TemporaryDirectory(prefix="grubenv-") as tmp:
             local = Path(tmp) / "grubenv"
-            current = esp.read_file(action.target, GRUBENV_PATH)
+            current = read_esp_file(action.target, GRUBENV_PATH)
             if current:
                 local.write_bytes(current)
             write_bootenv(local, env)
@@ -144,9 +152,7 @@ class _Executor:
             "installed_build": self.p.manifest.build,
         }
         with mounted(action.target, "ext4") as storage:
-            marker.atomic_write(
-                storage / CONFIG_PATH, (json.dumps(config, indent=2) + "\n").encode()
-            )
+            atomic_write(storage / CONFIG_PATH, (json.dumps(config, indent=2) + "\n").encode())
 
 
 def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) -> InstallResult:
@@ -191,7 +197,7 @@ def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) ->
     progress(ProgressEvent("log", 0, 1, "copying the log to the installed disk"))
     storage = partition_path(p.disk.path, STORAGE_NUMBER)
     with mounted(storage, "ext4") as root:
-        copied = copy_log_to(root)
+        copied = copy_log_to(root / LOG_DIR_ON_STORAGE)
     progress(ProgressEvent("done", 1, 1, f"Engine {result.version} is in slot {result.slot}"))
     local = current_log()
     result.log_path = str(local) if local else str(copied or "")

@@ -17,20 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .disks import esp
-from .disks.marker import parse_marker
-from .disks.partition import read_gpt
-from .layout import (
-    ENGINE_LABELS,
-    GRUBENV_PATH,
-    LABEL_ESP,
-    LABEL_STORAGE,
-    MARKER_PATH,
-    SLOTS,
-    VMS_DIR,
-)
-from .payload import Manifest
-from .snapshot import (
+from engine_installer.base.versions import compare_versions
+from engine_installer.machine.snapshot import (
     STATE_DAMAGED,
     STATE_FOREIGN,
     STATE_INCOMPLETE,
@@ -41,8 +29,20 @@ from .snapshot import (
     DiskInfo,
     VMInfo,
 )
-from .versions import compare_versions
-from .vms import parse_vm_json
+from engine_installer.ondisk import esp
+from engine_installer.ondisk.gpt import read_gpt
+from engine_installer.ondisk.layout import (
+    ENGINE_LABELS,
+    GRUBENV_PATH,
+    LABEL_ESP,
+    LABEL_STORAGE,
+    MARKER_PATH,
+    SLOTS,
+    VMS_DIR,
+)
+from engine_installer.ondisk.marker import parse_marker
+from engine_installer.ondisk.payload import Manifest
+from engine_installer.ondisk.vms import parse_vm_json
 
 
 @dataclass
@@ -102,7 +102,7 @@ def read_vms(disk: str, offset: int) -> list[VMInfo] | None:
 
 
 def _read_bootenv(data: bytes):
-    from .bootenv import read_bootenv
+    from engine_installer.ondisk.bootenv import read_bootenv
 
     with tempfile.NamedTemporaryFile(prefix="grubenv-") as handle:
         handle.write(data)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
 
 
 class Action(enum.Enum):

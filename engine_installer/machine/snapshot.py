@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.vms import VMInfo
 
 # Install states reported by detection.
 STATE_UPGRADEABLE = "upgradeable"
@@ -28,8 +29,6 @@ INSTALL_STATES = (
     STATE_DAMAGED,
     STATE_FOREIGN,
 )
-
-VM_KINDS = ("shared", "custom", "local")
 
 
 @dataclass
@@ -79,14 +78,6 @@ class StorageController:
     device_id: str = ""
     # NVMe disks Intel RST hid behind the AHCI controller (ahci's remapped_nvme attribute).
     remapped_nvme: int = 0
-
-
-@dataclass
-class VMInfo:
-    name: str
-    kind: str  # shared | custom | local
-    published_for: str  # Engine version the VM was published for
-    pv_driver: str = ""
 
 
 @dataclass

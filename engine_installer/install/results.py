@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .snapshot import VMInfo
+from engine_installer.ondisk.vms import VMInfo
 
 
 @dataclass

@@ -9,15 +9,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ..bootchain import RECORD_PATH, chain_is_newer, parse_record
-from ..detect import Inspection, inspect_disk
-from ..errors import RefusedError, UserError
-from ..layout import SLOT_LABELS, minimum_disk_size, slot_other
-from ..payload import Manifest, verify_payload
-from ..plan import Action, Plan
-from ..probe import partition_path, probe_disk
-from ..progress import ProgressCallback, ProgressEvent, ignore_progress
-from ..snapshot import (
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.install.actions import (
+    ESP_NUMBER,
+    DiskAction,
+    install_actions,
+    upgrade_actions,
+    validate_actions,
+)
+from engine_installer.install.plan import Action, Plan
+from engine_installer.machine.detect import Inspection, inspect_disk
+from engine_installer.machine.probe import probe_disk
+from engine_installer.machine.snapshot import (
     STATE_DAMAGED,
     STATE_NEWER,
     STATE_SAME_VERSION,
@@ -25,15 +29,16 @@ from ..snapshot import (
     DiskInfo,
     VMInfo,
 )
-from ..vms import blocked_by_downgrade, describe_vms
-from . import esp
-from .actions import (
-    ESP_NUMBER,
-    DiskAction,
-    install_actions,
-    upgrade_actions,
-    validate_actions,
+from engine_installer.ondisk import esp
+from engine_installer.ondisk.bootchain import RECORD_PATH, chain_is_newer, parse_record
+from engine_installer.ondisk.layout import (
+    SLOT_LABELS,
+    minimum_disk_size,
+    partition_path,
+    slot_other,
 )
+from engine_installer.ondisk.payload import Manifest, verify_payload
+from engine_installer.ondisk.vms import blocked_by_downgrade, describe_vms
 
 log = logging.getLogger("engine_installer")
 ENGINE_STATES = (STATE_UPGRADEABLE, STATE_SAME_VERSION, STATE_NEWER)

@@ -11,18 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UserError
-from ..layout import (
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import (
     ALIGNMENT,
     LABEL_ESP,
     LABEL_STORAGE,
     SLOT_PARTITION_NUMBERS,
     PartitionSpec,
     compute_layout,
+    partition_path,
     slot_other,
 )
-from ..payload import Manifest
-from ..probe import partition_path
+from engine_installer.ondisk.payload import Manifest
 
 ESP_NUMBER = 2
 STORAGE_NUMBER = 5

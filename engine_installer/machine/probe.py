@@ -11,8 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from .errors import UserError
-from .snapshot import DiskInfo, PartitionInfo
+from engine_installer.base.errors import UserError
+from engine_installer.machine.snapshot import DiskInfo, PartitionInfo
 
 SYS_BLOCK = Path("/sys/block")
 BY_ID = Path("/dev/disk/by-id")
@@ -26,11 +26,6 @@ def _read(path: Path, default: str = "") -> str:
         return path.read_text().strip()
     except OSError:
         return default
-
-
-def partition_path(disk: str, number: int) -> str:
-    """/dev/sda + 1 → /dev/sda1; /dev/loop0 + 1 → /dev/loop0p1 (names ending in a digit)."""
-    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"
 
 
 def resolve_disk_path(path: str) -> str:
