@@ -166,7 +166,7 @@ def probe_disks(root: Path) -> list[DiskInfo]:
 
 
 # The EFI global variable SecureBoot: 4 bytes of attributes, then 1 (enforcing) or 0.
-SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c"
+SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 
 def probe_secure_boot(root: Path) -> str:
