@@ -23,6 +23,10 @@ from engine_installer.base.errors import UserError
 SHIM = Path("/usr/lib/shim/shimx64.efi.signed")
 MOK_MANAGER = Path("/usr/lib/shim/mmx64.efi.signed")
 GRUB = Path("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+# Debian's signed GRUB for network boot (UEFI PXE): efinet + tftp built in, prefix /grub on
+# the server it was loaded from; shim fetches it as grubx64.efi from shim's own TFTP directory.
+# No http module: under Secure Boot GRUB reads files over TFTP only.
+NET_GRUB = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")
 # Chain component → the Debian package whose version identifies it (mmx64 ships with shim).
 PACKAGES = {"shim": "shim-signed", "grub": "grub-efi-amd64-signed"}
 
@@ -47,14 +51,16 @@ def package_version(package: str) -> str:
     return proc.stdout.strip()
 
 
-def host_chain() -> SignedChain:
-    """The signed chain installed on this machine; UserError naming the missing package."""
+def host_chain(network: bool = False) -> SignedChain:
+    """The signed chain installed on this machine (with network=True, the network GRUB for
+    UEFI PXE instead of the disk/CD one); UserError naming the missing package."""
+    grub = NET_GRUB if network else GRUB
     for path, package in ((SHIM, "shim-signed"), (MOK_MANAGER, "shim-helpers-amd64-signed"),
-                          (GRUB, "grub-efi-amd64-signed")):  # fmt: skip
+                          (grub, "grub-efi-amd64-signed")):  # fmt: skip
         if not path.is_file():
             raise UserError(f"{path} is missing: install {package} (`make setup` does)")
     versions = {name: package_version(package) for name, package in PACKAGES.items()}
-    return SignedChain(shim=SHIM, grub=GRUB, mm=MOK_MANAGER, versions=versions)
+    return SignedChain(shim=SHIM, grub=grub, mm=MOK_MANAGER, versions=versions)
 
 
 def check_db_key(key: Path, cert: Path) -> None:

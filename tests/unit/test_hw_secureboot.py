@@ -125,3 +125,10 @@ def test_welcome_screen_shows_secure_boot_and_blocks_an_engine_that_cannot_boot(
         "Secure Boot is on, and Engine 4.5 (build 7) cannot boot with it" in t for t in texts
     )
     assert "Attempt Secure Boot" in app.screen.blocked_reason()
+
+
+def test_the_variable_is_the_uefi_global_secureboot_and_the_sample_engine_reads_the_same():
+    # EFI_GLOBAL_VARIABLE, UEFI specification 2.x section 3.3.
+    assert SECURE_BOOT_VAR.endswith("/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
+    engine_init = (REPO / "iso-build/sample-engine/engine-init").read_text()
+    assert SECURE_BOOT_VAR.rsplit("/", 1)[1] in engine_init

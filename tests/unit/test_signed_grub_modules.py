@@ -74,3 +74,12 @@ def test_the_module_list_is_read_from_the_image():
     builtin = signed_chain.builtin_modules(signed_chain.GRUB)
     assert {"loadenv", "regexp", "probe", "search", "serial", "linux", "fat", "iso9660"} <= builtin
     assert "setpci" not in builtin  # a module lockdown would refuse anyway
+
+
+def test_the_network_grub_reads_files_over_tftp():
+    """For UEFI PXE with Secure Boot (engine-iso netboot): efinet and tftp are built in."""
+    if not signed_chain.NET_GRUB.is_file():
+        pytest.skip("grub-efi-amd64-signed not installed (make setup)")
+    builtin = signed_chain.builtin_modules(signed_chain.NET_GRUB)
+    assert {"efinet", "tftp", "net", "linux", "regexp", "serial"} <= builtin
+    assert signed_chain.host_chain(network=True).grub == signed_chain.NET_GRUB
