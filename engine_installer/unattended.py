@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.answers import plan_from_answers
-from engine_installer.base.errors import UserError
+from engine_installer.base.errors import UserError, detach_stdout
 from engine_installer.base.logs import start_log
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.disks.mounts import mounted
@@ -83,17 +83,30 @@ class TextProgress:
     def __init__(self, stream=sys.stdout) -> None:
         self.stream = stream
         self.last: tuple[str, int] = ("", -1)
+        self.closed = False
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:
-            print(f"[{event.phase}] {event.message}", file=self.stream, flush=True)
+            self._print(f"[{event.phase}] {event.message}")
             return
         if event.total > 1:
             tenth = int(event.fraction * 10)
             if (event.phase, tenth) != self.last:
                 self.last = (event.phase, tenth)
                 mib = event.done // (1024 * 1024)
-                print(f"[{event.phase}] {tenth * 10:3d}% ({mib} MiB)", file=self.stream, flush=True)
+                self._print(f"[{event.phase}] {tenth * 10:3d}% ({mib} MiB)")
+
+    def _print(self, line: str) -> None:
+        # A closed stdout (`| head -3`) never stops an install: the printing stops, the log
+        # keeps everything.
+        if self.closed:
+            return
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            if self.stream is sys.stdout:
+                detach_stdout()
 
 
 def run_unattended(args) -> int:

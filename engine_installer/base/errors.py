@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 
@@ -32,5 +33,19 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
         except KeyboardInterrupt:
             print("error: interrupted; nothing further was written", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # stdout's reader went away (`| head`) after the work was done
+            detach_stdout()
+            return 0
 
     return wrapper
+
+
+def detach_stdout() -> None:
+    """stdout's reader has gone (`| head -3`): point stdout at /dev/null, so that no later
+    print fails and the work goes on without its output (Python ignores SIGPIPE, so a closed
+    pipe shows up as BrokenPipeError on the next write)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

@@ -19,6 +19,7 @@ from engine_installer.base.errors import UserError
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
 from engine_installer.disks import esp, filesystems
+from engine_installer.disks.blockcopy import Copied
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.lock import disk_write_lock
 from engine_installer.disks.mounts import mounted
@@ -49,6 +50,7 @@ class _Executor:
         self.p = prepared
         self.progress = progress
         self.when = marker.now()
+        self.copied: dict[str, Copied] = {}  # write-slot's result per partition, for verify
 
     def run(self, action: DiskAction) -> None:
         getattr(self, "do_" + action.kind.replace("-", "_"))(action)
@@ -88,7 +90,7 @@ class _Executor:
         esp.write_file(action.target, MARKER_PATH, marker.marker_bytes(data))
 
     def do_write_slot(self, action: DiskAction) -> None:
-        write_slot(
+        self.copied[action.target] = write_slot(
             self.p.manifest.root_image,
             action.target,
             self.progress,
@@ -101,6 +103,7 @@ class _Executor:
             action.target,
             self.progress,
             self.p.disk.logical_sector_size,
+            copied=self.copied.get(action.target),  # its hash states: the check may switch
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
@@ -155,6 +158,24 @@ class _Executor:
             atomic_write(storage / CONFIG_PATH, (json.dumps(config, indent=2) + "\n").encode())
 
 
+def _after_failure(prepared: Prepared, index: int) -> str:
+    """What the disk holds after step index failed: one clause for the error sentence."""
+    kinds = [a.kind for a in prepared.actions[: index - 1]]
+    if prepared.kind == "upgrade":
+        old = prepared.previous_version or "the old Engine"
+        if "bootenv" not in kinds:
+            return (
+                f"nothing was switched: Engine {old} still boots from slot {prepared.active_slot}"
+            )
+        return (
+            f"slot {prepared.new_slot} was already switched to (trial boot); Engine {old} in "
+            f"slot {prepared.active_slot} stays the fallback"
+        )
+    if not kinds:
+        return "nothing was written"
+    return f"the disk holds no complete Engine now: run the {prepared.kind} again"
+
+
 def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) -> InstallResult:
     """Run prepared actions in order; stops at the first failure (a UserError)."""
     p = prepared
@@ -170,6 +191,9 @@ def execute(prepared: Prepared, progress: ProgressCallback = ignore_progress) ->
             started = time.monotonic()
             try:
                 executor.run(action)
+            except UserError as err:
+                log.exception("step %d/%d %s failed", index, total, action.kind)
+                raise type(err)(f"{err}; {_after_failure(p, index)}") from err
             except Exception:
                 log.exception("step %d/%d %s failed", index, total, action.kind)
                 raise

@@ -26,15 +26,16 @@ def test_source_failing_during_upgrade_keeps_old_slot(make_loop, payloads, tmp_p
 
     def flaky_medium(event):
         # The medium goes bad after the check, as the slot write starts (a real file change,
-        # as a failing USB stick would return): the write pass must notice. At this event
-        # the reader holds at most 5 of the 6 blocks (4 MiB each), so the tail is unread yet.
+        # as a failing USB stick would return): the write pass's hash must notice. The first
+        # write-slot event comes before the copy reads anything.
         if event.phase == "write-slot" and event.total > 1 and event.done == 0:
             with open(manifest.root_image.path, "r+b") as handle:
                 handle.seek(manifest.root_image.size - 4096)
                 handle.write(b"\xff" * 16)
 
-    with pytest.raises(UserError, match="changed or read wrongly"):
+    with pytest.raises(UserError, match="changed or read wrongly") as caught:
         run_plan(Plan(target=disk, eula_accepted=True), manifest, flaky_medium)
+    assert "nothing was switched: Engine 4.5 still boots from slot A" in str(caught.value)
     env = grubenv(disk, tmp_path)
     assert env["engine_active"] == "A" and env.get("engine_trial", "") == ""
     mark = marker(disk)
