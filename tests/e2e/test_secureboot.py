@@ -8,7 +8,7 @@ enrolled, standing in for a fleet that enrolled its own key (`engine-iso build -
   (then a fresh install) and as a USB stick (then an upgrade of an Engine installed before
   Secure Boot support, whose ESP gets the signed chain); each installed disk then boots alone
   to `ENGINE … secureboot=on`, the upgrade's first boot being the trial boot that GRUB counts
-  with save_env under lockdown;
+  with save_env under lockdown (ENGINE_E2E_SB_FULL=1 adds USB + fresh and DVD + upgrade);
 - a trial slot that fails after the kernel falls back to the old slot under Secure Boot;
 - negative: the same medium with an unsigned GRUB as EFI/BOOT/BOOTX64.EFI is refused by the
   firmware ("Access Denied"), while plain OVMF runs it: enforcement is real;
@@ -19,6 +19,7 @@ enrolled, standing in for a fleet that enrolled its own key (`engine-iso build -
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,30 +83,6 @@ def to_existing_install_screen(console: SerialConsole, vm) -> None:
     console.press("enter")
 
 
-@pytest.mark.cell("Secure Boot: ISO as DVD to screen 1, fresh install, secureboot=on")
-def test_fresh_install_from_dvd_with_secure_boot(installer_iso, tmp_path):
-    build = iso_build(installer_iso)
-    disk = blank_disk(tmp_path / "laptop.img")
-    with laptop(disk, media=installer_iso, media_kind="dvd", firmware=SB,
-                workdir=tmp_path / "installer") as vm:  # fmt: skip
-        console = SerialConsole(vm)
-        to_existing_install_screen(console, vm)
-        screen = console.wait_for("5/5 Target disk", timeout=300)
-        assert "No Engine installation was found" in screen
-        console.press("enter")
-        confirm_summary(console, "Install Engine")
-        done = console.wait_for(r"Installed Engine 5\.0|could not finish", 900, True)
-        assert f"Installed Engine 5.0 (build {build})" in done, done
-        power_off(console, vm)
-    # The installer gave the firmware a boot entry for Engine's own chain (efibootmgr).
-    nvram = (tmp_path / "installer" / "OVMF_VARS-0.fd").read_bytes()
-    assert "\\EFI\\debian\\shimx64.efi".encode("utf-16-le") in nvram
-    assert "Engine".encode("utf-16-le") in nvram
-    groups, _ = boot_installed_disk(disk, tmp_path / "disk-boot", firmware=SB,
-                                    pattern=ENGINE_STATUS)  # fmt: skip
-    assert groups == ("5.0", build, "A", "0", "on")
-
-
 @pytest.fixture(scope="module")
 def legacy45_disk(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """Engine 4.5 as installed before Secure Boot support (its payload carries no signed
@@ -120,26 +97,59 @@ def legacy45_disk(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return image, hashes
 
 
-@pytest.mark.cell("Secure Boot: ISO as USB to screen 1, upgrade of a pre-SB 4.5, secureboot=on")
-def test_upgrade_from_usb_with_secure_boot(installer_iso, legacy45_disk, tmp_path):
-    base, hashes = legacy45_disk
+# Each medium boots to screen 1 and each action boots the disk in CI: DVD + fresh install,
+# USB + upgrade. ENGINE_E2E_SB_FULL=1 adds the other two (about 3 minutes each under TCG).
+FULL = os.environ.get("ENGINE_E2E_SB_FULL") == "1"
+ISO_CELLS = [
+    pytest.param(media, action, id=f"{media}-{action}", marks=[
+        pytest.mark.cell(f"Secure Boot: ISO as {media.upper()} to screen 1, {action}, "
+                         "disk boots secureboot=on"),
+        *([] if always or FULL else [pytest.mark.skip(reason="ENGINE_E2E_SB_FULL=1 runs it")]),
+    ])
+    for media, action, always in (("dvd", "fresh", True), ("usb", "upgrade", True),
+                                  ("usb", "fresh", False), ("dvd", "upgrade", False))
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("media", "action"), ISO_CELLS)
+def test_iso_with_secure_boot(installer_iso, request, tmp_path, media, action):
+    """fresh: a blank disk; the firmware gets the Engine boot entry. upgrade: the 4.5 from
+    before Secure Boot support with VMs: its ESP gets the signed chain, the first boot of B is
+    the trial GRUB counts with save_env under lockdown, and B marks itself good."""
     build = iso_build(installer_iso)
-    disk = make_overlay(base, tmp_path / "laptop.qcow2")
-    with laptop(disk, media=installer_iso, media_kind="usb", firmware=SB, disk_format="qcow2",
-                workdir=tmp_path / "installer") as vm:  # fmt: skip
+    if action == "fresh":
+        disk, disk_format = blank_disk(tmp_path / "laptop.img"), "raw"
+    else:
+        base, hashes = request.getfixturevalue("legacy45_disk")
+        disk, disk_format = make_overlay(base, tmp_path / "laptop.qcow2"), "qcow2"
+    with laptop(disk, media=installer_iso, media_kind=media, firmware=SB,
+                disk_format=disk_format, workdir=tmp_path / "installer") as vm:  # fmt: skip
         console = SerialConsole(vm)
         to_existing_install_screen(console, vm)
-        screen = console.wait_for("An Engine installation was found", timeout=300)
-        assert "Engine 4.5 (build 45), can be upgraded" in screen
-        console.press("enter")
-        confirm_summary(console, "Upgrade Engine")
-        done = console.wait_for(r"Upgraded /dev/\S+ to Engine 5\.0|could not finish", 900, True)
-        assert "could not finish" not in done, done
+        if action == "fresh":
+            screen = console.wait_for("5/5 Target disk", timeout=300)
+            assert "No Engine installation was found" in screen
+            console.press("enter")
+            confirm_summary(console, "Install Engine")
+            done = console.wait_for(r"Installed Engine 5\.0|could not finish", 900, True)
+            assert f"Installed Engine 5.0 (build {build})" in done, done
+        else:
+            screen = console.wait_for("An Engine installation was found", timeout=300)
+            assert "Engine 4.5 (build 45), can be upgraded" in screen
+            console.press("enter")
+            confirm_summary(console, "Upgrade Engine")
+            done = console.wait_for(r"Upgraded /dev/\S+ to Engine 5\.0|could not finish", 900,
+                                    True)  # fmt: skip
+            assert "could not finish" not in done, done
         power_off(console, vm)
-    # The first boot is the trial: GRUB (under lockdown) counts it down with save_env, the
-    # new Engine marks itself good.
+    # The installer gave the firmware a boot entry for Engine's own chain (efibootmgr).
+    nvram = (tmp_path / "installer" / "OVMF_VARS-0.fd").read_bytes()
+    assert "\\EFI\\debian\\shimx64.efi".encode("utf-16-le") in nvram
     groups, _ = boot_installed_disk(disk, tmp_path / "disk-boot", firmware=SB,
-                                    disk_format="qcow2", pattern=ENGINE_STATUS)  # fmt: skip
+                                    disk_format=disk_format, pattern=ENGINE_STATUS)  # fmt: skip
+    if action == "fresh":
+        assert groups == ("5.0", build, "A", "0", "on")
+        return
     assert groups == ("5.0", build, "B", "3", "on")
     raw = flatten(disk, tmp_path / "after.raw")
     assert vm_hashes(raw) == hashes
