@@ -118,7 +118,11 @@ def main() -> int:
                 blank(disk, disk_size, big.slot_size)
                 phases = Phases()
                 started = time.monotonic()
-                run_plan(Plan(action=Action.INSTALL, target=disk, eula_accepted=True), big, phases)
+                run_plan(
+                    Plan(action=Action.INSTALL, target=disk, eula_accepted=True, lab_override=True),
+                    big,
+                    phases,
+                )
                 install_s = time.monotonic() - started
                 phases.close()
                 rounds.append((dd_w, dd_r, install_s, phases.spent))
@@ -145,16 +149,21 @@ def main() -> int:
                     for name in names
                 )
             )
-            verdict = "met" if install_s <= budget else "MISSED"
+            # Paired per round (dd pair and install back to back, under the same load).
+            margins = sorted(GOAL_RATIO * (r[0] + r[1]) + GOAL_PLUS - r[2] for r in rounds)
+            ratios = sorted(r[2] / (r[0] + r[1]) for r in rounds)
+            margin = statistics.median(margins)
+            verdict = "met" if margin >= 0 else "MISSED"
             print(
-                f"  install / dd pair {install_s / pair:.2f}x; goal install <= {GOAL_RATIO} x "
-                f"pair + {GOAL_PLUS:.0f} s = {budget:.2f} s: {verdict} "
-                f"(margin {budget - install_s:+.2f} s)"
+                f"  install / dd pair {statistics.median(ratios):.2f}x (median per round); goal "
+                f"install <= {GOAL_RATIO} x pair + {GOAL_PLUS:.0f} s (= {budget:.2f} s at the "
+                f"medians): {verdict}, median margin {margin:+.2f} s"
             )
+            print(f"  per-round margins: {', '.join(f'{m:+.2f}' for m in margins)} s")
 
             # Detection: the big install, a small install, a foreign disk, an empty disk.
             second = stack.enter_context(loop(work / "d2.img", 1300 * MiB))
-            run_plan(Plan(target=second, eula_accepted=True), small)
+            run_plan(Plan(target=second, eula_accepted=True, lab_override=True), small)
             foreign = stack.enter_context(loop(work / "d3.img", 1300 * MiB))
             sh("sgdisk", "-n1:0:+100M", foreign)
             sh("partx", "-a", foreign)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine_installer import __version__
 from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.ondisk.payload import Manifest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,16 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def medium_engine(args: argparse.Namespace) -> tuple[str, bool | None]:
+def hw_check_media(args: argparse.Namespace) -> Manifest | None:
     """The Engine hw-check weighs Secure Boot against: --source (payload or ISO), else the
-    boot medium's when running from one; ("", None) when there is none."""
-    from engine_installer.unattended import BOOT_MEDIUM_PAYLOAD, open_source
+    boot medium's when running from one; None when there is none."""
+    from engine_installer.unattended import BOOT_MEDIUM, source_medium
 
     source = getattr(args, "source", None)
-    if source is None and not BOOT_MEDIUM_PAYLOAD.is_dir():
-        return "", None
-    with open_source(source) as manifest:
-        return manifest.label(), manifest.secure_boot
+    if source is None and not (BOOT_MEDIUM / "engine").is_dir():
+        return None
+    return source_medium(source).manifest
 
 
 @cli_entry
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine_installer.hw.cli import run_hw_command
 
         if args.command == "hw-check":
-            return run_hw_command(args, *medium_engine(args))
+            return run_hw_command(args, hw_check_media(args))
         return run_hw_command(args)
     if args.answers:
         from engine_installer.unattended import run_unattended

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
+
+INTERNAL = "internal error"
 
 
 class UserError(Exception):
@@ -21,7 +24,8 @@ class RefusedError(UserError):
 
 
 def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a console-script main: UserError → one line on stderr and its exit code."""
+    """Wrap a console-script main: UserError → one line on stderr and its exit code; a closed
+    output pipe ends quietly; anything unexpected is one line too, with the traceback in the log."""
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> int:
@@ -31,11 +35,21 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return err.exit_code
         except KeyboardInterrupt:
-            print("error: interrupted; nothing further was written", file=sys.stderr)
+            print("error: interrupted before any disk was written", file=sys.stderr)
             return 130
         except BrokenPipeError:  # stdout's reader went away (`| head`) after the work was done
             detach_stdout()
             return 0
+        except Exception as err:  # noqa: BLE001 - a bug: one line for the user, details in the log
+            log = logging.getLogger("engine_installer")
+            if log.handlers:  # the run log; never Python's last-resort handler on stderr
+                log.exception("unexpected failure")
+            print(
+                f"error: {INTERNAL} ({err.__class__.__name__}: {err}); nothing further was "
+                "done: please report it with the installer log",
+                file=sys.stderr,
+            )
+            return 1
 
     return wrapper
 

@@ -21,6 +21,7 @@ ESP even when a laptop carries two Engine disks, and grub.cfg takes the slots fr
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ from pathlib import Path
 from engine_installer.base.errors import UserError
 from engine_installer.disks.efi_chain import stage_chain
 from engine_installer.disks.grub_config import render_grub_cfg
+from engine_installer.disks.mounts import SCRATCH_PREFIX
 from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
 from engine_installer.ondisk.payload import Manifest
 
@@ -85,7 +87,8 @@ def _mkimage(platform: str, output: Path, prefix: str) -> None:
 def install_bios_boot(disk: str) -> None:
     """Embed a BIOS GRUB in disk's BIOS boot partition and MBR (prefix: its own ESP)."""
     setup = shutil.which(GRUB_BIOS_SETUP[0]) or GRUB_BIOS_SETUP[1]
-    with tempfile.TemporaryDirectory(prefix="engine-grub-") as tmp, _scratch_dir(Path(tmp)) as work:
+    scratch = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    with scratch as tmp, _scratch_dir(Path(tmp)) as work:
         shutil.copyfile(_platform_dir("i386-pc") / "boot.img", work / "boot.img")
         _mkimage("i386-pc", work / "core.img", f"(,gpt{ESP_PARTITION_NUMBER})/{GRUB_DIR}")
         # An empty device map: grub-bios-setup must not guess from /boot/grub/device.map.
@@ -118,7 +121,7 @@ def _scratch_dir(tmp: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
 
 
-def populate_esp(esp_dir: Path, kernel_args: list[str], manifest: Manifest | None = None) -> None:
+def populate_esp(esp_dir: Path, manifest: Manifest | None = None) -> None:
     """Write GRUB's ESP files (UEFI boot files, modules, grub.cfg) into esp_dir.
 
     esp_dir is the mounted ESP or a staging directory later copied onto it. The UEFI boot
@@ -142,19 +145,17 @@ def populate_esp(esp_dir: Path, kernel_args: list[str], manifest: Manifest | Non
         _mkimage("x86_64-efi", efi_image, f"/{GRUB_DIR}")
     cfg = grub_dir / "grub.cfg"
     tmp = cfg.with_name("grub.cfg.new")
-    tmp.write_text(render_grub_cfg(kernel_args))
+    tmp.write_text(render_grub_cfg())
     tmp.replace(cfg)
 
 
-def install_bootloader(
-    disk: str, esp_mount: Path, kernel_args: list[str], manifest: Manifest | None = None
-) -> None:
+def install_bootloader(disk: str, esp_mount: Path, manifest: Manifest | None = None) -> None:
     """GRUB for BIOS and UEFI on disk plus grub.cfg, with disk's ESP at esp_mount; for UEFI
     the manifest's signed chain when it has one.
 
     esp_mount may be the mounted ESP or a staging directory copied onto the ESP afterwards.
-    Does not write the boot environment: call bootenv.write_bootenv (or write
-    bootenv.bootenv_bytes(...) to GRUBENV_PATH on the ESP) afterwards.
+    Writes neither the boot environment nor the per-slot boot options: the runner writes
+    those afterwards (disks/esp.py).
     """
-    populate_esp(esp_mount, kernel_args, manifest)
+    populate_esp(esp_mount, manifest)
     install_bios_boot(disk)

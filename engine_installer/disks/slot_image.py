@@ -92,6 +92,7 @@ def write_slot(
                 block=sector_size,
                 hash_image=True,
                 report=_events("write-slot", total, progress),
+                source_offset=image.offset,
             )
         except CopyError as err:
             raise UserError(_failed(err, image, partition, "writing")) from err
@@ -135,6 +136,7 @@ def verify_slot(
                 copied=copied,
                 expected_sha256=image.sha256,
                 report=_events("verify-slot", total, progress),
+                source_offset=image.offset,
             )
         finally:
             if source is not None:

@@ -14,6 +14,7 @@ from engine_installer.hw.match import match_profile
 from engine_installer.hw.profiles import load_profiles
 from engine_installer.hw.schema import Profile
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot
+from engine_installer.ondisk.payload import Manifest
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -319,10 +320,12 @@ def _firmware_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
 
 
 def _secure_boot_item(
-    snap: MachineSnapshot, p: Profile, engine: str, engine_secure_boot: bool | None
+    snap: MachineSnapshot, p: Profile, media: Manifest | None
 ) -> CheckItem | None:
     """Secure Boot as the firmware reports it, against what the medium's Engine can boot with
-    (engine_secure_boot from its manifest; None when the medium is not known)."""
+    (its manifest's secure_boot; not judged when the medium or that field is not known)."""
+    engine = media.label() if media is not None else ""
+    engine_secure_boot = media.secure_boot if media is not None else None
     state = snap.secure_boot or ("unsupported" if snap.firmware == "bios" else "")
     if not state:
         return None  # a recorded machine from before Secure Boot was probed
@@ -349,13 +352,10 @@ def worst(items: list[CheckItem]) -> str:
 
 
 def check_with_profile(
-    snapshot: MachineSnapshot,
-    profile: Profile | None,
-    engine: str = "",
-    engine_secure_boot: bool | None = None,
+    snapshot: MachineSnapshot, profile: Profile | None, media: Manifest | None = None
 ) -> HwReport:
-    """engine: the medium's Engine ("Engine 5.0 (build 50)"); engine_secure_boot: whether its
-    manifest says it boots with Secure Boot on (None: not known)."""
+    """media: the Engine on the medium, whose manifest says whether it boots with Secure Boot
+    on (None: not known; Secure Boot is then only reported)."""
     model = describe_model(snapshot)
     p = profile or generic_profile()
     if profile is None:
@@ -377,7 +377,7 @@ def check_with_profile(
     items = [first, _firmware_item(snapshot, p), *_cpu_items(snapshot, p)]
     items.append(_memory_item(snapshot, p))
     items.extend(_storage_items(snapshot, p))
-    secure_boot = _secure_boot_item(snapshot, p, engine, engine_secure_boot)
+    secure_boot = _secure_boot_item(snapshot, p, media)
     items += [secure_boot] if secure_boot else []
     kernel_args = [k.arg for k in p.kernel_args]
     if p.kernel_args:
@@ -398,16 +398,13 @@ def check_with_profile(
 
 
 def check_machine(
-    snapshot: MachineSnapshot,
-    profiles_dir: Path | None = None,
-    engine: str = "",
-    engine_secure_boot: bool | None = None,
+    snapshot: MachineSnapshot, profiles_dir: Path | None = None, media: Manifest | None = None
 ) -> HwReport:
     """Find the machine's profile in profiles_dir (default: see default_profiles_dir) and check
     it, and Secure Boot against the medium's Engine when given (see check_with_profile)."""
     profiles = load_profiles(profiles_dir)
     profile = match_profile(snapshot, profiles)
-    return check_with_profile(snapshot, profile, engine, engine_secure_boot)
+    return check_with_profile(snapshot, profile, media)
 
 
 def merge_kernel_args(report: HwReport, requested: list[str]) -> list[str]:

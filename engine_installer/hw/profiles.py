@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from pathlib import Path
@@ -40,4 +41,12 @@ def load_profiles(directory: Path | None = None) -> list[Profile]:
             f"hardware profiles directory {directory} not found: set {ENV_VAR} to the "
             "hw-profiles directory"
         )
-    return [load_profile(p) for p in sorted(directory.glob("*.toml"))]
+    files = tuple((p, p.stat().st_mtime_ns) for p in sorted(directory.glob("*.toml")))
+    return list(_load_all(files))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_all(files: tuple[tuple[Path, int], ...]) -> tuple[Profile, ...]:
+    """Parsed profiles, cached per set of files and times: prepare() checks the machine each
+    time a screen asks what it would do."""
+    return tuple(load_profile(path) for path, _mtime in files)

@@ -1,9 +1,11 @@
 """The disk plan as data (the curtin pattern): an ordered list of actions, validated before
-anything runs, printable for --dry-run, and executed one by one by runner.py.
+anything runs, shown by every face with the same words, and executed one by one by runner.py.
 
-Each action names its target device and says whether it destroys what is there (wipe) or keeps
-it (preserve). Validation enforces the safety rules in one place: an upgrade never wipes and
-never touches storage or the slot that boots today; an install marks itself complete last.
+Each action names its target device, a title a technician reads ("Writing Engine 5.0 (build
+50) into slot B"), a detail for the log, and says whether it destroys what is there (wipe) or
+keeps it (preserve). Validation enforces the safety rules in one place: an upgrade never wipes
+and never touches storage's VMs or the slot that boots today, and switches only after the new
+slot is verified; an install marks itself complete last.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 from engine_installer.base.errors import UserError
 from engine_installer.ondisk.layout import (
     ALIGNMENT,
+    ESP_NUMBER,
     LABEL_ESP,
     LABEL_STORAGE,
     SLOT_PARTITION_NUMBERS,
+    STORAGE_NUMBER,
     PartitionSpec,
     compute_layout,
     partition_path,
@@ -24,8 +28,6 @@ from engine_installer.ondisk.layout import (
 )
 from engine_installer.ondisk.payload import Manifest
 
-ESP_NUMBER = 2
-STORAGE_NUMBER = 5
 KINDS = (
     "partition",
     "format",
@@ -34,19 +36,27 @@ KINDS = (
     "verify-slot",
     "bootloader",
     "bootchain",
+    "slot-options",
     "bootenv",
     "config",
+    "repair-table",
+    "bios-boot",
+    "save-report",
 )
+# Progress weight of a step that is not a byte copy, in "bytes": every step moves the bar.
+SMALL_STEP = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class DiskAction:
     kind: str
     target: str  # the device the action writes (or reads, for verify-slot)
-    description: str  # one line for --dry-run and the log
+    title: str  # what the technician reads: "Writing Engine 5.0 (build 50) into slot B"
+    detail: str = ""  # the technical line for the log and the dry run
     params: dict[str, Any] = field(default_factory=dict)
     wipe: bool = False  # destroys what the target holds
     preserve: bool = False  # explicitly keeps what the target holds
+    weight: int = SMALL_STEP  # share of the overall progress bar (bytes moved)
 
 
 def _human(size: int) -> str:
@@ -54,6 +64,65 @@ def _human(size: int) -> str:
         if size >= div:
             return f"{size / div:.1f} {unit}"
     return f"{size} B"
+
+
+def _slot_options(
+    esp: str, slot: str, kernel_args: list[str], keyboard: str, verb: str = "Setting"
+) -> DiskAction:
+    args = " ".join(kernel_args) or "none"
+    return DiskAction(
+        "slot-options",
+        esp,
+        f"{verb} the boot options of slot {slot}",
+        f"slot {slot}: keyboard {keyboard}, kernel arguments: {args}",
+        {"slot": slot, "kernel_args": list(kernel_args), "keyboard": keyboard},
+    )
+
+
+def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, verb: str):
+    return DiskAction(
+        "config",
+        storage,
+        f"{verb} the Engine configuration",
+        f"engine/config.json on {storage}: keyboard {keyboard}, Engine {manifest.version} "
+        f"build {manifest.build}",
+        {"keyboard": keyboard, "kernel_args": list(kernel_args)},
+    )
+
+
+def _save_report(storage: str, what: str) -> DiskAction:
+    return DiskAction(
+        "save-report",
+        storage,
+        f"Saving the {what} report and the log on the disk",
+        f"engine/reports/ and engine/logs/ on {storage}",
+    )
+
+
+def _uefi_files(manifest: Manifest) -> str:
+    if manifest.boot_chain:
+        return (
+            "Debian's signed shim and GRUB (Secure Boot) in EFI/debian and EFI/BOOT, firmware "
+            "boot entry Engine"
+        )
+    return "EFI/BOOT/BOOTX64.EFI"
+
+
+def _chain_words(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+
+
+def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -> DiskAction:
+    esp = partition_path(disk, ESP_NUMBER)
+    was = _chain_words(installed) if installed else "a GRUB without Secure Boot support"
+    return DiskAction(
+        "bootchain",
+        esp,
+        "Updating the signed boot loader (Secure Boot)",
+        f"shim and GRUB on {esp} to {_chain_words(manifest.boot_chain)} (was {was}): EFI/debian "
+        "then EFI/BOOT, new files beside the old, then renamed; firmware boot entry Engine",
+        {"versions": dict(manifest.boot_chain)},
+    )
 
 
 def install_actions(
@@ -65,142 +134,210 @@ def install_actions(
     disk_serial: str = "",
     reinstall: bool = False,
 ) -> list[DiskAction]:
-    """New GPT, filesystems, slot A, boot loader, boot environment, marker complete last."""
+    """New GPT, filesystems, slot A, boot loader, boot options, marker complete last."""
     specs = compute_layout(disk_size, manifest.slot_size)
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
     slot_a = partition_path(disk, SLOT_PARTITION_NUMBERS["A"])
     table = "; ".join(f"{s.number} {s.label} {_human(s.size)}" for s in specs)
-    verb = "wipe everything and write" if reinstall else "write"
+    size = manifest.root_image.size
     return [
         DiskAction(
-            "partition", disk, f"{verb} a new GPT on {disk}: {table}", {"specs": specs}, wipe=True
+            "partition",
+            disk,
+            f"Erasing {disk} and partitioning it" if reinstall else f"Partitioning {disk}",
+            f"new GPT on {disk}: {table}",
+            {"specs": specs},
+            wipe=True,
         ),
         DiskAction(
             "format",
             esp,
-            f"make FAT32 (EFI system partition) on {esp}",
+            "Creating the EFI system partition",
+            f"mkfs.fat -F 32 on {esp}",
             {"fstype": "vfat"},
             wipe=True,
         ),
         DiskAction(
             "marker",
             esp,
-            f"write install marker (complete=false) on {esp}",
+            "Recording that the install has started",
+            f"install marker complete=false on {esp}",
             {"mode": "new", "slot": "A", "disk_serial": disk_serial},
         ),
         DiskAction(
-            "format", storage, f"make ext4 (storage) on {storage}", {"fstype": "ext4"}, wipe=True
+            "format",
+            storage,
+            "Creating the storage partition",
+            f"mkfs.ext4 on {storage}",
+            {"fstype": "ext4"},
+            wipe=True,
         ),
         DiskAction(
             "write-slot",
             slot_a,
-            f"write {manifest.label()} slot image ({_human(manifest.root_image.size)}) "
-            f"into slot A {slot_a}",
+            f"Writing {manifest.label()} into slot A",
+            f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) "
+            f"to {slot_a}",
             {"slot": "A"},
             wipe=True,
+            weight=size,
         ),
         DiskAction(
             "verify-slot",
             slot_a,
-            f"read back slot A {slot_a} against the manifest SHA-256",
+            "Verifying slot A",
+            f"read back {slot_a} against the manifest SHA-256",
             {"slot": "A"},
+            weight=size,
         ),
         DiskAction(
             "bootloader",
             disk,
-            f"install GRUB for BIOS (engine-bios) and UEFI ({esp} {_uefi_files(manifest)})",
-            {"kernel_args": list(kernel_args)},
+            "Installing the boot loader (BIOS and UEFI)",
+            f"GRUB in engine-bios and the MBR of {disk}; {_uefi_files(manifest)} and grub.cfg "
+            f"on {esp}",
         ),
+        _slot_options(esp, "A", kernel_args, keyboard),
         DiskAction(
             "bootenv",
             esp,
-            "boot environment: active slot A",
+            "Making slot A the boot default",
+            "boot environment: engine_active=A",
             {"active": "A", "trial": "", "tries": 0},
         ),
+        _config(storage, manifest, kernel_args, keyboard, "Writing"),
         DiskAction(
-            "config",
-            storage,
-            f"write engine/config.json on {storage}: keyboard {keyboard}",
-            {"keyboard": keyboard, "kernel_args": list(kernel_args)},
+            "marker",
+            esp,
+            "Marking the install complete",
+            f"install marker complete=true on {esp}",
+            {"mode": "complete"},
         ),
-        DiskAction("marker", esp, f"mark the install complete on {esp}", {"mode": "complete"}),
+        _save_report(storage, "installation"),
     ]
 
 
-def _uefi_files(manifest: Manifest) -> str:
-    if manifest.boot_chain:
-        return "EFI/debian and EFI/BOOT: shim and signed GRUB, for Secure Boot; boot entry Engine"
-    return "EFI/BOOT/BOOTX64.EFI"
-
-
-def _chain_words(versions: dict[str, str]) -> str:
-    return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
-
-
-def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -> DiskAction:
-    esp = partition_path(disk, ESP_NUMBER)
-    was = f" (was {_chain_words(installed)})" if installed else " (was GRUB without Secure Boot)"
-    return DiskAction(
-        "bootchain",
-        esp,
-        f"update the signed boot chain on {esp} to {_chain_words(manifest.boot_chain)}{was}: "
-        "new files beside the old, then renamed; boot entry Engine",
-        {"versions": dict(manifest.boot_chain)},
-    )
-
-
 def upgrade_actions(
-    disk: str, manifest: Manifest, active_slot: str, chain_from: dict[str, str] | None = None
+    disk: str,
+    manifest: Manifest,
+    active_slot: str,
+    keyboard: str,
+    kernel_args: list[str],
+    downgrade: bool = False,
+    chain_from: dict[str, str] | None = None,
 ) -> list[DiskAction]:
-    """New version into the inactive slot, verified, then the atomic boot-environment switch.
+    """New version into the inactive slot, verified, then the one-sector boot switch.
 
     chain_from: the ESP's boot chain versions when the payload's chain is newer and replaces
     it (before the switch, so the old slot keeps booting whatever happens); None leaves the
-    ESP's loader alone."""
+    ESP's boot loader alone."""
     new = slot_other(active_slot)
     target = partition_path(disk, SLOT_PARTITION_NUMBERS[new])
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
+    size = manifest.root_image.size
+    what = "downgrade" if downgrade else "upgrade"
     chain = [] if chain_from is None else [bootchain_action(disk, manifest, chain_from)]
     return [
         DiskAction(
             "write-slot",
             target,
-            f"write {manifest.label()} slot image into inactive slot {new} {target} "
-            f"(slot {active_slot} keeps booting until the switch)",
+            f"Writing {manifest.label()} into slot {new}",
+            f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) to "
+            f"{target}; slot {active_slot} keeps booting until the switch",
             {"slot": new},
             wipe=True,
+            weight=size,
         ),
         DiskAction(
             "verify-slot",
             target,
-            f"read back slot {new} {target} against the manifest SHA-256",
+            f"Verifying slot {new}",
+            f"read back {target} against the manifest SHA-256",
             {"slot": new},
+            weight=size,
         ),
+        _slot_options(esp, new, kernel_args, keyboard),
         DiskAction(
             "marker",
             esp,
-            f"record slot {new} = {manifest.version} in the marker's slot table",
+            f"Recording Engine {manifest.version} in slot {new}",
+            f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
             {"mode": "slot-table", "slot": new},
         ),
         *chain,
         DiskAction(
             "bootenv",
             esp,
-            f"switch: try slot {new} (3 boots), fall back to slot {active_slot}",
+            f"Switching to slot {new} for a trial boot (slot {active_slot} stays the fallback)",
+            f"boot environment: engine_active={active_slot} engine_trial={new} engine_tries=3",
             {"active": active_slot, "trial": new, "tries": 3},
         ),
         DiskAction(
             "marker",
             esp,
-            f"record {manifest.version} in slot {new} as the default",
+            f"Recording Engine {manifest.version} as the installed version",
+            f"install marker: version {manifest.version} build {manifest.build} slot {new}",
             {"mode": "switch", "slot": new},
         ),
-        DiskAction(
-            "config", storage, f"keep storage {storage} (VMs, data, config)", {}, preserve=True
-        ),
+        _config(storage, manifest, kernel_args, keyboard, "Updating"),
+        _save_report(storage, what),
     ]
+
+
+def repair_actions(
+    disk: str,
+    repairs: list[str],
+    bios_boot: bool,
+    active_slot: str,
+    marker: dict[str, Any] | None,
+) -> list[DiskAction]:
+    """Restore what detection found damaged; nothing is wiped and storage is not touched."""
+    esp = partition_path(disk, ESP_NUMBER)
+    storage = partition_path(disk, STORAGE_NUMBER)
+    actions = []
+    if "gpt" in repairs:
+        actions.append(
+            DiskAction(
+                "repair-table",
+                disk,
+                f"Repairing the partition table of {disk} from its good copy",
+                f"sgdisk --move-second-header {disk} (rebuilds the damaged copy and the "
+                "protective MBR from the good copy)",
+            )
+        )
+    if bios_boot:
+        actions.append(
+            DiskAction(
+                "bios-boot",
+                disk,
+                "Restoring the BIOS boot code",
+                f"grub-bios-setup on {disk} (boot code in the MBR, core in engine-bios)",
+            )
+        )
+    if "marker" in repairs:
+        actions.append(
+            DiskAction(
+                "marker",
+                esp,
+                "Rewriting the install marker from what the slots hold",
+                f"install marker on {esp}",
+                {"mode": "rebuild", "marker": dict(marker or {})},
+            )
+        )
+    if "bootenv" in repairs:
+        actions.append(
+            DiskAction(
+                "bootenv",
+                esp,
+                f"Rewriting the boot environment (slot {active_slot} boots)",
+                f"boot environment: engine_active={active_slot}",
+                {"active": active_slot, "trial": "", "tries": 0, "create": True},
+            )
+        )
+    actions.append(_save_report(storage, "repair"))
+    return actions
 
 
 def _check_specs(specs: list[PartitionSpec], disk_size: int) -> None:
@@ -226,31 +363,45 @@ def validate_actions(
         if actions[0].kind != "partition":
             raise UserError("internal error: an install must start with partitioning")
         _check_specs(actions[0].params["specs"], disk_size)
-        last = actions[-1]
-        if last.kind != "marker" or last.params.get("mode") != "complete":
+        markers = [a for a in actions if a.kind == "marker"]
+        if markers[-1].params.get("mode") != "complete" or actions[-2] is not markers[-1]:
             raise UserError("internal error: the install marker must be written last")
         labels = [s.label for s in actions[0].params["specs"]]
         if LABEL_ESP not in labels or LABEL_STORAGE not in labels:
             raise UserError("internal error: layout lacks ESP or storage; report a bug")
         return
-    # Upgrade: nothing wiped except the inactive slot, storage preserved, switch after verify.
-    storage = partition_path(disk, STORAGE_NUMBER)
+    if any(a.wipe or a.kind in ("partition", "format") for a in actions if a.kind != "write-slot"):
+        raise UserError(f"internal error: a {kind} never repartitions or formats; report a bug")
+    if kind == "repair":
+        return
+    # Upgrade and downgrade: only the inactive slot is written, switch after verify.
     active = partition_path(disk, SLOT_PARTITION_NUMBERS[active_slot])
     verified = False
     for action in actions:
-        if action.target in (storage, active) and not action.preserve:
-            raise UserError(f"internal error: upgrade would write {action.target}; report a bug")
-        if action.kind in ("partition", "format"):
-            raise UserError("internal error: an upgrade never repartitions or formats")
+        if action.target == active:
+            raise UserError(f"internal error: {kind} would write {action.target}; report a bug")
         if action.kind == "verify-slot":
             verified = True
         if action.kind == "bootenv" and not verified:
             raise UserError("internal error: boot switch before the slot is verified")
 
 
+def step_lines(actions: list[DiskAction]) -> list[str]:
+    """ "Step i of N: title" for every action: the words the summary, the dry run, the
+    progress screen and the log all use."""
+    return [step_line(i, len(actions), a) for i, a in enumerate(actions, 1)]
+
+
+def step_line(index: int, total: int, action: DiskAction) -> str:
+    return f"Step {index} of {total}: {action.title}"
+
+
 def format_actions(actions: list[DiskAction]) -> str:
+    """The dry run's listing: each step line, its technical detail and what it destroys."""
     lines = []
-    for number, action in enumerate(actions, 1):
-        tag = " [wipe]" if action.wipe else " [keep]" if action.preserve else ""
-        lines.append(f"{number:2}. {action.kind:<11} {action.description}{tag}")
+    for index, action in enumerate(actions, 1):
+        tag = " [erases]" if action.wipe else " [keeps]" if action.preserve else ""
+        lines.append(step_line(index, len(actions), action) + tag)
+        if action.detail:
+            lines.append(f"    {action.detail}")
     return "\n".join(lines)

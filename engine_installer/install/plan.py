@@ -1,4 +1,4 @@
-"""The one plan: every screen and every answer file fills it; the backend reads only it."""
+"""The one plan: every screen and every answer file fills it; prepare() reads only it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine_installer.base.errors import UserError
-
 
 class Action(enum.Enum):
-    AUTO = "auto"  # upgrade when an upgradeable Engine is found on the target, else install
-    INSTALL = "install"
-    UPGRADE = "upgrade"
-    REINSTALL = "reinstall"
+    AUTO = "auto"  # install on a blank disk, upgrade an Engine; refuse anything else
+    INSTALL = "install"  # erase a disk that holds no Engine and install
+    UPGRADE = "upgrade"  # keep VMs and data; the new Engine goes into the inactive slot
+    REINSTALL = "reinstall"  # erase the disk, Engine included, and install afresh
+    REPAIR = "repair"  # restore a damaged partition table or boot files; keeps everything
 
 
 @dataclass
@@ -26,24 +25,27 @@ class Plan:
     source: Path | None = None
     # Installing an older Engine over a newer one must be asked for explicitly.
     allow_downgrade: bool = False
-    # Extra kernel arguments for the installed Engine (hardware-profile quirks).
+    # Extra kernel arguments for the installed Engine (checked by ondisk.cmdline); the
+    # hardware profile's quirks are added by prepare().
     kernel_args: list[str] = field(default_factory=list)
-    # Unattended runs are allowed to proceed without an interactive confirmation.
+    # Install although the hardware check failed (lab machines); recorded in the log.
+    lab_override: bool = False
+    # The technician confirmed the summary (an answer file is its own confirmation).
     confirmed: bool = False
-
-    def check_complete(self) -> None:
-        """Refuse to run a plan that a screen or the answer file left unfinished."""
-        if not self.eula_accepted:
-            raise UserError(
-                'the licence agreement was not accepted: set eula = "accepted" in [install]'
-            )
-        if not self.target:
-            raise UserError('no target disk chosen: set target = "/dev/..." in [install]')
 
     def describe(self) -> str:
         source = str(self.source) if self.source else "boot medium"
+        flags = [
+            name
+            for name, on in (
+                ("allow_downgrade", self.allow_downgrade),
+                ("lab_override", self.lab_override),
+            )
+            if on
+        ]
         return (
             f"action={self.action.value} target={self.target} keyboard={self.keyboard} "
             f"eula={'accepted' if self.eula_accepted else 'not accepted'} source={source}"
-            + (" allow_downgrade=yes" if self.allow_downgrade else "")
+            + (f" kernel_args={' '.join(self.kernel_args)}" if self.kernel_args else "")
+            + "".join(f" {flag}=yes" for flag in flags)
         )

@@ -1,7 +1,11 @@
-"""Everything checked before the first byte is written: the payload, the target, the action.
+"""prepare(plan, machine, media): the one place that decides what the installer will do.
 
-Every refusal is one UserError line naming the problem and the fix. prepare() returns the
-validated action list, which --dry-run prints and run_plan executes.
+Pure: it probes nothing and writes nothing. Given the plan (filled by the screens or an answer
+file), a machine snapshot (probed live, or recorded for a dry run) and the media's manifest, it
+decides the action (install, upgrade, reinstall, downgrade, repair), collects every refusal as
+data (faces word them: install/refusals.py), builds the ordered action list and the upgrade
+report. The text UI, answer files, the dry run, the real run and the update kit all call it, so
+what any of them shows is what the disk gets.
 """
 
 from __future__ import annotations
@@ -9,191 +13,304 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from engine_installer.base.errors import RefusedError, UserError
-from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.hw.check import FAIL, HwReport, check_machine
 from engine_installer.install.actions import (
-    ESP_NUMBER,
     DiskAction,
     install_actions,
+    repair_actions,
     upgrade_actions,
     validate_actions,
 )
 from engine_installer.install.plan import Action, Plan
-from engine_installer.machine.detect import Inspection, inspect_disk
-from engine_installer.machine.probe import probe_disk
+from engine_installer.install.refusals import Refusal
+from engine_installer.install.report import UpgradeReport, needs_pv_upgrade, will_not_run
+from engine_installer.install.results import InstallResult
 from engine_installer.machine.snapshot import (
+    ENGINE_STATES,
+    REPAIR_BIOS_BOOT,
     STATE_DAMAGED,
+    STATE_FOREIGN,
+    STATE_INCOMPLETE,
     STATE_NEWER,
-    STATE_SAME_VERSION,
-    STATE_UPGRADEABLE,
+    STATE_REPAIRABLE,
+    DetectedInstall,
     DiskInfo,
-    VMInfo,
+    MachineSnapshot,
 )
-from engine_installer.ondisk import esp
-from engine_installer.ondisk.bootchain import RECORD_PATH, chain_is_newer, parse_record
-from engine_installer.ondisk.layout import (
-    SLOT_LABELS,
-    minimum_disk_size,
-    partition_path,
-    slot_other,
-)
-from engine_installer.ondisk.payload import Manifest, verify_payload
-from engine_installer.ondisk.vms import blocked_by_downgrade, describe_vms
+from engine_installer.ondisk.bootchain import chain_is_newer
+from engine_installer.ondisk.cmdline import MAX_TOTAL_LENGTH, merged_kernel_args
+from engine_installer.ondisk.layout import SLOT_LABELS, minimum_disk_size, slot_other
+from engine_installer.ondisk.payload import Manifest
 
 log = logging.getLogger("engine_installer")
-ENGINE_STATES = (STATE_UPGRADEABLE, STATE_SAME_VERSION, STATE_NEWER)
+
+# What each action is called on every screen, in the log and in results.
+KIND_WORDS = {
+    "install": "install",
+    "reinstall": "reinstall",
+    "upgrade": "upgrade",
+    "downgrade": "downgrade",
+    "repair": "repair",
+}
 
 
 @dataclass
 class Prepared:
     plan: Plan
     manifest: Manifest
-    disk: DiskInfo
-    kind: str  # "install" | "upgrade" | "reinstall"
-    inspection: Inspection
-    actions: list[DiskAction]
+    disk: DiskInfo | None
+    install: DetectedInstall | None  # what detection found on the target (None: blank)
+    kind: str  # install | reinstall | upgrade | downgrade | repair ("" when refused early)
+    refusals: list[Refusal] = field(default_factory=list)
+    actions: list[DiskAction] = field(default_factory=list)
+    report: UpgradeReport | None = None
+    hardware: HwReport | None = None
+    kernel_args: list[str] = field(default_factory=list)  # the plan's plus the profile's
     active_slot: str = ""  # upgrade: the slot that boots today (kept as the fallback)
-    new_slot: str = "A"  # the slot the new version goes into
-    previous_version: str = ""
-    blocked_vms: list[VMInfo] = field(default_factory=list)
+    new_slot: str = ""  # the slot the new version goes into
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    @property
+    def previous_version(self) -> str:
+        found = self.install
+        return found.version if found and found.is_engine else ""
+
+    def result(self, steps: list[str]) -> InstallResult:
+        """What a finished run (real or simulated) of these actions hands back."""
+        assert self.disk is not None
+        repair = self.kind == "repair" and self.install is not None
+        return InstallResult(
+            action=self.kind,
+            disk=self.disk.path,
+            version=self.install.version if repair else self.manifest.version,
+            build=self.install.build if repair else self.manifest.build,
+            slot=self.new_slot or self.active_slot,
+            previous_version=self.previous_version,
+            report=self.report,
+            steps=steps,
+        )
 
 
-def check_target(disk: DiskInfo, manifest: Manifest) -> None:
-    if disk.read_only:
-        raise UserError(f"{disk.path} is read-only: choose a writable disk or remove write-protect")
+def find_disk(machine: MachineSnapshot, target: str) -> DiskInfo | None:
+    """The disk a plan names: its path or one of its /dev/disk/by-id links."""
+    for disk in machine.disks:
+        if target == disk.path or target in disk.by_id:
+            return disk
+    return None
+
+
+def find_install(machine: MachineSnapshot, disk: str) -> DetectedInstall | None:
+    return next((i for i in machine.installs if i.disk == disk), None)
+
+
+def target_refusals(disk: DiskInfo, manifest: Manifest) -> list[Refusal]:
+    """Why a disk cannot take Engine at all, whatever the action (the target list uses it)."""
+    refusals = []
     if disk.is_boot_medium:
-        raise RefusedError(
-            f"{disk.path} is the boot medium this installer runs from: choose another disk"
-        )
-    if disk.in_use:
-        raise RefusedError(
-            f"{disk.path} is in use ({disk.in_use}): unmount or release it, or choose another disk"
-        )
+        refusals.append(Refusal("boot-medium", disk.path))
+    elif disk.in_use:
+        refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
+    if disk.read_only:
+        refusals.append(Refusal("read-only", disk.path))
     need = minimum_disk_size(manifest.slot_size)
     if disk.size < need:
-        raise UserError(
-            f"{disk.path} is too small ({disk.size / 1e9:.2f} GB; Engine {manifest.version} "
-            f"needs at least {need / 1e9:.2f} GB): choose a bigger disk"
-        )
-
-
-def _downgrade_check(plan: Plan, inspection: Inspection, manifest: Manifest) -> list[VMInfo]:
-    found = inspection.install
-    assert found is not None
-    blocked = blocked_by_downgrade(found.vms, manifest.version)
-    if found.state == STATE_NEWER and not plan.allow_downgrade:
-        names = describe_vms(blocked) if blocked else "none of the VMs on it"
-        raise RefusedError(
-            f"{plan.target} holds Engine {found.version}, newer than this medium's "
-            f"{manifest.version}; a downgrade stops VMs published for the newer Engine: {names}; "
-            "set allow_downgrade = true in [install] to do it anyway"
-        )
-    return blocked
-
-
-def decide(plan: Plan, inspection: Inspection, manifest: Manifest) -> str:
-    """auto/install/upgrade/reinstall + what is on the disk → the action to run (or refuse)."""
-    found = inspection.install
-    state = found.state if found else ""
-    where = f"{plan.target}"
-    if plan.action is Action.REINSTALL:
-        return "reinstall"
-    if plan.action is Action.INSTALL:
-        if state in ENGINE_STATES:
-            assert found is not None
-            raise RefusedError(
-                f"{where} already holds Engine {found.version} with {len(found.vms)} VM(s): "
-                'use action = "upgrade" to keep them or "reinstall" to wipe them'
+        refusals.append(
+            Refusal(
+                "too-small",
+                disk.path,
+                {
+                    "size": f"{disk.size / 1e9:.2f} GB",
+                    "need": f"{need / 1e9:.2f} GB",
+                    "version": manifest.version,
+                },
             )
-        return "install"
+        )
+    return refusals
+
+
+def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> tuple[str, list]:
+    """The action for the plan and what is on the disk, or the refusals (pure rules)."""
+    disk = plan.target or ""
+    state = install.state if install else ""
+    engine = install is not None and install.is_engine
+    if plan.action is Action.REINSTALL:
+        return "reinstall", []
+    if plan.action is Action.REPAIR:
+        if state == STATE_REPAIRABLE:
+            return "repair", []
+        if not engine:
+            return "", [Refusal("no-engine", disk, {"reason": _what(install)})]
+        if state in (STATE_DAMAGED, STATE_INCOMPLETE):
+            return "", [Refusal("not-repairable", disk, {"reason": install.reason})]
+        return "", [Refusal("nothing-to-repair", disk, {"reason": _what(install)})]
+    if plan.action is Action.INSTALL:
+        if engine:
+            return "", [
+                Refusal(
+                    "holds-engine",
+                    disk,
+                    {"version": install.version or "?", "vms": str(len(install.vms))},
+                )
+            ]
+        return "install", []
+    # AUTO and UPGRADE keep what is on the disk.
+    if state == STATE_REPAIRABLE:
+        return "", [Refusal("needs-repair", disk, {"reason": install.reason})]
+    if state in (STATE_DAMAGED, STATE_INCOMPLETE):
+        return "", [Refusal("damaged", disk, {"reason": install.reason})]
     if state in ENGINE_STATES:
-        return "upgrade"
+        if state == STATE_NEWER:
+            if not plan.allow_downgrade:
+                blocked = will_not_run(install.vms, manifest.version)
+                names = (
+                    ", ".join(f"{vm.name} ({vm.kind}, for {vm.published_for})" for vm in blocked)
+                    or "none of its VMs"
+                )
+                return "", [
+                    Refusal(
+                        "downgrade",
+                        disk,
+                        {"version": install.version, "media": manifest.version, "vms": names},
+                    )
+                ]
+            return "downgrade", []
+        return "upgrade", []
     if plan.action is Action.UPGRADE:
-        what = f"{state}: {found.reason}" if found and found.reason else state or "empty disk"
-        raise UserError(
-            f"{where} holds no upgradeable Engine install ({what}): "
-            'use action = "install" or "reinstall"'
-        )
-    if state == STATE_DAMAGED:
-        assert found is not None
-        raise RefusedError(
-            f"{where} holds a damaged Engine install ({found.reason}): "
-            'use action = "reinstall" to wipe it and install afresh'
-        )
-    return "install"
+        return "", [Refusal("no-engine", disk, {"reason": _what(install)})]
+    if state == STATE_FOREIGN:
+        return "", [Refusal("not-blank", disk, {"reason": install.reason})]
+    return "install", []
 
 
-def prepare(
-    plan: Plan,
-    manifest: Manifest,
-    progress: ProgressCallback = ignore_progress,
-    verify: bool = True,
-) -> Prepared:
-    """Validate everything and build the action list; writes nothing."""
-    plan.check_complete()
-    if verify:
-        progress(ProgressEvent("verify-payload", 0, 1, f"checking {manifest.label()} payload"))
-        verify_payload(manifest)
-        progress(ProgressEvent("verify-payload", 1, 1))
-    disk = probe_disk(str(plan.target), source=manifest.directory)
-    check_target(disk, manifest)
-    inspection = inspect_disk(disk, manifest)
-    kind = decide(plan, inspection, manifest)
-    log.info("target %s: %s; action %s", disk.describe(), _found(inspection), kind)
+def _what(install: DetectedInstall | None) -> str:
+    if install is None:
+        return "the disk is blank"
+    return f"{install.state}: {install.reason}" if install.reason else install.state
+
+
+def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepared:
+    """Decide everything for plan on machine with manifest's Engine; writes nothing."""
+    prepared = Prepared(plan, manifest, None, None, "")
+    if not plan.eula_accepted:
+        prepared.refusals.append(Refusal("eula"))
+    if not plan.target:
+        prepared.refusals.append(Refusal("no-target"))
+        return prepared
+    disk = find_disk(machine, plan.target)
+    if disk is None:
+        prepared.refusals.append(Refusal("unknown-disk", plan.target))
+        return prepared
+    prepared.disk = disk
+    install = find_install(machine, disk.path)
+    prepared.install = install
+    prepared.refusals += target_refusals(disk, manifest)
+    hardware = check_machine(machine, media=manifest)
+    prepared.hardware = hardware
+    if hardware.verdict == FAIL and not plan.lab_override:
+        reason = "; ".join(item.message for item in hardware.blocking)
+        prepared.refusals.append(Refusal("hardware", disk.path, {"reason": reason}))
+    kind, refusals = decide(_with_disk(plan, disk.path), install, manifest)
+    prepared.kind = kind
+    prepared.refusals += refusals
+    args = merged_kernel_args(hardware.kernel_args, plan.kernel_args)
+    if len(" ".join(args)) > MAX_TOTAL_LENGTH:
+        args = list(plan.kernel_args)  # the plan's own were checked; drop the profile's
+    prepared.kernel_args = args
+    if not kind:
+        return prepared
+    prepared.report = _report(kind, disk, install, manifest)
     if kind in ("install", "reinstall"):
-        actions = install_actions(
+        prepared.new_slot = "A"
+        prepared.actions = install_actions(
             disk.path,
             disk.size,
             manifest,
             plan.keyboard,
-            plan.kernel_args,
+            args,
             disk_serial=disk.serial,
             reinstall=kind == "reinstall",
         )
-        validate_actions(actions, kind, disk.path, disk.size)
-        return Prepared(plan, manifest, disk, kind, inspection, actions)
-    found = inspection.install
-    assert found is not None and inspection.bootenv is not None
-    blocked = _downgrade_check(plan, inspection, manifest)
-    active = inspection.bootenv.active
-    new = slot_other(active)
-    slot_size = inspection.partitions[SLOT_LABELS[new]][2]
-    if manifest.root_image.size > slot_size:
-        raise UserError(
-            f"the {manifest.label()} slot image does not fit slot {new} ({slot_size} bytes) "
-            'on this disk: use action = "reinstall" to re-partition (wipes the VMs)'
+    elif kind == "repair":
+        assert install is not None
+        prepared.active_slot = install.active_slot or "A"
+        prepared.actions = repair_actions(
+            disk.path,
+            install.repairs,
+            bios_boot=REPAIR_BIOS_BOOT in install.repairs,
+            active_slot=prepared.active_slot,
+            marker=_rebuilt_marker(install),
         )
-    actions = upgrade_actions(disk.path, manifest, active, _chain_to_replace(disk, manifest))
-    validate_actions(actions, "upgrade", disk.path, disk.size, active_slot=active)
-    return Prepared(
-        plan,
-        manifest,
-        disk,
-        "upgrade",
-        inspection,
-        actions,
-        active_slot=active,
-        new_slot=new,
-        previous_version=found.version,
-        blocked_vms=blocked,
+    else:
+        assert install is not None
+        active = install.active_slot or "A"
+        new = slot_other(active)
+        prepared.active_slot, prepared.new_slot = active, new
+        span = install.partitions.get(SLOT_LABELS[new])
+        if span and manifest.root_image.size > span[2]:
+            prepared.refusals.append(
+                Refusal("slot-too-small", disk.path, {"media": manifest.version, "slot": new})
+            )
+            return prepared
+        prepared.actions = upgrade_actions(
+            disk.path,
+            manifest,
+            active,
+            plan.keyboard,
+            args,
+            downgrade=kind == "downgrade",
+            chain_from=_chain_to_replace(install, manifest),
+        )
+    validate_actions(prepared.actions, kind, disk.path, disk.size, active_slot=prepared.active_slot)
+    return prepared
+
+
+def _chain_to_replace(install: DetectedInstall, manifest: Manifest) -> dict[str, str] | None:
+    """The ESP's boot chain versions when the payload's chain should replace it, else None:
+    an upgrade never rewrites the ESP's boot loader unless the payload's chain is newer."""
+    if not manifest.boot_chain or not chain_is_newer(manifest.boot_chain, install.boot_chain):
+        return None
+    return dict(install.boot_chain)
+
+
+def _with_disk(plan: Plan, path: str) -> Plan:
+    """The plan with its target resolved to the disk's path (a by-id link names the same)."""
+    from dataclasses import replace
+
+    return replace(plan, target=path)
+
+
+def _report(
+    kind: str, disk: DiskInfo, install: DetectedInstall | None, manifest: Manifest
+) -> UpgradeReport:
+    keeps = kind in ("upgrade", "downgrade", "repair")
+    vms = install.vms if install and keeps else []
+    return UpgradeReport(
+        action=kind,
+        disk=disk.path,
+        from_version=install.version if install and install.is_engine else "",
+        to_version=manifest.version if kind != "repair" else (install.version if install else ""),
+        to_build=manifest.build,
+        media_pv_driver=manifest.pv_driver,
+        vms_needing_pv_upgrade=needs_pv_upgrade(vms, manifest.pv_driver, manifest.version)
+        if kind in ("upgrade", "downgrade")
+        else [],
+        vms_that_will_not_run=will_not_run(vms, manifest.version) if kind == "downgrade" else [],
     )
 
 
-def _chain_to_replace(disk: DiskInfo, manifest: Manifest) -> dict[str, str] | None:
-    """The ESP's boot chain versions when the payload's chain should replace it, else None."""
-    if not manifest.boot_chain:
-        return None
-    esp_device = partition_path(disk.path, ESP_NUMBER)
-    installed = parse_record(esp.read_file(esp_device, RECORD_PATH))
-    if not chain_is_newer(manifest.boot_chain, installed):
-        log.info("boot chain on %s is current (%s): left as it is", esp_device, installed)
-        return None
-    return installed
-
-
-def _found(inspection: Inspection) -> str:
-    found = inspection.install
-    if found is None:
-        return "empty disk"
-    text = f"{found.state} {found.version}".strip()
-    return f"{text} ({found.reason})" if found.reason else text
+def _rebuilt_marker(install: DetectedInstall) -> dict:
+    """The marker a repair writes when no copy survived: from what the slots hold."""
+    slot = install.active_slot or "A"
+    return {
+        "product": "Engine",
+        "version": install.version,
+        "build": install.build,
+        "installed_at": install.installed_at,
+        "slot": slot,
+        "disk_serial": "",
+        "complete": True,
+        "slots": {s: {"version": i.version, "build": i.build} for s, i in install.slots.items()},
+    }

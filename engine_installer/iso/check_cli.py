@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError
 from engine_installer.base.progress import ProgressEvent
-from engine_installer.iso.medium_check import check_iso, has_hybrid_mbr, manifest_from_iso
+from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, manifest_from_iso
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

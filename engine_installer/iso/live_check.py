@@ -49,7 +49,7 @@ class Consoles:
 
 
 def run_check(medium: Path, consoles: Consoles) -> int:
-    from engine_installer.iso.medium_check import check_medium_dir
+    from engine_installer.ondisk.medium import check_medium_dir
 
     last = -1
 

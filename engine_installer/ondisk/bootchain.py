@@ -35,13 +35,20 @@ CHAIN_FILES = (
 )
 
 
+def vendor_paths() -> list[tuple[str, str]]:
+    """(artifact, ESP path) of the chain's own directory, in replacement order."""
+    return [(artifact, f"{VENDOR_DIR}/{name}") for artifact, name, _ in CHAIN_FILES]
+
+
+def removable_paths() -> list[tuple[str, str]]:
+    """(artifact, ESP path) of the removable-media path, in replacement order."""
+    return [(artifact, f"{REMOVABLE_DIR}/{name}") for artifact, _, name in CHAIN_FILES]
+
+
 def chain_paths() -> list[tuple[str, str]]:
-    """(artifact, ESP path) in replacement order, the vendor directory's copy first."""
-    paths = []
-    for artifact, vendor_name, removable_name in CHAIN_FILES:
-        paths.append((artifact, f"{VENDOR_DIR}/{vendor_name}"))
-        paths.append((artifact, f"{REMOVABLE_DIR}/{removable_name}"))
-    return paths
+    """Every chain file: EFI/debian's complete set first, then EFI/BOOT's. Replaced in this
+    order, one directory always holds a whole chain, old or new, while the other changes."""
+    return vendor_paths() + removable_paths()
 
 
 def stub_config() -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import struct
 import subprocess
 
 from engine_installer.base.errors import UserError
@@ -55,3 +57,43 @@ def read_file(device: str, path: str, offset: int = 0) -> bytes | None:
         ["mcopy", "-n", "-i", image_spec(device, offset), f"::{path}", "-"], check=False
     )
     return proc.stdout if proc.returncode == 0 else None
+
+
+def _boot_sector_layout(device: str, offset: int) -> tuple[int, int, int]:
+    """(bytes per sector, bytes per cluster, byte offset of cluster 2) of a FAT filesystem,
+    from its BIOS parameter block (Microsoft's FAT specification, "BPB")."""
+    fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        bpb = os.pread(fd, 512, offset)
+    finally:
+        os.close(fd)
+    if len(bpb) < 512 or bpb[510:512] != b"\x55\xaa":
+        raise UserError(f"{device} holds no FAT filesystem at byte {offset}: check the disk")
+    sector, per_cluster, reserved, fats, root_entries = struct.unpack_from("<HBHBH", bpb, 11)
+    fat_size = struct.unpack_from("<H", bpb, 22)[0] or struct.unpack_from("<I", bpb, 36)[0]
+    if sector not in (512, 1024, 2048, 4096) or not per_cluster or not fats:
+        raise UserError(f"{device} holds a damaged FAT boot sector: check the disk")
+    root_sectors = (root_entries * 32 + sector - 1) // sector
+    data_start = (reserved + fats * fat_size + root_sectors) * sector
+    return sector, per_cluster * sector, data_start
+
+
+def file_extents(device: str, path: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Where ::path's clusters lie on device: (byte offset, length) per run of clusters.
+
+    mshowfat names the clusters; the BPB says where cluster 2 starts. With these an existing
+    file's bytes can be rewritten in place, changing no FAT or directory sector at all.
+    """
+    proc = run_mtools(["mshowfat", "-i", image_spec(device, offset), f"::{path}"], check=False)
+    if proc.returncode != 0:
+        raise UserError(f"{path} is missing on the EFI system partition of {device}")
+    text = proc.stdout.decode(errors="replace")
+    runs = re.findall(r"(\d+)(?:-(\d+))?", text[text.rfind("<") :])
+    if not runs:
+        raise UserError(f"mshowfat gave no clusters for {path} on {device}: check the disk")
+    _sector, cluster, data_start = _boot_sector_layout(device, offset)
+    extents = []
+    for first, last in runs:
+        count = int(last or first) - int(first) + 1
+        extents.append((offset + data_start + (int(first) - 2) * cluster, count * cluster))
+    return extents

@@ -1,7 +1,7 @@
 """Engine payload: the engine/ directory on the boot medium and its manifest.
 
 Layout (all under one directory called engine/):
-    manifest.json   {"product", "version", "build", "slot_size", "created",
+    manifest.json   {"product", "version", "build", "slot_size", "created", "pv_driver",
                      "artifacts": {"root": {"path", "sha256", "size"}, "kernel": {...},
                                    "initrd": {...}, ["shim", "grub", "mm": {...}]},
                      ["boot_chain": {"shim": <version>, "grub": <version>}],
@@ -17,30 +17,44 @@ Layout (all under one directory called engine/):
                     without them (Engine before Secure Boot support) gets a GRUB built by the
                     installer, which boots with Secure Boot off only. "secure_boot": true says
                     Engine runs with Secure Boot on (signed chain and kernel); missing = false.
+
+Every field is checked by type before anything uses it: a bad manifest is one error line naming
+the field, never a traceback and never a half-written disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.versions import parse_version
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = ("root", "kernel", "initrd")
 CHAIN_ARTIFACTS = ("shim", "grub", "mm")  # with "boot_chain": the signed UEFI chain
 CHAIN_COMPONENTS = ("shim", "grub")  # the versions "boot_chain" records (mm ships with shim)
 HASH_CHUNK = 4 * 1024 * 1024
+MiB = 1024 * 1024
+MIN_SLOT_SIZE = MiB
+MAX_MANIFEST_BYTES = 1024 * 1024
+_BUILD = re.compile(r"[A-Za-z0-9._+-]{1,32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Artifact:
     name: str
-    path: Path  # absolute, inside the payload directory
+    path: Path  # the file holding the bytes: inside the payload directory, or an ISO file
     sha256: str
     size: int
+    offset: int = 0  # where the bytes start in path (an artifact read in place from an ISO)
+    medium_path: str = ""  # its name on the medium, e.g. engine/root.img
 
 
 @dataclass(frozen=True)
@@ -51,9 +65,12 @@ class Manifest:
     slot_size: int  # bytes reserved for each slot partition
     created: str
     artifacts: dict[str, Artifact]
-    directory: Path
+    directory: Path  # the payload directory, or the ISO file it was read from
+    pv_driver: str = ""  # PV-driver version this Engine brings for its VMs
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # fields we do not use
     boot_chain: dict[str, str] = field(default_factory=dict)  # component → package version
-    secure_boot: bool = False  # Engine runs with Secure Boot on
+    # Engine runs with Secure Boot on; None when not known (a recorded medium in a dry run).
+    secure_boot: bool | None = None
 
     @property
     def root_image(self) -> Artifact:
@@ -81,79 +98,187 @@ def find_payload_dir(source: Path) -> Path:
 
 
 def load_manifest(payload_dir: Path) -> Manifest:
+    """The manifest of a payload directory, every field checked."""
     path = payload_dir / MANIFEST_NAME
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"{path} is missing: the payload is incomplete, rebuild it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is not valid JSON ({err}): rebuild the payload") from None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read ({err.strerror}): check the medium") from None
+
+    def locate(relpath: str) -> tuple[Path, int]:
+        return payload_dir / relpath, 0
+
+    return parse_manifest(data, str(path), payload_dir, locate)
+
+
+def parse_manifest(
+    data: bytes,
+    where: str,
+    directory: Path,
+    locate: Callable[[str], tuple[Path, int]],
+    prefix: str = "engine",
+) -> Manifest:
+    """Check and decode manifest bytes; locate(relative path) says where an artifact's bytes
+    are (file, offset). UserError names the field and the fix."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise UserError(f"{where} is implausibly large: the medium is damaged, rewrite it")
     try:
-        artifacts = {
-            name: Artifact(
-                name=name,
-                path=payload_dir / entry["path"],
-                sha256=str(entry["sha256"]).lower(),
-                size=int(entry["size"]),
-            )
-            for name, entry in data["artifacts"].items()
-        }
-        manifest = Manifest(
-            product=str(data["product"]),
-            version=str(data["version"]),
-            build=str(data["build"]),
-            slot_size=int(data["slot_size"]),
-            created=str(data.get("created", "")),
-            artifacts=artifacts,
-            directory=payload_dir,
-            boot_chain={str(k): str(v) for k, v in data.get("boot_chain", {}).items()},
-            secure_boot=data.get("secure_boot", False),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UserError(f"{path} lacks or garbles field {err}: rebuild the payload") from None
-    if not isinstance(manifest.secure_boot, bool):
-        raise UserError(f"{path}: secure_boot must be true or false; rebuild the payload")
-    needed = ARTIFACT_NAMES + (CHAIN_ARTIFACTS if manifest.boot_chain else ())
-    missing = [name for name in needed if name not in artifacts]
-    if missing:
-        raise UserError(f"{path} names no {missing[0]} artifact: rebuild the payload")
-    if manifest.boot_chain and sorted(manifest.boot_chain) != sorted(CHAIN_COMPONENTS):
-        raise UserError(
-            f"{path}: boot_chain must give the versions of {' and '.join(CHAIN_COMPONENTS)}; "
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{where} is not valid JSON ({err}): rebuild the payload") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} is not a JSON object: rebuild the payload")
+
+    def bad(key: str, value: Any, allowed: str) -> UserError:
+        return UserError(
+            f"{where}: {key} = {json.dumps(value)[:60]} is invalid ({allowed}): "
             "rebuild the payload"
         )
-    if manifest.secure_boot and not manifest.boot_chain:
-        raise UserError(f"{path}: secure_boot is true but no boot_chain: rebuild the payload")
-    if manifest.root_image.size > manifest.slot_size:
-        raise UserError(f"{path}: root image is larger than slot_size; rebuild the payload")
-    return manifest
+
+    def text(key: str, pattern: re.Pattern[str] | None = None, required: bool = True) -> str:
+        value = raw.get(key, None if required else "")
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise bad(key, value, "a non-empty string")
+        if pattern is not None and value and not pattern.fullmatch(value):
+            raise bad(key, value, f"it must match {pattern.pattern}")
+        return value
+
+    def version_field(key: str, required: bool = True) -> str:
+        value = text(key, required=required)
+        if value:
+            try:
+                parse_version(value)
+            except UserError:
+                raise bad(key, value, "a version made of numbers, e.g. 5.0") from None
+        return value
+
+    product = text("product")
+    version = version_field("version")
+    build = text("build", _BUILD)
+    created = text("created", required=False)
+    pv_driver = version_field("pv_driver", required=False) or version
+    slot_size = raw.get("slot_size")
+    if not _is_int(slot_size) or slot_size < MIN_SLOT_SIZE or slot_size % MiB:
+        raise bad("slot_size", slot_size, f"a whole number of MiB, at least {MIN_SLOT_SIZE}")
+    boot_chain = raw.get("boot_chain", {})
+    if not isinstance(boot_chain, dict) or (
+        boot_chain
+        and (
+            sorted(boot_chain) != sorted(CHAIN_COMPONENTS)
+            or not all(isinstance(v, str) and v for v in boot_chain.values())
+        )
+    ):
+        raise bad("boot_chain", boot_chain, f"the versions of {' and '.join(CHAIN_COMPONENTS)}")
+    secure_boot = raw.get("secure_boot", False)
+    if not isinstance(secure_boot, bool):
+        raise bad("secure_boot", secure_boot, "true or false")
+    if secure_boot and not boot_chain:
+        raise bad("secure_boot", secure_boot, "true only with a boot_chain")
+    entries = raw.get("artifacts")
+    if not isinstance(entries, dict):
+        raise bad("artifacts", entries, "an object naming root, kernel and initrd")
+    artifacts = {}
+    for name in ARTIFACT_NAMES + (CHAIN_ARTIFACTS if boot_chain else ()):
+        entry = entries.get(name)
+        key = f"artifacts.{name}"
+        if not isinstance(entry, dict):
+            raise bad(key, entry, "an object with path, sha256 and size")
+        relpath = entry.get("path")
+        if (
+            not isinstance(relpath, str)
+            or not relpath
+            or PurePosixPath(relpath).is_absolute()
+            or ".." in PurePosixPath(relpath).parts
+            or "\0" in relpath
+        ):
+            raise bad(f"{key}.path", relpath, "a file name inside the payload directory")
+        digest = entry.get("sha256")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest.lower()):
+            raise bad(f"{key}.sha256", digest, "64 hexadecimal digits")
+        size = entry.get("size")
+        if not _is_int(size) or size < 0:
+            raise bad(f"{key}.size", size, "a byte count")
+        file, offset = locate(relpath)
+        artifacts[name] = Artifact(
+            name=name,
+            path=file,
+            sha256=digest.lower(),
+            size=size,
+            offset=offset,
+            medium_path=f"{prefix}/{relpath}" if prefix else relpath,
+        )
+    if artifacts["root"].size > slot_size:
+        raise bad("slot_size", slot_size, "at least the size of the root image")
+    known = {"product", "version", "build", "created", "pv_driver", "slot_size", "artifacts",
+             "boot_chain", "secure_boot"}  # fmt: skip
+    return Manifest(
+        product=product,
+        version=version,
+        build=build,
+        slot_size=slot_size,
+        created=created,
+        artifacts=artifacts,
+        directory=directory,
+        pv_driver=pv_driver,
+        extra={k: v for k, v in raw.items() if k not in known},
+        boot_chain=dict(boot_chain),
+        secure_boot=secure_boot,
+    )
 
 
-def sha256_file(path: Path, chunk: int = HASH_CHUNK) -> str:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def sha256_file(path: Path, chunk: int = HASH_CHUNK, offset: int = 0, size: int = -1) -> str:
+    """SHA-256 of size bytes of path from offset (the whole rest when size < 0)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
+        handle.seek(offset)
+        left = size
+        while left != 0:
+            block = handle.read(chunk if left < 0 else min(chunk, left))
+            if not block:
+                break
             digest.update(block)
+            left -= len(block) if left > 0 else 0
     return digest.hexdigest()
+
+
+def read_artifact(artifact: Artifact) -> bytes:
+    """An artifact's bytes (from its file, or in place from an ISO), checked against the
+    manifest: for the small ones (the boot chain), read whole."""
+    with open(artifact.path, "rb") as handle:
+        handle.seek(artifact.offset)
+        data = handle.read(artifact.size)
+    if len(data) != artifact.size or hashlib.sha256(data).hexdigest() != artifact.sha256:
+        raise UserError(
+            f"payload file {artifact.medium_path or artifact.path} does not match its manifest "
+            "hash: the medium is damaged, rewrite it"
+        )
+    return data
 
 
 def verify_artifact(artifact: Artifact) -> None:
     """Size and SHA-256 of one artifact against the manifest; UserError names the file."""
     try:
-        size = artifact.path.stat().st_size
+        available = artifact.path.stat().st_size - artifact.offset
     except FileNotFoundError:
         raise UserError(
             f"payload file {artifact.path} is missing: the medium is incomplete, rewrite it"
         ) from None
-    if size != artifact.size:
+    if available < artifact.size or (artifact.offset == 0 and available != artifact.size):
         raise UserError(
-            f"payload file {artifact.path} is truncated or wrong ({size} bytes, manifest says "
-            f"{artifact.size}): the medium is damaged, rewrite it"
+            f"payload file {artifact.path} is truncated or wrong ({available} bytes, manifest "
+            f"says {artifact.size}): the medium is damaged, rewrite it"
         )
-    if sha256_file(artifact.path) != artifact.sha256:
+    if sha256_file(artifact.path, offset=artifact.offset, size=artifact.size) != artifact.sha256:
         raise UserError(
-            f"payload file {artifact.path} does not match its manifest hash: the medium is "
-            "damaged, rewrite it"
+            f"payload file {artifact.medium_path or artifact.path} does not match its manifest "
+            "hash: the medium is damaged, rewrite it"
         )
 
 

@@ -21,10 +21,12 @@ import urwid
 
 from engine_installer.base.errors import UserError
 from engine_installer.install.plan import Plan
+from engine_installer.install.prepare import Prepared
 from engine_installer.install.results import InstallResult
-from engine_installer.machine.snapshot import DetectedInstall, load_snapshot
+from engine_installer.machine.snapshot import DetectedInstall, MachineSnapshot, load_snapshot
+from engine_installer.ondisk.payload import Manifest
 from engine_installer.tui import widgets as W
-from engine_installer.tui.backend import Backend, Detection, LiveBackend, MediaInfo
+from engine_installer.tui.backend import Backend, LiveBackend
 from engine_installer.tui.screens import build_steps
 from engine_installer.tui.screens.base import Screen
 from engine_installer.tui.screens.error import ErrorScreen
@@ -72,12 +74,12 @@ class InstallerApp:
         self.backend = backend
         self.plan = plan or Plan()
         self.threaded = threaded
-        self.media: MediaInfo | None = None
+        self.media: Manifest | None = None
         self.hw: Any | None = None
         self.hw_loaded = False
-        self.lab_override = False
-        self.detection: Detection | None = None
+        self.machine: MachineSnapshot | None = None
         self.chosen: DetectedInstall | None = None
+        self.prepared: Prepared | None = None
         self.result: InstallResult | None = None
         self.error = ""
         self.exit_message = ""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError, cli_entry
 from engine_installer.disks.blockcopy import CopyError, Mismatch, verify_image
-from engine_installer.iso import medium_check
 from engine_installer.machine.snapshot import DiskInfo
+from engine_installer.ondisk import medium as medium_check
 from engine_installer.usb import devices, writer
 from engine_installer.usb.confirm import confirm_erase, describe, human_size
 from engine_installer.usb.progress import Progress

@@ -28,7 +28,13 @@ from engine_installer.disks import esp
 from engine_installer.install.plan import Action, Plan
 from engine_installer.install.runner import run_plan
 from engine_installer.iso.signed_chain import host_chain
-from engine_installer.ondisk.bootchain import RECORD_PATH, STUB_PATH, chain_paths, stub_config
+from engine_installer.ondisk.bootchain import (
+    RECORD_PATH,
+    STUB_PATH,
+    chain_paths,
+    stub_config,
+    vendor_paths,
+)
 from engine_installer.ondisk.payload import MANIFEST_NAME, load_manifest, write_manifest
 
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
@@ -88,12 +94,12 @@ def chain_payloads(payloads, tmp_path) -> dict[str, Path]:
 
 
 def upgrade(disk: str, payload: Path):
-    plan = Plan(action=Action.UPGRADE, target=disk, eula_accepted=True)
+    plan = Plan(action=Action.UPGRADE, target=disk, eula_accepted=True, lab_override=True)
     return run_plan(plan, load_manifest(payload))
 
 
 def install(disk: str, payload: Path):
-    return run_plan(Plan(action=Action.INSTALL, target=disk, eula_accepted=True),
+    return run_plan(Plan(action=Action.INSTALL, target=disk, eula_accepted=True, lab_override=True),
                     load_manifest(payload))  # fmt: skip
 
 
@@ -141,7 +147,7 @@ def test_upgrade_of_an_engine_from_before_secure_boot_installs_the_chain(
     dry = engine_installer(
         "--dry-run", "--answers", str(answers(tmp_path, disk, chain_payloads["5.0"]))
     )
-    assert "bootchain" in dry.stdout and "(was GRUB without Secure Boot)" in dry.stdout, dry
+    assert "Step 5 of 9: Updating the signed boot loader (Secure Boot)" in dry.stdout, dry
     upgrade(disk, chain_payloads["5.0"])
     assert_chain(disk, host_chain().versions)
     check_disk_tools(disk)
@@ -150,17 +156,19 @@ def test_upgrade_of_an_engine_from_before_secure_boot_installs_the_chain(
 def answers(tmp: Path, disk: str, payload: Path) -> Path:
     path = tmp / "upgrade.toml"
     path.write_text(f'[install]\naction = "upgrade"\ntarget = "{disk}"\neula = "accepted"\n'
-                    f'[source]\npath = "{payload}"\n')  # fmt: skip
+                    f'lab_override = true\n[source]\npath = "{payload}"\n')  # fmt: skip
     return path
 
 
 def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
     payloads, chain_payloads, tmp_path, monkeypatch
 ):
-    """Upgrade a pre-Secure-Boot disk and stop the chain update after each rename (as a
-    power cut would): the removable path always starts something whole. Either the old GRUB
-    is still BOOTX64.EFI, or shim is, with the signed GRUB and the stub already beside it.
-    The boot switch never happened, so the old slot is still the one that boots."""
+    """Upgrade a pre-Secure-Boot disk and stop the chain update before each rename and
+    before the version record (as a power cut would): the removable path always starts
+    something whole. Either the old GRUB is still BOOTX64.EFI, or shim is, with the signed
+    GRUB and the stub already beside it; once EFI/BOOT changes, EFI/debian (where the firmware
+    boot entry points) holds the whole new chain. The boot switch never happened, so the old
+    slot is still the one that boots; running the upgrade again finishes the job."""
     image = tmp_path / "legacy.img"
     with open(image, "wb") as handle:
         handle.truncate(int(1.2 * 1024**3))
@@ -172,18 +180,20 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
         run(["partx", "-d", device], check=False)
         run(["losetup", "-d", device], check=False)
     chain = host_chain()
-    # The stub, every chain file, then the version record: a cut before each of them.
-    targets = {f"::{p}" for p in (STUB_PATH, RECORD_PATH, *(p for _a, p in chain_paths()))}
-    renames = len(targets)
+    # The stub's and every chain file's rename, then the version record: a cut before each.
+    targets = {f"::{p}" for p in (STUB_PATH, *(p for _a, p in chain_paths()))}
+    steps = len(targets) + 1
+    vendor_steps = 1 + len(vendor_paths())
     seen_new = False
     real_mtools = esp.run_mtools
-    for cut in range(renames):
+    for cut in range(steps):
         copy = tmp_path / f"cut-{cut}.img"
         run(["cp", "--sparse=always", str(image), str(copy)])
         done = []
 
         def cut_after(args, check=True, done=done, cut=cut, **kwargs):
-            if args[0] == "mmove" and args[-1] in targets:
+            renames = args[0] == "mmove" and args[-1] in targets
+            if renames or (args[0] == "mcopy" and args[-1] == f"::{RECORD_PATH}"):
                 if len(done) == cut:
                     raise UserError("power cut (simulated)")
                 done.append(args[-1])
@@ -204,6 +214,9 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
                 assert bootx64 == chain.shim.read_bytes(), f"cut {cut}: BOOTX64.EFI torn"
                 assert esp_file(device, "EFI/BOOT/grubx64.efi") == chain.grub.read_bytes()
                 assert esp_file(device, STUB_PATH) == stub_config().encode()
+            if cut >= vendor_steps:  # EFI/debian is whole and new
+                for artifact, path in vendor_paths():
+                    assert esp_file(device, path) == chain.files()[artifact].read_bytes(), path
             env = grubenv(device, tmp_path)
             assert env["engine_active"] == "A" and not env.get("engine_trial"), env
             fsck = run(["fsck.vfat", "-n", part(device, 2)], check=False)

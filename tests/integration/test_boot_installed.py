@@ -40,7 +40,7 @@ def _install(image: Path, payload: Path) -> None:
     device = attach_loop(image)
     try:
         run(["partx", "-a", device], check=False)  # existing table: needed for upgrades
-        run_plan(Plan(target=device, eula_accepted=True), load_manifest(payload))
+        run_plan(Plan(target=device, eula_accepted=True, lab_override=True), load_manifest(payload))
     finally:
         run(["partx", "-d", device], check=False)
         run(["losetup", "-d", device], check=False)

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from engine_installer.hw.check import FAIL, PASS, check_machine
-from engine_installer.hw.probe import SECURE_BOOT_VAR, probe_secure_boot
 from engine_installer.hw.profiles import ENV_VAR, load_profiles
 from engine_installer.hw.synth import snapshot_for_profile
 from engine_installer.install.plan import Plan
+from engine_installer.machine.hardware import SECURE_BOOT_VAR, probe_secure_boot
+from engine_installer.ondisk.payload import load_manifest
 from engine_installer.tui.app import InstallerApp
 from engine_installer.tui.simulated import SimulatedBackend
 from tests.iso_helpers import fake_payload
@@ -41,18 +42,26 @@ def test_probe_reads_the_secureboot_variable(tmp_path):
     assert probe_secure_boot(sysfs(tmp_path / "bios", None, efi=False)) == "unsupported"
 
 
+def media(tmp_path: Path, secure_boot: bool | None, version: str = "4.5"):
+    """A manifest whose secure_boot field says what its Engine boots with."""
+    from dataclasses import replace
+
+    manifest = load_manifest(fake_payload(tmp_path / f"payload-{version}", version=version))
+    return replace(manifest, secure_boot=secure_boot)
+
+
 def item(report, name="secure-boot"):
     (found,) = [i for i in report.items if i.name == name]
     return found
 
 
-def test_secure_boot_on_with_an_engine_that_cannot_boot_with_it_fails_with_the_menu_path():
+def test_secure_boot_on_with_an_engine_that_cannot_boot_with_it_fails_with_the_menu_path(tmp_path):
     snap = snapshot_for_profile(BY_ID["dell-latitude-7440"], secure_boot="on")
-    report = check_machine(snap, PROFILES, engine="Engine 4.5 (build 45)", engine_secure_boot=False)
+    report = check_machine(snap, PROFILES, media(tmp_path, False))
     sb = item(report)
     assert report.verdict == FAIL and sb.status == FAIL
     assert sb.message == (
-        "Secure Boot is on, and Engine 4.5 (build 45) cannot boot with it: set "
+        "Secure Boot is on, and Engine 4.5 (build 7) cannot boot with it: set "
         f"'{SETTING}' in the firmware setup (F2 at power-on), then boot the medium again"
     )
     assert report.secure_boot == "on"
@@ -61,27 +70,27 @@ def test_secure_boot_on_with_an_engine_that_cannot_boot_with_it_fails_with_the_m
 @pytest.mark.parametrize(
     ("state", "engine_sb", "message"),
     [
-        ("on", True, "Secure Boot is on; Engine 5.0 (build 50) boots with it"),
+        ("on", True, "Secure Boot is on; Engine 5.0 (build 7) boots with it"),
         ("on", None, "Secure Boot is on"),
-        ("off", True, "Secure Boot is off; Engine 5.0 (build 50) also boots with it on"),
+        ("off", True, "Secure Boot is off; Engine 5.0 (build 7) also boots with it on"),
         ("off", False, "Secure Boot is off"),
     ],
 )
-def test_secure_boot_states_that_pass(state, engine_sb, message):
+def test_secure_boot_states_that_pass(tmp_path, state, engine_sb, message):
     snap = snapshot_for_profile(BY_ID["lenovo-thinkpad-x1-carbon-gen11"], secure_boot=state)
-    report = check_machine(snap, PROFILES, "Engine 5.0 (build 50)", engine_sb)
+    report = check_machine(snap, PROFILES, media(tmp_path, engine_sb, "5.0"))
     assert (item(report).status, item(report).message) == (PASS, message)
     assert report.verdict == PASS
 
 
-def test_bios_boot_reports_unsupported_and_an_unknown_model_gets_the_generic_path():
+def test_bios_boot_reports_unsupported_and_an_unknown_model_gets_the_generic_path(tmp_path):
     bios = snapshot_for_profile(BY_ID["dell-latitude-e6420"])
-    assert item(check_machine(bios, PROFILES, "Engine 4.5", False)).message == (
+    assert item(check_machine(bios, PROFILES, media(tmp_path, False))).message == (
         "Secure Boot: unsupported (legacy BIOS boot)"
     )
     unknown = snapshot_for_profile(BY_ID["dell-latitude-7440"], secure_boot="on")
     unknown.dmi = {"sys_vendor": "Acme", "product_name": "Laptop 1"}
-    sb = item(check_machine(unknown, PROFILES, "Engine 4.5", False))
+    sb = item(check_machine(unknown, PROFILES, media(tmp_path, False)))
     assert sb.status == FAIL and "'Secure Boot (under Boot or Security): Disabled'" in sb.message
 
 

@@ -50,7 +50,7 @@ def commands_in(script: str) -> tuple[set[str], set[str]]:
 SCRIPTS = {
     "medium menu": bootloader.grub_menu("abc", "Engine 5.0 (build 1)"),
     "medium EFI stub": bootloader.early_config("abc"),
-    "installed grub.cfg": grub_config.render_grub_cfg(["quiet"]),
+    "installed grub.cfg": grub_config.render_grub_cfg(),
 }
 
 

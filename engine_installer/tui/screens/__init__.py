@@ -12,6 +12,7 @@ from engine_installer.tui.screens.existing import (
     DetectScreen,
     ExistingInstallScreen,
     TargetScreen,
+    engine_installs,
 )
 from engine_installer.tui.screens.keyboard import KeyboardScreen
 from engine_installer.tui.screens.progress import ProgressScreen
@@ -21,9 +22,7 @@ from engine_installer.tui.sequencer import Step
 
 
 def _several_installs(app: Any) -> bool:
-    from engine_installer.tui.decisions import engine_installs
-
-    return app.detection is not None and len(engine_installs(app.detection.installs)) > 1
+    return app.machine is not None and len(engine_installs(app)) > 1
 
 
 def build_steps() -> list[Step]:
@@ -32,7 +31,7 @@ def build_steps() -> list[Step]:
         Step("welcome", WelcomeScreen),
         Step("eula", EulaScreen, complete=lambda app: app.plan.eula_accepted),
         Step("keyboard", KeyboardScreen),
-        Step("detect", DetectScreen, shows=lambda app: app.detection is None, transient=True),
+        Step("detect", DetectScreen, shows=lambda app: app.machine is None, transient=True),
         Step("choose-install", ChooseInstallScreen, shows=_several_installs),
         Step(
             "existing",
