@@ -2,6 +2,7 @@
 
     engine-iso build --payload DIR -o FILE [--dual-layer] [--cache DIR] [--rebuild-base]
                      [--db-key KEY --db-cert CERT]
+                     [--sign-key KEY --sign-cert CERT [--trust-cert CERT]...]
 
 Medium layout (project-wide, see docs/iso.md):
     /.engine-id/<build-id>       GRUB finds this medium by it (bootloader.py)
@@ -11,6 +12,7 @@ Medium layout (project-wide, see docs/iso.md):
     /live/{vmlinuz,initrd.img,filesystem.squashfs,installer.squashfs}
     /engine/                     the Engine payload (manifest.json and its artifacts)
     /SHA256SUMS                  every regular file except itself and the boot catalog
+    /SHA256SUMS.p7s              signed media: a CMS signature of SHA256SUMS (iso/signing.py)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.iso import app_layer, base, bootloader, iso_image, signed_chain
+from engine_installer.iso import app_layer, base, bootloader, iso_image, signed_chain, signing
 from engine_installer.ondisk.payload import (
     MANIFEST_NAME,
     Manifest,
@@ -69,6 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "unencrypted), for fleets that enroll their own keys")  # fmt: skip
     parser.add_argument("--db-cert", type=Path, metavar="CERT",
                         help="the certificate of --db-key (PEM)")  # fmt: skip
+    parser.add_argument("--sign-key", type=Path, metavar="KEY",
+                        help="sign the medium as an update kit with this private key (PEM, "
+                        "unencrypted): a CMS signature of SHA256SUMS")  # fmt: skip
+    parser.add_argument("--sign-cert", type=Path, metavar="CERT",
+                        help="the certificate of --sign-key (PEM); Engines installed from "
+                        "this medium trust kits it signs")  # fmt: skip
+    parser.add_argument("--trust-cert", type=Path, metavar="CERT", action="append",
+                        default=[], help="another certificate whose kits Engines installed "
+                        "from this medium accept (repeatable; with --sign-key)")  # fmt: skip
 
 
 def source_date_epoch() -> int:
@@ -176,6 +187,9 @@ def build_iso(
     menu_default: str = "install",
     db_key: Path | None = None,
     db_cert: Path | None = None,
+    sign_key: Path | None = None,
+    sign_cert: Path | None = None,
+    trust_certs: list[Path] | None = None,
     say=print,
 ) -> iso_image.Layout:
     started = time.monotonic()
@@ -183,6 +197,12 @@ def build_iso(
         raise UserError("--db-key and --db-cert go together: give both, or neither")
     if db_key is not None and db_cert is not None:
         signed_chain.check_db_key(db_key, db_cert)
+    if (sign_key is None) != (sign_cert is None):
+        raise UserError("--sign-key and --sign-cert go together: give both, or neither")
+    if trust_certs and sign_key is None:
+        raise UserError("--trust-cert needs --sign-key and --sign-cert: a kit must be signed")
+    if sign_key is not None and sign_cert is not None:
+        signing.check_sign_key(sign_key, sign_cert)
     payload_dir = find_payload_dir(payload)
     manifest = load_manifest(payload_dir)
     verify_payload(manifest)  # an ISO never carries a payload that fails its own manifest
@@ -209,6 +229,12 @@ def build_iso(
         }
         if db_key is not None and db_cert is not None:
             files |= own_key_payload(manifest, db_key, db_cert, work / "own-key-payload")
+        sign = None
+        if sign_key is not None and sign_cert is not None:
+            prefix = f"{signing.TRUST_ON_MEDIUM}/"
+            own = {rel.removeprefix(prefix) for rel in files if rel.startswith(prefix)}
+            files |= signing.trust_files([sign_cert, *(trust_certs or [])], own)
+            sign = signing.signer(sign_key, sign_cert)
         # The build ID is derived from every input, so the same inputs give the same ISO.
         digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n{menu_default}\n".encode())
         for rel in sorted(files):
@@ -242,6 +268,7 @@ def build_iso(
             epoch=epoch,
             disk_signature=bytes.fromhex(build_id[:8]),
             size_check=lambda size: verdict.append(size_report(size, dual_layer)),
+            sign=sign,
         )
         os.utime(partial, (epoch, epoch))
         partial.replace(output)
@@ -250,6 +277,8 @@ def build_iso(
     versions = ", ".join(f"{name} {version}" for name, version in sorted(chain.versions.items()))
     say(f"UEFI boot chain signed for Secure Boot ({keys}): {versions}")
     say(f"size {output.stat().st_size:,} bytes, {verdict[0]}")
+    if sign is not None:
+        say(f"signed with {sign_cert} (SHA256SUMS.p7s): an update kit")
     say(f"built in {time.monotonic() - started:.1f} s (live system base {base_layer.key})")
     return layout
 
@@ -264,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
         menu_default=args.menu_default,
         db_key=args.db_key,
         db_cert=args.db_cert,
+        sign_key=args.sign_key,
+        sign_cert=args.sign_cert,
+        trust_certs=args.trust_cert,
     )
     return 0
 

@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out the signed UEFI chain, as Engine releases before Secure Boot support: "
         "installs then boot with Secure Boot off only",
     )
+    parser.add_argument(
+        "--broken-init",
+        action="store_true",
+        help="an Engine that cannot start: its init fails before marking itself good (for "
+        "tests of GRUB's fallback)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         pad_to=args.pad_to,
         slot_size=args.slot_size,
         boot_chain=not args.no_boot_chain,
+        broken_init=args.broken_init,
     )
     print(f"sample {PRODUCT} {args.version} build {args.build}: {manifest}")
     return 0
@@ -231,6 +238,7 @@ def build_slot_tree(
     build: str,
     work: Path,
     epoch: int,
+    broken_init: bool = False,
 ) -> Path:
     tree = work / "root"
     for sub in SLOT_DIRS:
@@ -253,6 +261,8 @@ def build_slot_tree(
     (tree / "etc" / "engine-release").write_text(
         f"PRODUCT={PRODUCT}\nVERSION={version}\nBUILD={build}\n"
     )
+    if broken_init:  # engine-init fails on it before marking the slot good
+        (tree / "etc" / "engine-broken").write_text("built with --broken-init\n")
     _clamp_times(tree, epoch)
     return tree
 
@@ -336,6 +346,7 @@ def build_sample_payload(
     epoch: int | None = None,
     recipe: Path = RECIPE_DIR,
     boot_chain: bool = True,
+    broken_init: bool = False,
 ) -> Path:
     """Build the payload into out (manifest.json, root.img, vmlinuz, initrd.img, and with
     boot_chain the host's signed UEFI chain in efi/).
@@ -367,7 +378,9 @@ def build_sample_payload(
     with tempfile.TemporaryDirectory(prefix="engine-payload-") as tmp:
         work = Path(tmp)
         initrd = build_initrd(recipe, busybox, modules, kver, work, epoch)
-        tree = build_slot_tree(recipe, busybox, kernel, initrd, version, build, work, epoch)
+        tree = build_slot_tree(
+            recipe, busybox, kernel, initrd, version, build, work, epoch, broken_init
+        )
         # Content plus a quarter and 8 MiB for metadata, in whole MiB.
         needed = (_tree_size(tree) * 5 // 4 + 8 * MiB + MiB - 1) // MiB * MiB
         size = needed

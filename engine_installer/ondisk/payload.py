@@ -17,6 +17,8 @@ Layout (all under one directory called engine/):
                     without them (Engine before Secure Boot support) gets a GRUB built by the
                     installer, which boots with Secure Boot off only. "secure_boot": true says
                     Engine runs with Secure Boot on (signed chain and kernel); missing = false.
+    trust/*.pem     optional: the certificates whose signed update kits an Engine installed from
+                    this medium accepts (copied into its trust store, see docs/update-kit.md)
 
 Every field is checked by type before anything uses it: a bad manifest is one error line naming
 the field, never a traceback and never a half-written disk.
@@ -28,7 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -45,6 +47,11 @@ MIN_SLOT_SIZE = MiB
 MAX_MANIFEST_BYTES = 1024 * 1024
 _BUILD = re.compile(r"[A-Za-z0-9._+-]{1,32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+TRUST_SUBDIR = "trust"  # in the payload directory: engine/trust/*.pem on a medium
+_TRUST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.pem")
+MAX_TRUST_CERTS = 16
+MAX_TRUST_CERT_BYTES = 64 * 1024
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class Manifest:
     boot_chain: dict[str, str] = field(default_factory=dict)  # component → package version
     # Engine runs with Secure Boot on; None when not known (a recorded medium in a dry run).
     secure_boot: bool | None = None
+    # The medium's update-kit certificates (trust/*.pem): name → PEM bytes, checked against
+    # the medium's SHA256SUMS when it has one. Installs copy them into the trust store.
+    trust_certs: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def root_image(self) -> Artifact:
@@ -97,6 +107,35 @@ def find_payload_dir(source: Path) -> Path:
     )
 
 
+def check_trust_cert(name: str, data: bytes, where: str) -> bytes:
+    """One update-kit certificate of a medium: a PEM certificate under a plain file name."""
+    if not _TRUST_NAME.fullmatch(name):
+        raise UserError(
+            f"{where}: trust certificate name {name!r} is invalid (letters, digits, . _ - and "
+            "the suffix .pem): rebuild the medium"
+        )
+    if len(data) > MAX_TRUST_CERT_BYTES or PEM_CERTIFICATE not in data:
+        raise UserError(f"{where}: {name} is not a PEM certificate: rebuild the medium")
+    return data
+
+
+def read_trust_dir(directory: Path, where: str) -> dict[str, bytes]:
+    """The certificates in a payload's trust/ directory ({} when it has none)."""
+    if not directory.is_dir():
+        return {}
+    names = sorted(p.name for p in directory.iterdir() if p.is_file())
+    if len(names) > MAX_TRUST_CERTS:
+        raise UserError(f"{where} holds {len(names)} files; at most {MAX_TRUST_CERTS} fit")
+    certs = {}
+    for name in names:
+        try:
+            data = (directory / name).read_bytes()
+        except OSError as err:
+            raise UserError(f"{where}/{name} cannot be read ({err.strerror})") from None
+        certs[name] = check_trust_cert(name, data, where)
+    return certs
+
+
 def load_manifest(payload_dir: Path) -> Manifest:
     """The manifest of a payload directory, every field checked."""
     path = payload_dir / MANIFEST_NAME
@@ -111,7 +150,9 @@ def load_manifest(payload_dir: Path) -> Manifest:
     def locate(relpath: str) -> tuple[Path, int]:
         return payload_dir / relpath, 0
 
-    return parse_manifest(data, str(path), payload_dir, locate)
+    manifest = parse_manifest(data, str(path), payload_dir, locate)
+    certs = read_trust_dir(payload_dir / TRUST_SUBDIR, str(payload_dir / TRUST_SUBDIR))
+    return replace(manifest, trust_certs=certs) if certs else manifest
 
 
 def parse_manifest(
