@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.iso.signed_chain import SignedChain
+from engine_installer.iso.signed_chain import SignedChain, host_chain
 
 GRUB_PREFIX = "/boot/grub"
 ID_DIR = ".engine-id"
@@ -208,10 +208,12 @@ def build_boot_images(
     build_id: str,
     label: str,
     epoch: int,
-    chain: SignedChain,
+    chain: SignedChain | None = None,
     default: str = "install",
 ) -> BootImages:
-    """Make the BIOS GRUB image and the UEFI FAT image (with `chain`) in `work`."""
+    """Make the BIOS GRUB image and the UEFI FAT image (with `chain`, default the build host's
+    signed chain) in `work`."""
+    chain = chain or host_chain()
     if shutil.which("grub-mkimage") is None:
         raise UserError("grub-mkimage is not installed: run `make setup` (grub2-common)")
     work.mkdir(parents=True, exist_ok=True)
