@@ -11,8 +11,9 @@ what any of them shows is what the disk gets.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from engine_installer.base.errors import UserError
 from engine_installer.hw.check import FAIL, HwReport, check_machine
 from engine_installer.install.actions import (
     DiskAction,
@@ -38,7 +39,7 @@ from engine_installer.machine.snapshot import (
     MachineSnapshot,
 )
 from engine_installer.ondisk.bootchain import chain_is_newer
-from engine_installer.ondisk.cmdline import MAX_TOTAL_LENGTH, merged_kernel_args
+from engine_installer.ondisk.cmdline import check_kernel_args, merged_kernel_args
 from engine_installer.ondisk.layout import (
     LABEL_STORAGE,
     SLOT_LABELS,
@@ -249,8 +250,10 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
     prepared.kind = kind
     prepared.refusals += refusals
     args = merged_kernel_args(hardware.kernel_args, plan.kernel_args)
-    if len(" ".join(args)) > MAX_TOTAL_LENGTH:
-        args = list(plan.kernel_args)  # the plan's own were checked; drop the profile's
+    try:
+        check_kernel_args(args, "kernel_args with the hardware profile's")
+    except UserError as err:
+        prepared.refusals.append(Refusal("kernel-args", disk.path, {"reason": str(err)}))
     prepared.kernel_args = args
     if not kind:
         return prepared
@@ -324,8 +327,6 @@ def _chain_to_replace(install: DetectedInstall, manifest: Manifest) -> dict[str,
 
 def _with_disk(plan: Plan, path: str) -> Plan:
     """The plan with its target resolved to the disk's path (a by-id link names the same)."""
-    from dataclasses import replace
-
     return replace(plan, target=path)
 
 

@@ -96,6 +96,10 @@ WORDS: dict[str, tuple[str, str]] = {
         'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to '
         "re-partition it (erases the VMs)",
     ),
+    "kernel-args": (
+        "The kernel arguments cannot be used: {reason}.",
+        "{reason}",
+    ),
     "slot-mounted": (
         "Slot {slot} of {disk} ({partition}) is mounted at {mountpoint}, and the update would "
         "write it. Restart Engine first.",

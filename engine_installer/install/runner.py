@@ -39,9 +39,10 @@ from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
 from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
+from engine_installer.install.refusals import Refusal
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
-from engine_installer.ondisk.bootenv import BootEnv, bootenv_values, format_grubenv, parse_grubenv
+from engine_installer.ondisk.bootenv import BootEnv, updated_block
 from engine_installer.ondisk.esp import read_file
 from engine_installer.ondisk.layout import (
     CONFIG_PATH,
@@ -179,11 +180,7 @@ class _Executor:
             tries=action.params["tries"],
         )
         current = read_file(action.target, GRUBENV_PATH)
-        values: dict[str, str] = {}
-        with contextlib.suppress(ValueError):
-            values = parse_grubenv(current or b"")
-        # Ours first, so they stay in the block's first sector: the switch is one sector.
-        block = format_grubenv(bootenv_values(env) | values | bootenv_values(env))
+        block = updated_block(current, env)
         if current is None or len(current) != len(block):
             esp.write_file(action.target, GRUBENV_PATH, block)
         else:
@@ -243,10 +240,8 @@ def _check_unchanged(prepared: Prepared, recheck: Recheck | None) -> None:
         first = fresh.refusals[0]
         raise RefusedError(first.hint())
     if _fingerprint(fresh) != _fingerprint(prepared):
-        raise RefusedError(
-            f"{disk} changed since it was checked (the installer would now do something "
-            "else): nothing was written; start again to see what it holds now"
-        )
+        reason = "the installer would now do something else; nothing was written"
+        raise Refusal("disk-changed", disk, {"reason": reason}).error()
 
 
 def _after_failure(prepared: Prepared, index: int) -> str:
