@@ -27,9 +27,10 @@ from pathlib import Path
 from engine_installer.base.errors import RefusedError, UserError
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
-from engine_installer.disks import esp, filesystems
+from engine_installer.disks import esp, filesystems, nvram
 from engine_installer.disks.blockcopy import Copied
 from engine_installer.disks.bootloader import install_bios_boot, install_bootloader
+from engine_installer.disks.efi_chain import update_chain
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
 from engine_installer.disks.lock import disk_write_lock
@@ -139,8 +140,19 @@ class _Executor:
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
-        with esp.staged(partition_path(action.target, ESP_NUMBER)) as root:
-            install_bootloader(action.target, root)
+        esp_partition = partition_path(action.target, ESP_NUMBER)
+        with esp.staged(esp_partition) as root:
+            install_bootloader(action.target, root, self.p.manifest)
+        if self.p.manifest.boot_chain:
+            self._boot_entry(esp_partition)
+
+    def do_bootchain(self, action: DiskAction) -> None:
+        update_chain(action.target, self.p.manifest, lambda: self._boot_entry(action.target))
+
+    def _boot_entry(self, esp_partition: str) -> None:
+        """The firmware boot entry for EFI/debian's shim (only on the live system, UEFI)."""
+        assert self.p.disk is not None
+        log.info(nvram.register(self.p.disk.path, ESP_NUMBER, esp_partition))
 
     def do_bios_boot(self, action: DiskAction) -> None:
         install_bios_boot(action.target)
