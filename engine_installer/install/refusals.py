@@ -30,6 +30,11 @@ WORDS: dict[str, tuple[str, str]] = {
         "{disk} is the boot medium the installer runs from.",
         "{disk} is the boot medium this installer runs from: choose another disk",
     ),
+    "being-written": (
+        "Another Engine installer (process {pid}) is writing {disk}. Wait for it to finish.",
+        "another Engine installer (process {pid}) is writing {disk}: wait for it to finish, or "
+        "choose another disk",
+    ),
     "in-use": (
         "{disk} is in use ({reason}).",
         "{disk} is in use ({reason}): unmount or release it, or choose another disk",
@@ -95,6 +100,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "re-partition it (that erases the VMs).",
         'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to '
         "re-partition it (erases the VMs)",
+    ),
+    "kernel-args": (
+        "The kernel arguments cannot be used: {reason}.",
+        "{reason}",
     ),
     "slot-mounted": (
         "Slot {slot} of {disk} ({partition}) is mounted at {mountpoint}, and the update would "

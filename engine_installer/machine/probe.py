@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
 from engine_installer.ondisk.layout import SLOT_LABELS
 
@@ -234,7 +235,11 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         devnum = _read(part / "dev")
         mountpoint = mounts.get(devnum, "")
         busy = ""
-        if mountpoint:
+        owner = owner_pid(mountpoint) if mountpoint else None
+        if owner is not None and alive(owner):
+            busy = f"another Engine installer (pid {owner}) is writing it"
+            info.busy_installer = owner
+        elif mountpoint:
             busy = f"partition {path} is mounted at {mountpoint}"
         elif path in swaps:
             busy = f"partition {path} is active swap"

@@ -72,7 +72,7 @@ class SimulatedBackend:
         return ""  # a recorded machine boots from its recorded medium
 
     def hardware(self) -> HwReport:
-        return check_machine(self.recorded)
+        return check_machine(self.recorded, media=self.media())
 
     def snapshot(self) -> MachineSnapshot:
         seconds = os.environ.get("ENGINE_INSTALLER_SIM_DETECT_SECONDS")
