@@ -1,7 +1,7 @@
 """`engine-iso netboot` as a user runs it, on a small ISO with the real GRUB images: the export
 directory (GRUB's PXE image from grub-mknetdir, the ISO's kernel and initrd, the ISO, the DHCP
 settings), the lab server over real TFTP and HTTP, and bad input. A few seconds; the full boot
-paths are tests/e2e/test_netboot.py."""
+paths are tests/e2e/test_netboot_qemu.py."""
 
 from __future__ import annotations
 
