@@ -4,10 +4,15 @@ from __future__ import annotations
 
 # Files in an export directory (paths relative to it, the same over TFTP and HTTP).
 ISO_NAME = "engine.iso"  # the installer ISO itself: UEFI HTTP boot file, live-boot fetch= source
-KERNEL = "live/vmlinuz"  # the ISO's kernel and initrd, for PXE (GRUB loads them over HTTP)
+KERNEL = "live/vmlinuz"  # the ISO's kernel and initrd, for PXE (GRUB loads them)
 INITRD = "live/initrd.img"
 GRUB_SUBDIR = "boot/grub"  # grub-mknetdir's --subdir; grub.cfg is the PXE menu
 BIOS_BOOT_FILE = "boot/grub/i386-pc/core.0"  # the DHCP filename for BIOS PXE clients
+# UEFI PXE (Secure Boot too): shim is the DHCP filename; it starts grubx64.efi from its own
+# directory, Debian's signed network GRUB, which reads grub/grub.cfg (its prefix is /grub).
+UEFI_FILES = {"shim": "uefi/shimx64.efi", "grub": "uefi/grubx64.efi", "mm": "uefi/mmx64.efi"}
+UEFI_BOOT_FILE = UEFI_FILES["shim"]
+NET_GRUB_CFG = "grub/grub.cfg"
 ARGS_NAME = "netboot-args.txt"  # engine.* arguments a UEFI HTTP boot of the ISO takes over
 INFO_NAME = "netboot.json"  # what was exported, for the lab server and for people
 DHCP_NAME = "dhcp.txt"  # the DHCP settings printed by the export

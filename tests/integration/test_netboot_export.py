@@ -1,7 +1,7 @@
 """`engine-iso netboot` as a user runs it, on a small ISO with the real GRUB images: the export
-directory (GRUB's PXE image from grub-mknetdir, the ISO's kernel and initrd, the ISO, the DHCP
-settings), the lab server over real TFTP and HTTP, and bad input. A few seconds; the full boot
-paths are tests/e2e/test_netboot_qemu.py."""
+directory (GRUB's PXE image from grub-mknetdir, shim and Debian's signed network GRUB, the ISO's
+kernel and initrd, the ISO, the DHCP settings), the lab server over real TFTP and HTTP, and bad
+input. A few seconds; the full boot paths are tests/e2e/test_netboot_qemu.py."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 import tftpy
 
 from engine_installer.iso import bootloader, builder, iso_image
+from engine_installer.iso.signed_chain import MOK_MANAGER, NET_GRUB, SHIM
 from tests.iso_helpers import EPOCH, corrupt_file_in_iso, fake_payload
 
 BUILD_ID = "0123456789abcdef0123456789abcdef"
@@ -75,6 +76,17 @@ def test_export_layout_and_dhcp_settings(iso, tmp_path):
     assert f"build {BUILD_ID}" in menu
     assert "linux (http,10.9.8.7:8080)/e/live/vmlinuz boot=live" in menu
     assert (out / "live/vmlinuz").read_bytes() == b"kernel bytes " * 1000
+    # UEFI PXE: shim (the DHCP boot file) starts grubx64.efi next to it, Debian's signed
+    # network GRUB, which reads grub/grub.cfg and loads kernel and initrd over TFTP.
+    assert 'filename "uefi/shimx64.efi";' in proc.stdout
+    assert "dhcp-boot=tag:efi64,uefi/shimx64.efi,,10.9.8.7" in proc.stdout
+    assert (out / "uefi/shimx64.efi").read_bytes() == SHIM.read_bytes()
+    assert (out / "uefi/grubx64.efi").read_bytes() == NET_GRUB.read_bytes()
+    assert (out / "uefi/mmx64.efi").read_bytes() == MOK_MANAGER.read_bytes()
+    uefi_menu = (out / "grub/grub.cfg").read_text()
+    assert f"build {BUILD_ID}" in uefi_menu and "insmod" not in uefi_menu
+    assert "linux (tftp)/live/vmlinuz boot=live" in uefi_menu
+    assert "fetch=http://10.9.8.7:8080/e/engine.iso" in uefi_menu
     assert (out / "live/initrd.img").read_bytes() == b"initrd bytes " * 3000
     assert (out / "engine.iso").read_bytes() == iso.read_bytes()
     assert (
@@ -110,8 +122,9 @@ def test_lab_server_serves_the_export_over_tftp_and_http(iso, tmp_path):
         else:
             pytest.fail(f"the lab server did not answer: {server.stderr.read()}")
         client = tftpy.TftpClient("127.0.0.1", tftp_port, options={"blksize": 1428})
-        client.download("boot/grub/i386-pc/core.0", str(tmp_path / "core.0"))
-        assert (tmp_path / "core.0").read_bytes() == (out / "boot/grub/i386-pc/core.0").read_bytes()
+        for name in ("boot/grub/i386-pc/core.0", "uefi/shimx64.efi", "live/initrd.img"):
+            client.download(name, str(tmp_path / "got"))
+            assert (tmp_path / "got").read_bytes() == (out / name).read_bytes(), name
     finally:
         server.send_signal(signal.SIGINT)
         stdout, _ = server.communicate(timeout=30)

@@ -41,6 +41,20 @@ def test_pxe_menu_loads_kernel_and_initrd_over_http_and_fetches_the_iso():
     assert loads and all("(http," in line for line in loads)  # nothing big over TFTP
 
 
+def test_uefi_pxe_menu_loads_kernel_and_initrd_over_tftp_and_fetches_the_iso_over_http():
+    """Debian's signed network GRUB has no http module and may load none under Secure Boot."""
+    url = export.base_url("http://192.168.1.5:8080/engine/5.0")
+    site = export.SiteArgs("http://s/answers/{serial}.toml", "http://s/reports/")
+    menu = export.pxe_menu("b1d", "Engine 5.0", url, site, signed_grub=True)
+    assert "insmod" not in menu
+    assert "linux (tftp)/live/vmlinuz boot=live" in menu
+    assert "initrd (tftp)/live/initrd.img" in menu
+    assert "fetch=http://192.168.1.5:8080/engine/5.0/engine.iso" in menu
+    assert "engine.netboot=http://192.168.1.5:8080/engine/5.0/" in menu
+    assert "'engine.autoinstall=http://s/answers/{serial}.toml'" in menu.split("menuentry")[2]
+    assert "(http," not in menu
+
+
 def test_pxe_menu_unattended_entry_is_opt_in_and_quoted():
     site = export.SiteArgs("http://s/answers/{serial}.toml", "http://s/reports/")
     menu = export.pxe_menu("b", "E", export.base_url("http://s/"), site)
@@ -78,6 +92,12 @@ def test_dhcp_settings_for_isc_and_dnsmasq():
     assert "dhcp-boot=tag:httpboot,http://10.1.2.3/engine.iso" in text
     assert "dhcp-option-force=tag:httpboot,60,HTTPClient" in text
     assert "dhcp-boot=tag:bios,boot/grub/i386-pc/core.0,,10.1.2.3" in text
+    # UEFI PXE (client architectures 7 and 9): shim over TFTP.
+    assert "elsif option arch = 00:07 or option arch = 00:09 {" in text
+    assert 'filename "uefi/shimx64.efi";' in text
+    assert "dhcp-match=set:efi64,option:client-arch,7" in text
+    assert "dhcp-match=set:efi64,option:client-arch,9" in text
+    assert "dhcp-boot=tag:efi64,uefi/shimx64.efi,,10.1.2.3" in text
 
 
 def test_site_arguments_for_uefi_http_follow_the_menu_default():

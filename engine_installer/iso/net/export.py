@@ -1,16 +1,20 @@
 """engine-iso netboot ISO --out DIR: the directory a TFTP and an HTTP server serve as they are.
 
-    DIR/boot/grub/i386-pc/core.0 + modules   GRUB's PXE image (grub-mknetdir), over TFTP
-    DIR/boot/grub/grub.cfg                    the PXE menu, over TFTP
-    DIR/live/vmlinuz, DIR/live/initrd.img     the ISO's kernel and initrd, GRUB reads them over HTTP
+    DIR/boot/grub/i386-pc/core.0 + modules   BIOS PXE: GRUB's PXE image (grub-mknetdir), TFTP
+    DIR/boot/grub/grub.cfg                    its menu, over TFTP
+    DIR/uefi/{shimx64,grubx64,mmx64}.efi      UEFI PXE (Secure Boot too): shim, Debian's signed
+                                              network GRUB and the MOK manager, over TFTP
+    DIR/grub/grub.cfg                         the signed network GRUB's menu, over TFTP
+    DIR/live/vmlinuz, DIR/live/initrd.img     the ISO's kernel and initrd: BIOS GRUB reads them
+                                              over HTTP, the signed GRUB over TFTP (it has no http)
     DIR/engine.iso                            the ISO itself, over HTTP: UEFI HTTP boot loads it
                                               into a RAM disk; on PXE live-boot fetches it (fetch=)
     DIR/netboot-args.txt                      engine.* arguments a UEFI HTTP boot takes over
     DIR/netboot.json, DIR/dhcp.txt            what was exported; the DHCP settings it needs
 
-Only GRUB (a few hundred KiB) goes over TFTP; everything big comes over HTTP. The ISO is checked
-(every file against its SHA256SUMS) before anything is exported, so a damaged ISO never reaches
-a fleet.
+The live system (the ISO) always comes over HTTP; TFTP carries boot loaders and, for the signed
+GRUB only, kernel and initrd. The ISO is checked (every file against its SHA256SUMS) before
+anything is exported, so a damaged ISO never reaches a fleet.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 from engine_installer.base.errors import UserError
 from engine_installer.iso import bootloader
 from engine_installer.iso.net import dhcp
+from engine_installer.iso.signed_chain import host_chain
 from engine_installer.netboot.names import (
     ARGS_NAME,
     AUTOINSTALL_ARG,
@@ -41,8 +46,11 @@ from engine_installer.netboot.names import (
     INITRD,
     ISO_NAME,
     KERNEL,
+    NET_GRUB_CFG,
     NETBOOT_ARG,
     REPORT_ARG,
+    UEFI_BOOT_FILE,
+    UEFI_FILES,
 )
 from engine_installer.ondisk.medium import check_iso, manifest_from_iso
 
@@ -141,13 +149,24 @@ class ExportInfo:
     autoinstall: str | None
     report: str | None
     bios_boot_file: str = BIOS_BOOT_FILE
+    uefi_boot_file: str = UEFI_BOOT_FILE
 
 
 def pxe_menu(
-    build_id: str, label: str, url: BaseURL, site: SiteArgs, default: str = "install"
+    build_id: str,
+    label: str,
+    url: BaseURL,
+    site: SiteArgs,
+    default: str = "install",
+    signed_grub: bool = False,
 ) -> str:
-    """The PXE boot menu (GRUB, over TFTP): kernel and initrd over HTTP, live-boot fetches the
-    ISO over HTTP. Arguments from the site are single-quoted so GRUB leaves {serial} alone."""
+    """A PXE boot menu, read by GRUB over TFTP; live-boot fetches the ISO over HTTP. BIOS: GRUB's
+    own PXE image loads kernel and initrd over HTTP. UEFI (signed_grub): Debian's signed network
+    GRUB has no http module (and Secure Boot forbids loading one), so it loads them over TFTP
+    from the server it came from. Arguments from the site are single-quoted so GRUB leaves
+    {serial} alone."""
+    source = "(tftp)/" if signed_grub else f"{url.grub_device}{url.path}"
+    over = "TFTP (kernel, initrd) and HTTP (the ISO)" if signed_grub else "HTTP"
 
     def entry(entry_id: str, title: str, unattended: bool) -> str:
         site_args = " ".join(f"'{arg}'" for arg in site.arguments(unattended))
@@ -157,23 +176,24 @@ def pxe_menu(
         )
         return f"""
 menuentry "{title}" --id {entry_id} {{
-  echo "Loading the Engine installer ({label}) over HTTP from {url.url} ..."
-  linux {url.grub_device}{url.path}{KERNEL} {args}
-  initrd {url.grub_device}{url.path}{INITRD}
+  echo "Loading the Engine installer ({label}) over {over} from {url.url} ..."
+  linux {source}{KERNEL} {args}
+  initrd {source}{INITRD}
 }}
 """
 
     menu = f"""\
 # Engine installer network boot menu ({label}); build {build_id}.
-# Written by engine-iso netboot; GRUB reads it over TFTP, everything else comes over HTTP.
+# Written by engine-iso netboot; GRUB reads it over TFTP.
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 set default={default}
 set timeout={bootloader.MENU_TIMEOUT}
 set timeout_style=menu
-insmod http
 """
+    if not signed_grub:
+        menu += "insmod http\n"
     menu += entry("install", "Install Engine (network boot)", unattended=False)
     if site.autoinstall:
         menu += entry("autoinstall", "Install Engine unattended (answers from the server)", True)
@@ -227,6 +247,13 @@ def _publish_iso(iso: Path, target: Path) -> None:
         os.link(iso, partial)
     except OSError:
         shutil.copyfile(iso, partial)
+    partial.replace(target)
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
     partial.replace(target)
 
 
@@ -286,6 +313,7 @@ def export(
             parse_http_url(value, what)
     base = base_url(url, port)
     _check_out_dir(out)
+    chain = host_chain(network=True)
     say(f"checking {iso.name}: every file against its SHA256SUMS ...")
     check_iso(iso)
     build_id = _iso_build_id(iso)
@@ -298,6 +326,11 @@ def export(
     _extract(iso, {"/" + KERNEL: out / KERNEL, "/" + INITRD: out / INITRD})
     _publish_iso(iso, out / ISO_NAME)
     _write(out / GRUB_SUBDIR / "grub.cfg", pxe_menu(build_id, label, base, site, menu_default))
+    # UEFI PXE: shim (the DHCP boot file) starts grubx64.efi from its own TFTP directory: the
+    # signed network GRUB, whose prefix is /grub on the same server.
+    for name, source in chain.files().items():
+        _copy(source, out / UEFI_FILES[name])
+    _write(out / NET_GRUB_CFG, pxe_menu(build_id, label, base, site, menu_default, True))
     # A UEFI HTTP boot runs the ISO's own menu; it takes the default entry's settings from here.
     args = site.arguments(unattended=menu_default == "autoinstall")
     _write(out / ARGS_NAME, "".join(f"{arg}\n" for arg in args))
@@ -315,7 +348,10 @@ def export(
     settings = dhcp.settings(base)
     _write(out / DHCP_NAME, settings)
     say(f"{out}: {label} for network boot (build {build_id})")
-    say(f"serve {out} over TFTP (only {GRUB_SUBDIR}/ is read) and over HTTP at {base.url}")
+    say(
+        f"serve {out} over TFTP (GRUB, shim; kernel and initrd for UEFI PXE) and over HTTP at "
+        f"{base.url}"
+    )
     if args:
         say(f"UEFI HTTP boots take over: {' '.join(args)}")
     say("")
