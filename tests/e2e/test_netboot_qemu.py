@@ -2,12 +2,14 @@
 lab server on 127.0.0.1 (HTTP; QEMU's own TFTP serves GRUB), reached by the guest only through
 user-mode networking with restrict=on (qemu/network.py).
 
-- A small fleet per firmware, two laptops booting at once: BIOS PXE (SeaBIOS + iPXE ROM → GRUB
-  over TFTP → kernel, initrd and ISO over HTTP) and UEFI HTTP boot (OVMF loads the whole ISO
-  into a RAM disk). One laptop runs a fresh unattended install from its per-serial answer file,
-  its report arrives at the server, screen 1 then says it booted from the network and its disk
-  boots the installed Engine; the other cannot get its answers (404 on PXE, the answer server
-  down on UEFI HTTP): a clear message, nothing written.
+- Two small fleets, two laptops booting at once in each. PXE: one laptop on BIOS (SeaBIOS +
+  iPXE ROM → GRUB over TFTP → kernel, initrd and ISO over HTTP), one on UEFI with Secure Boot
+  on and Microsoft's keys (OVMF PXE → shim → Debian's signed network GRUB over TFTP → kernel
+  and initrd over TFTP, the ISO over HTTP). UEFI HTTP boot: OVMF loads the whole ISO into a RAM
+  disk. In each fleet one laptop runs a fresh unattended install from its per-serial answer
+  file, its report arrives at the server, screen 1 then says it booted from the network and its
+  disk boots the installed Engine; the other cannot get its answers (404 on PXE, the answer
+  server down on UEFI HTTP): a clear message, nothing written.
 - A payload that no longer matches its hashes on the server (BIOS PXE): the medium check stops
   the boot before the installer starts.
 
@@ -70,11 +72,15 @@ def server(directory: Path) -> LabServer:
     return LabServer(directory, bind="127.0.0.1", port=0, tftp_port=None, say=lambda _m: None)
 
 
+# firmware → how it boots from the network unless a cell says otherwise
+METHODS = {"bios": "bios-pxe", "uefi": "uefi-http", "uefi-sb": "uefi-pxe"}
+
+
 def network_laptop(
     disk: Path, tmp: Path, firmware: str, export_dir: Path, port: int, serial: str, **forwards
 ):
     """A laptop whose firmware boots from its network card; its DMI serial is `serial`."""
-    args = boot_network(firmware, http_port=port, tftp=export_dir, **forwards)
+    args = boot_network(METHODS[firmware], http_port=port, tftp=export_dir, **forwards)
     return laptop(
         disk, firmware=firmware, workdir=tmp / "vm", extra_args=args + smbios_serial(serial)
     )
@@ -117,7 +123,7 @@ def wait_text(vm, pattern: str, timeout: float) -> re.Match:
 
 # -- a fleet per firmware: one laptop installs, one cannot get its answers ----------------------
 
-KINDS = {"bios": "PXE", "uefi": "UEFI HTTP boot"}
+KINDS = {"bios": "PXE", "uefi": "UEFI HTTP boot", "uefi-sb": "PXE"}
 INSTALLED = r"Unattended install finished|unattended install has finished"
 STOPPED = r"Unattended install stopped: [^\r\n]*"
 
@@ -137,37 +143,40 @@ def check_installed(vm, console: SerialConsole, report: dict, serial: str, firmw
     assert result["disk"] == "/dev/sda" and result["report"]["to_version"] == "5.0"
 
 
-def walk_to_targets(console: SerialConsole) -> str:
-    """From the stop message, as a technician on site: Enter, then screens 1-4."""
+def walk_to_targets(console: SerialConsole) -> tuple[str, str, str]:
+    """From the stop message, as a technician on site: Enter, then screens 1-4. Returns
+    screen 1, the welcome screen once its checks are done, and the target screen."""
     console.wait_for("Press Enter for the installer's screens", timeout=60)
     console.press("enter")
-    console.wait_for(SCREEN1, timeout=120)
+    screen1 = console.wait_for(SCREEN1, timeout=120)
     console.press("enter")
     console.wait_for("2/5 Welcome")
+    welcome = console.wait_for(r"Compatibility: \S+  \(.*\)|check unavailable", 120, True)
     console.press("enter")
     console.wait_for("3/5 Licence agreement")
     console.press("tab", "enter")
     console.wait_for("4/5 Keyboard layout")
     console.press("enter")
-    return console.wait_for("5/5 Target disk", timeout=300)
+    return screen1, welcome, console.wait_for("5/5 Target disk", timeout=300)
 
 
-@pytest.mark.cell("network fleet, BIOS PXE: install + report; no answer file (404)")
+@pytest.mark.cell("network fleet, PXE: BIOS install + report; UEFI Secure Boot, no answers (404)")
 def test_pxe_fleet(installer_iso, tmp_path):
-    """Two laptops PXE boot from one server at once: NET-BIOS-1 has its own answer file and
-    installs; NET-404-1 has none (and there is no default): it stops, reports the failure and
-    writes nothing; Enter opens the screens, whose target list shows no boot medium."""
+    """Two laptops PXE boot from one server at once: NET-BIOS-1 (BIOS) has its own answer file
+    and installs; NET-404-1 (UEFI, Secure Boot on: shim and Debian's signed network GRUB) has
+    none (and there is no default): it stops, reports the failure and writes nothing; Enter
+    opens the screens, whose target list shows no boot medium."""
     export_dir = make_export(installer_iso, tmp_path / "export", unattended=True)
     answer_file(export_dir / "answers" / "NET-BIOS-1.toml", "/dev/sda", None, action="install")
     disk, other = blank_disk(tmp_path / "laptop.img"), blank_disk(tmp_path / "other.img")
     with (
         server(export_dir) as srv,
         network_laptop(disk, tmp_path, "bios", export_dir, srv.port, "NET-BIOS-1") as vm,
-        network_laptop(other, tmp_path / "l2", "bios", export_dir, srv.port, "NET-404-1") as vm2,
+        network_laptop(other, tmp_path / "l2", "uefi-sb", export_dir, srv.port, "NET-404-1") as vm2,
     ):
         console, console2 = SerialConsole(vm), SerialConsole(vm2)
         stop = wait_text(vm2, STOPPED, BOOT_TIMEOUT).group(0)
-        targets = walk_to_targets(console2)
+        screen1, welcome, targets = walk_to_targets(console2)
         wait_text(vm, INSTALLED, BOOT_TIMEOUT + INSTALL_TIMEOUT)
         reports = wait_for_reports(export_dir, 2)
         check_installed(vm, console, reports["NET-BIOS-1"], "NET-BIOS-1", "bios")
@@ -176,6 +185,11 @@ def test_pxe_fleet(installer_iso, tmp_path):
     assert "answers/NET-404-1.toml: the server answered 404" in stop
     assert "answers/default.toml: the server answered 404" in stop
     assert "Nothing was installed and no disk was touched." in text2
+    # UEFI PXE under Secure Boot: the signed network GRUB loaded kernel and initrd over TFTP.
+    assert re.search(r"over TFTP \(kernel, initrd\)\s+and HTTP \(the ISO\)", text2)  # GRUB wraps
+    assert "Access Denied" not in text2 and "Security Violation" not in text2
+    assert f"Booted from the network (PXE) from {HTTP_URL}" in text2
+    assert "Booted from the network" in screen1 and "Secure Boot: on" in welcome, welcome
     failed = reports["NET-404-1"]
     assert failed["status"] == "failed" and "404" in failed["error"] and failed["result"] is None
     assert "/dev/sda" in targets and "QEMU HARDDISK" in targets
