@@ -11,13 +11,28 @@ APT_PACKAGES := \
 	qemu-system-x86 qemu-utils ovmf \
 	xorriso genisoimage mmdebstrap squashfs-tools \
 	busybox-static linux-image-amd64 kmod cpio zstd xz-utils \
-	udev kbd console-data imagemagick \
+	udev kbd console-data imagemagick gettext \
 	libparted-dev pkg-config python3-dev python3-venv gcc
 APT_STAMP := $(VENV)/.apt-stamp
 
-.PHONY: setup test test-unit test-integration test-e2e lint demo clean
+.PHONY: setup test test-unit test-integration test-e2e lint demo demo-upgrade clean po mo
 
-setup: $(VENV)/.setup-stamp
+setup: $(VENV)/.setup-stamp mo
+
+# Translations (docs/tui.md): po/<lang>.po are the sources; the .mo catalogs the installer
+# loads are built here (and by `engine-iso build` for the live system); `make po` extracts
+# the messages from the code into po/engine_installer.pot and merges them into each .po.
+LOCALES := ja
+MO_FILES := $(foreach l,$(LOCALES),engine_installer/locale/$(l)/LC_MESSAGES/engine_installer.mo)
+
+engine_installer/locale/%/LC_MESSAGES/engine_installer.mo: po/%.po $(APT_STAMP)
+	mkdir -p $(@D)
+	msgfmt --check --output-file=$@ $<
+
+mo: $(MO_FILES)
+
+po: $(APT_STAMP)
+	po/update
 
 $(APT_STAMP): Makefile
 	mkdir -p $(VENV)

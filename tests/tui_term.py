@@ -108,7 +108,7 @@ class Term:
         while time.monotonic() < deadline:
             self.pump()
             focused = self.focused()
-            if focused == label or (not label.startswith("<") and label in focused):
+            if focused == label or (not label.startswith(">") and label in focused):
                 return
         raise AssertionError(f"focus is on {self.focused()!r}, not {label!r}:\n{self.text()}")
 

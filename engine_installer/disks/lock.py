@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import RefusedError
+from engine_installer.base.i18n import _
 
 LOCK_DIR = Path(os.environ.get("ENGINE_INSTALLER_LOCK_DIR", "/run/lock"))
 
@@ -36,8 +37,10 @@ def disk_write_lock(disk: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             raise RefusedError(
-                f"another installer ({holder}) is already writing {disk}: wait for it to "
-                "finish, or reboot to start over"
+                _(
+                    "another installer ({holder}) is already writing {disk}: wait for it to "
+                    "finish, or reboot to start over"
+                ).format(holder=holder, disk=disk)
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {_tty_name()}".encode(), 0)

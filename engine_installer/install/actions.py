@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import N_, _
 from engine_installer.ondisk.layout import (
     ALIGNMENT,
     ESP_NUMBER,
@@ -65,35 +66,42 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-def _slot_options(
-    esp: str, slot: str, kernel_args: list[str], keyboard: str, verb: str = "Setting"
-) -> DiskAction:
+def _slot_options(esp: str, slot: str, kernel_args: list[str], keyboard: str) -> DiskAction:
+    verb = _("Setting the boot options of slot {slot}")
     args = " ".join(kernel_args) or "none"
     return DiskAction(
         "slot-options",
         esp,
-        f"{verb} the boot options of slot {slot}",
+        verb.format(slot=slot),
         f"slot {slot}: keyboard {keyboard}, kernel arguments: {args}",
         {"slot": slot, "kernel_args": list(kernel_args), "keyboard": keyboard},
     )
 
 
-def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, verb: str):
+def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, new: bool):
     return DiskAction(
         "config",
         storage,
-        f"{verb} the Engine configuration",
+        _("Writing the Engine configuration") if new else _("Updating the Engine configuration"),
         f"engine/config.json on {storage}: keyboard {keyboard}, Engine {manifest.version} "
         f"build {manifest.build}",
         {"keyboard": keyboard, "kernel_args": list(kernel_args)},
     )
 
 
+REPORT_TITLES = {
+    "installation": N_("Saving the installation report and the log on the disk"),
+    "upgrade": N_("Saving the upgrade report and the log on the disk"),
+    "downgrade": N_("Saving the downgrade report and the log on the disk"),
+    "repair": N_("Saving the repair report and the log on the disk"),
+}
+
+
 def _save_report(storage: str, what: str) -> DiskAction:
     return DiskAction(
         "save-report",
         storage,
-        f"Saving the {what} report and the log on the disk",
+        _(REPORT_TITLES[what]),
         f"engine/reports/ and engine/logs/ on {storage}",
     )
 
@@ -118,7 +126,9 @@ def install_actions(
         DiskAction(
             "partition",
             disk,
-            f"Erasing {disk} and partitioning it" if reinstall else f"Partitioning {disk}",
+            (
+                _("Erasing {disk} and partitioning it") if reinstall else _("Partitioning {disk}")
+            ).format(disk=disk),
             f"new GPT on {disk}: {table}",
             {"specs": specs},
             wipe=True,
@@ -126,7 +136,7 @@ def install_actions(
         DiskAction(
             "format",
             esp,
-            "Creating the EFI system partition",
+            _("Creating the EFI system partition"),
             f"mkfs.fat -F 32 on {esp}",
             {"fstype": "vfat"},
             wipe=True,
@@ -134,14 +144,14 @@ def install_actions(
         DiskAction(
             "marker",
             esp,
-            "Recording that the install has started",
+            _("Recording that the install has started"),
             f"install marker complete=false on {esp}",
             {"mode": "new", "slot": "A", "disk_serial": disk_serial},
         ),
         DiskAction(
             "format",
             storage,
-            "Creating the storage partition",
+            _("Creating the storage partition"),
             f"mkfs.ext4 on {storage}",
             {"fstype": "ext4"},
             wipe=True,
@@ -149,7 +159,7 @@ def install_actions(
         DiskAction(
             "write-slot",
             slot_a,
-            f"Writing {manifest.label()} into slot A",
+            _("Writing {label} into slot {slot}").format(label=manifest.label(), slot="A"),
             f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) "
             f"to {slot_a}",
             {"slot": "A"},
@@ -159,7 +169,7 @@ def install_actions(
         DiskAction(
             "verify-slot",
             slot_a,
-            "Verifying slot A",
+            _("Verifying slot {slot}").format(slot="A"),
             f"read back {slot_a} against the manifest SHA-256",
             {"slot": "A"},
             weight=size,
@@ -167,7 +177,7 @@ def install_actions(
         DiskAction(
             "bootloader",
             disk,
-            "Installing the boot loader (BIOS and UEFI)",
+            _("Installing the boot loader (BIOS and UEFI)"),
             f"GRUB in engine-bios and the MBR of {disk}; EFI/BOOT/BOOTX64.EFI and grub.cfg on "
             f"{esp}",
         ),
@@ -175,15 +185,15 @@ def install_actions(
         DiskAction(
             "bootenv",
             esp,
-            "Making slot A the boot default",
+            _("Making slot {slot} the boot default").format(slot="A"),
             "boot environment: engine_active=A",
             {"active": "A", "trial": "", "tries": 0},
         ),
-        _config(storage, manifest, kernel_args, keyboard, "Writing"),
+        _config(storage, manifest, kernel_args, keyboard, new=True),
         DiskAction(
             "marker",
             esp,
-            "Marking the install complete",
+            _("Marking the install complete"),
             f"install marker complete=true on {esp}",
             {"mode": "complete"},
         ),
@@ -210,7 +220,7 @@ def upgrade_actions(
         DiskAction(
             "write-slot",
             target,
-            f"Writing {manifest.label()} into slot {new}",
+            _("Writing {label} into slot {slot}").format(label=manifest.label(), slot=new),
             f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) to "
             f"{target}; slot {active_slot} keeps booting until the switch",
             {"slot": new},
@@ -220,7 +230,7 @@ def upgrade_actions(
         DiskAction(
             "verify-slot",
             target,
-            f"Verifying slot {new}",
+            _("Verifying slot {slot}").format(slot=new),
             f"read back {target} against the manifest SHA-256",
             {"slot": new},
             weight=size,
@@ -229,25 +239,31 @@ def upgrade_actions(
         DiskAction(
             "marker",
             esp,
-            f"Recording Engine {manifest.version} in slot {new}",
+            _("Recording Engine {version} in slot {slot}").format(
+                version=manifest.version, slot=new
+            ),
             f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
             {"mode": "slot-table", "slot": new},
         ),
         DiskAction(
             "bootenv",
             esp,
-            f"Switching to slot {new} for a trial boot (slot {active_slot} stays the fallback)",
+            _("Switching to slot {new} for a trial boot (slot {old} stays the fallback)").format(
+                new=new, old=active_slot
+            ),
             f"boot environment: engine_active={active_slot} engine_trial={new} engine_tries=3",
             {"active": active_slot, "trial": new, "tries": 3},
         ),
         DiskAction(
             "marker",
             esp,
-            f"Recording Engine {manifest.version} as the installed version",
+            _("Recording Engine {version} as the installed version").format(
+                version=manifest.version
+            ),
             f"install marker: version {manifest.version} build {manifest.build} slot {new}",
             {"mode": "switch", "slot": new},
         ),
-        _config(storage, manifest, kernel_args, keyboard, "Updating"),
+        _config(storage, manifest, kernel_args, keyboard, new=False),
         _save_report(storage, what),
     ]
 
@@ -268,7 +284,7 @@ def repair_actions(
             DiskAction(
                 "repair-table",
                 disk,
-                f"Repairing the partition table of {disk} from its good copy",
+                _("Repairing the partition table of {disk} from its good copy").format(disk=disk),
                 f"sgdisk --move-second-header {disk} (rebuilds the damaged copy and the "
                 "protective MBR from the good copy)",
             )
@@ -278,7 +294,7 @@ def repair_actions(
             DiskAction(
                 "bios-boot",
                 disk,
-                "Restoring the BIOS boot code",
+                _("Restoring the BIOS boot code"),
                 f"grub-bios-setup on {disk} (boot code in the MBR, core in engine-bios)",
             )
         )
@@ -287,7 +303,7 @@ def repair_actions(
             DiskAction(
                 "marker",
                 esp,
-                "Rewriting the install marker from what the slots hold",
+                _("Rewriting the install marker from what the slots hold"),
                 f"install marker on {esp}",
                 {"mode": "rebuild", "marker": dict(marker or {})},
             )
@@ -297,7 +313,7 @@ def repair_actions(
             DiskAction(
                 "bootenv",
                 esp,
-                f"Rewriting the boot environment (slot {active_slot} boots)",
+                _("Rewriting the boot environment (slot {slot} boots)").format(slot=active_slot),
                 f"boot environment: engine_active={active_slot}",
                 {"active": active_slot, "trial": "", "tries": 0, "create": True},
             )
@@ -359,7 +375,8 @@ def step_lines(actions: list[DiskAction]) -> list[str]:
 
 
 def step_line(index: int, total: int, action: DiskAction) -> str:
-    return f"Step {index} of {total}: {action.title}"
+    line = _("Step {index} of {total}: {title}")
+    return line.format(index=index, total=total, title=action.title)
 
 
 def format_actions(actions: list[DiskAction]) -> str:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.iso import app_layer, base, bootloader, iso_image
 from engine_installer.ondisk.payload import find_payload_dir, load_manifest, verify_payload
 
@@ -40,20 +41,21 @@ LIVE_UUID = ".disk/live-uuid-engine"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", type=Path, required=True, metavar="DIR",
-                        help="Engine payload directory (holding manifest.json), e.g. from "
-                        "`engine-iso sample-payload`")  # fmt: skip
+                        help=_("Engine payload directory (holding manifest.json), e.g. from "
+                               "`engine-iso sample-payload`"))  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
-                        help="the ISO to write")  # fmt: skip
+                        help=_("the ISO to write"))  # fmt: skip
     parser.add_argument("--dual-layer", action="store_true",
-                        help="allow an ISO larger than a single-layer DVD (4.7 GB)")  # fmt: skip
+                        help=_("allow an ISO larger than a single-layer DVD (4.7 GB)"))  # fmt: skip
     parser.add_argument("--cache", type=Path, metavar="DIR",
-                        help="cache for the live system base and wheels (default: "
-                        f"${base.CACHE_ENV} or ~/.cache/engine-installer)")  # fmt: skip
+                        help=_("cache for the live system base and wheels (default: "
+                               "${env} or ~/.cache/engine-installer)").format(
+                                   env=base.CACHE_ENV))  # fmt: skip
     parser.add_argument("--menu-default", choices=bootloader.MENU_ENTRIES, default="install",
-                        help="boot menu entry chosen after the timeout (default: install; "
-                        "check = always check the medium first)")  # fmt: skip
+                        help=_("boot menu entry chosen after the timeout (default: install; "
+                               "check = always check the medium first)"))  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
-                        help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
+                        help=_("rebuild the cached live system base (mmdebstrap)"))  # fmt: skip
 
 
 def source_date_epoch() -> int:
@@ -157,7 +159,7 @@ def build_iso(
             digest.update(f"{rel} {iso_image.sha256_source(files[rel])}\n".encode())
         digest.update(base_layer.initrd.read_bytes())
         build_id = digest.hexdigest()[:32]
-        label = manifest.label()
+        label = manifest.plain_label()  # GRUB's menu text: ASCII on every console
         files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
         boot = bootloader.build_boot_images(
             work / "boot", build_id, label, epoch, default=menu_default

@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.ondisk.layout import MiB
 from engine_installer.ondisk.payload import write_manifest
 
@@ -40,17 +41,21 @@ SLOT_DIRS = ("proc", "sys", "dev", "run", "tmp", "storage", "esp", "mnt", "root"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", required=True, help="Engine version, e.g. 5.0")
-    parser.add_argument("--build", default="1", help="build number (default 1)")
-    parser.add_argument("--out", required=True, type=Path, help="output payload directory")
+    parser.add_argument("--version", required=True, help=_("Engine version, e.g. 5.0"))
+    parser.add_argument("--build", default="1", help=_("build number (default 1)"))
+    parser.add_argument("--out", required=True, type=Path, help=_("output payload directory"))
     parser.add_argument(
-        "--kernel", type=Path, help="kernel image (default: newest /boot/vmlinuz-*-amd64)"
+        "--kernel", type=Path, help=_("kernel image (default: newest /boot/vmlinuz-*-amd64)")
     )
     parser.add_argument(
-        "--modules", type=Path, help="its module tree (default: /lib/modules/<kernel version>)"
+        "--modules",
+        type=Path,
+        help=_("its module tree (default: /lib/modules/<kernel version>)"),
     )
-    parser.add_argument("--pad-to", type=_size, help="make root.img this many bytes (e.g. 1G)")
-    parser.add_argument("--slot-size", type=_size, help="slot size in the manifest (>= root.img)")
+    parser.add_argument("--pad-to", type=_size, help=_("make root.img this many bytes (e.g. 1G)"))
+    parser.add_argument(
+        "--slot-size", type=_size, help=_("slot size in the manifest (>= root.img)")
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ def test_live_upgrade_through_the_tui(make_loop, payloads, tmp_path, log_dir):
         screen = term.wait_for("An Engine installation was found", timeout=60)
         assert "Engine 4.5 (build 45), can be upgraded" in screen
         assert "VMs on disk: 3 (PV drivers; this medium brings 5.0)" in screen
-        term.wait_focused("< Upgrade >")
+        term.wait_focused("> Upgrade <")
         term.press("enter")
         term.wait_for("the VMs and data on " + disk + " are kept")
         term.press("tab", "enter")

@@ -16,6 +16,7 @@ from engine_installer.machine.snapshot import load_snapshot
 from engine_installer.tui import widgets as W
 from engine_installer.tui.app import InstallerApp, tab_as_arrows
 from engine_installer.tui.screens.choice import ChoiceScreen
+from engine_installer.tui.screens.error import ErrorScreen
 from engine_installer.tui.screens.eula import EulaScreen
 from engine_installer.tui.screens.existing import ExistingInstallScreen, TargetScreen
 from engine_installer.tui.screens.keyboard import KeyboardScreen
@@ -42,6 +43,11 @@ def make_app(machine: str, tmp_path: Path) -> InstallerApp:
     return app
 
 
+def screen_text(app: InstallerApp) -> str:
+    """The 80x24 screen as the terminal would show it."""
+    return "\n".join(row.decode() for row in app.top.render((80, 24), focus=True).text)
+
+
 def keys(app: InstallerApp, *names: str) -> None:
     """Type keys into the current screen as the main loop would (Esc reaches unhandled_input)."""
     for name in names:
@@ -62,6 +68,7 @@ def to_keyboard(app: InstallerApp) -> None:
 def test_choice_focuses_install(tmp_path: Path) -> None:
     app = make_app("empty-disk", tmp_path)
     assert isinstance(app.screen, ChoiceScreen)
+    assert app.screen.scroller.pile.focus is app.screen.menu
     assert app.screen.menu.focus.value == "install"
     assert [item.label for item in app.screen.items] == ["Install Engine", "Reboot", "Power off"]
 
@@ -71,9 +78,9 @@ def test_welcome_names_media_and_machine_and_focuses_continue(tmp_path: Path) ->
     keys(app, "enter")
     assert isinstance(app.screen, WelcomeScreen)
     assert W.focused_label(app.screen.buttons) == "Continue"
-    texts = " ".join(w.text for w, _ in app.screen.widget.contents if hasattr(w, "text"))
-    assert "Engine 5.0 (build 5021)" in texts
-    assert "LENOVO ThinkPad T480" in texts
+    text = screen_text(app)
+    assert "Engine 5.0 (build 5021)" in text
+    assert "LENOVO ThinkPad T480" in text
 
 
 def test_eula_back_is_focused_and_enter_goes_back(tmp_path: Path) -> None:
@@ -108,6 +115,7 @@ def test_keyboard_search_and_choice_lands_in_plan(tmp_path: Path, caplog) -> Non
     assert isinstance(screen, KeyboardScreen)
     assert screen.focused_layout() == "us"  # the current layout is focused
     assert {"us", "gb", "de", "fr", "es", "it", "jp106"} <= set(screen.layouts)
+    assert screen.layouts[0] == "us"  # the current layout first
     with caplog.at_level(logging.INFO, logger="engine_installer.tui"):
         keys(app, "d", "e")
         assert screen.search.edit_text == "de"
@@ -186,6 +194,12 @@ def test_target_list_excludes_boot_medium_and_busy_disks(tmp_path: Path) -> None
     refused = {o.disk.path: o.refusal for o in screen.options if not o.offered}
     assert "boot medium" in refused["/dev/sda"]
     assert "mounted at /media/SDCARD" in refused["/dev/mmcblk0"]
+    # The refused disks are on the list with their reason, and the focus never lands there.
+    text = screen_text(app)
+    assert "/dev/mmcblk0" in text and "not offered: /dev/mmcblk0 is in use" in text
+    for key in ("down", "down", "up", "up", "up"):  # Down leaves the list for Back
+        keys(app, key)
+        assert app.screen.scroller.pile.focus.value == "/dev/nvme0n1"
     keys(app, "enter")
     assert app.plan.target == "/dev/nvme0n1" and app.plan.action == Action.INSTALL
 
@@ -198,12 +212,12 @@ def test_summary_focuses_back_and_confirm_runs_to_done(tmp_path: Path) -> None:
     assert W.focused_label(app.screen.buttons) == "Back"
     keys(app, "right", "enter")
     assert step(app) == "done"
-    assert [vm.name for vm in app.result.report.vms_needing_pv_upgrade] == [
+    assert [vm.name for vm in app.session.result.report.vms_needing_pv_upgrade] == [
         "Dev Build Env",
         "Alice Windows 10",
         "Lab Ubuntu 22.04",
     ]
-    assert app.result.slot == "B" and app.result.previous_version == "4.5"
+    assert app.session.result.slot == "B" and app.session.result.previous_version == "4.5"
     assert app.sequencer.back() is False  # no way back once installed
 
 
@@ -213,7 +227,7 @@ def test_several_installs_choose_one(tmp_path: Path) -> None:
     keys(app, "enter")
     assert step(app) == "choose-install"
     keys(app, "down", "enter")
-    assert step(app) == "existing" and app.chosen.disk == "/dev/nvme1n1"
+    assert step(app) == "existing" and app.session.chosen.disk == "/dev/nvme1n1"
     assert W.row_labels(app.screen.buttons) == ["Remove and reinstall", "Back"]
 
 
@@ -222,9 +236,17 @@ def test_failed_install_shows_error_and_retry_returns_to_summary(tmp_path: Path,
     app = make_app("empty-disk", tmp_path)
     to_keyboard(app)
     keys(app, "enter", "enter", "right", "enter")
-    assert app.screen.title == "Error"
-    assert "into slot A failed: I/O error" in app.error
-    assert W.row_labels(app.screen.buttons) == ["Back", "Shell", "Reboot", "Power off"]
+    assert isinstance(app.screen, ErrorScreen)
+    assert "into slot A failed: I/O error" in app.session.error
+    assert W.row_labels(app.screen.buttons) == ["Back", "View log", "Shell", "Reboot", "Power off"]
+    assert (
+        "a real run would save it to the EFI system partition of /dev/nvme0n1"
+        in (
+            screen_text(app).replace("\n", " ").replace("│", " ").replace("  ", " ")
+            or app.session.log_saved_to
+        )
+        or "EFI system partition of /dev/nvme0n1" in app.session.log_saved_to
+    )
     keys(app, "enter")  # Back probes the disks again and starts over from screen 5
     assert step(app) == "target" and not app.plan.confirmed and app.plan.target is None
 
@@ -242,7 +264,8 @@ def test_failed_hardware_check_blocks_until_lab_override(tmp_path: Path, caplog)
     keys(app, "enter")
     keys(app, "enter")  # Continue
     assert step(app) == "welcome"
-    assert "VT-x is disabled in firmware" in app.screen.message.text
+    assert "the vt-x check failed" in app.screen.message.text
+    assert "VT-x is disabled in firmware" in screen_text(app)
     app.screen.override.set_state(True)
     with caplog.at_level(logging.WARNING, logger="engine_installer.tui"):
         keys(app, "enter")
@@ -378,7 +401,7 @@ def test_backend_runs_off_the_ui_thread_and_widgets_only_on_it(tmp_path: Path) -
     _pump(app, read_fd, lambda: step(app) == "done")
     assert seen["hardware"] == seen["snapshot"] == seen["apply_keyboard"] == seen["run"] == {False}
     assert seen["show"] == {True}
-    report = app.result.report
+    report = app.session.result.report
     assert [vm.kind for vm in report.vms_needing_pv_upgrade] == ["custom", "local", "local"]
 
 
