@@ -6,16 +6,22 @@ import argparse
 from pathlib import Path
 
 from engine_installer import __version__
+from engine_installer.base.cli_help import ArgumentParser
 from engine_installer.base.errors import UserError, cli_entry
 from engine_installer.base.i18n import _
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="engine-installer",
         description=_("Install or upgrade Engine from this boot medium."),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help=_("show program's version number and exit"),
+    )
     parser.add_argument(
         "--answers", type=Path, metavar="FILE", help=_("run unattended from a TOML answer file")
     )

@@ -101,7 +101,7 @@ def set_language(lang: str) -> str:
     if lang == DEFAULT:
         translation: gettext.NullTranslations = gettext.NullTranslations()
     else:
-        translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang])
+        translation = _catalog(lang)
     _state["lang"], _state["tr"] = lang, translation
     os.environ[ENV] = lang
     os.environ["LANGUAGE"] = lang
@@ -109,6 +109,28 @@ def set_language(lang: str) -> str:
     gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(DOMAIN)
     return lang
+
+
+def all_translations(message: str) -> list[str]:
+    """message in every language there is a catalog for (English first): searches match
+    what a technician types in either language, whatever the screens show."""
+    found = [message]
+    for lang in LANGUAGES:
+        if lang == DEFAULT or not catalog_available(lang):
+            continue
+        text = _catalog(lang).gettext(message)
+        if text not in found:
+            found.append(text)
+    return found
+
+
+_catalogs: dict[str, gettext.NullTranslations] = {}
+
+
+def _catalog(lang: str) -> gettext.NullTranslations:
+    if lang not in _catalogs:
+        _catalogs[lang] = gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang])
+    return _catalogs[lang]
 
 
 def init_language() -> str:

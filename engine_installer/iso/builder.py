@@ -52,8 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "${env} or ~/.cache/engine-installer)").format(
                                    env=base.CACHE_ENV))  # fmt: skip
     parser.add_argument("--menu-default", choices=bootloader.MENU_ENTRIES, default="install",
-                        help=_("boot menu entry chosen after the timeout (default: install; "
-                               "check = always check the medium first)"))  # fmt: skip
+                        metavar="ENTRY",
+                        help=_("boot menu entry chosen after the timeout: {entries} (default: "
+                               "install; check = always check the medium first; -ja = in "
+                               "Japanese)").format(
+                                   entries=", ".join(bootloader.MENU_ENTRIES)))  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
                         help=_("rebuild the cached live system base (mmdebstrap)"))  # fmt: skip
 
@@ -79,10 +82,11 @@ def size_report(size: int, dual_layer: bool) -> str:
         hint = "" if dual_layer else "; pass --dual-layer to allow a dual-layer DVD"
         raise UserError(f"the ISO would be {mb:.0f} MB, larger than {medium}: use a smaller "
                         f"payload{hint}")  # fmt: skip
-    if size > CD_BYTES:
-        return (f"{mb:.0f} MB: does not fit on a CD (700 MB); write it to a DVD or a USB "
-                "stick")  # fmt: skip
-    return f"{mb:.0f} MB: fits on a CD, a DVD or a USB stick"
+    # The vendor's guide: burn the ISO to a DVD or write it to a USB stick; a CD is only a
+    # size fact here (a CD-R holds 700 MB).
+    return _("{mb} MB: burn it to a DVD or write it to a USB stick (engine-usb write); "
+             "for size: a CD holds 700 MB, a single-layer DVD 4.7 GB").format(
+                 mb=f"{mb:.0f}")  # fmt: skip
 
 
 def volume_id(version: str) -> str:
@@ -159,7 +163,7 @@ def build_iso(
             digest.update(f"{rel} {iso_image.sha256_source(files[rel])}\n".encode())
         digest.update(base_layer.initrd.read_bytes())
         build_id = digest.hexdigest()[:32]
-        label = manifest.plain_label()  # GRUB's menu text: ASCII on every console
+        label = manifest.plain_label()  # GRUB's menu text, the same in every language
         files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
         boot = bootloader.build_boot_images(
             work / "boot", build_id, label, epoch, default=menu_default
@@ -167,6 +171,8 @@ def build_iso(
         files[BIOS_BOOT] = boot.bios_image.read_bytes()
         files[EFI_BOOT] = boot.efi_image
         files["boot/grub/grub.cfg"] = boot.grub_cfg.encode()
+        if bootloader.UNICODE_FONT.is_file():  # the menu's Japanese entries (else '?' marks)
+            files[bootloader.FONT_PATH.lstrip("/")] = bootloader.UNICODE_FONT
         files[bootloader.id_file_path(build_id).lstrip("/")] = (
             f"Engine installer medium\n{label}\nbuild-id {build_id}\n".encode()
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from engine_installer.base.cli_help import ArgumentParser
 from engine_installer.base.errors import cli_entry
 from engine_installer.base.i18n import N_, _
 
@@ -21,7 +22,7 @@ DESCRIPTION = N_("Build sample Engine payloads and the installer ISO, and check 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engine-iso", description=_(DESCRIPTION))
+    parser = ArgumentParser(prog="engine-iso", description=_(DESCRIPTION))
     sub = parser.add_subparsers(dest="command", metavar=_("COMMAND"), required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=_(help_text), description=_(help_text))

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.base.i18n import N_, _
+from engine_installer.base.i18n import N_, _, all_translations
 
 # Always offered, even on a developer machine without keymaps installed.
 COMMON_LAYOUTS = ("us", "gb", "de", "fr", "es", "it", "jp106")
@@ -149,12 +149,13 @@ def layout_name(layout: str) -> str:
 
 def layout_matches(layout: str, query: str) -> int:
     """How well layout matches a search: 2 its code or a name starts with it, 1 it is in
-    them, 0 no match. Case does not matter; English and translated names both count."""
+    them, 0 no match. Case does not matter; its name in every language counts ("japan" and
+    「日本」 both find jp106, whichever language the screens are in)."""
     query = query.strip().casefold()
     if not query:
         return 1
-    english = NAMES.get(layout, "")
-    words = [layout.casefold(), english.casefold(), layout_name(layout).casefold()]
+    name = NAMES.get(layout, "")
+    words = [layout.casefold(), *(n.casefold() for n in all_translations(name) if name)]
     if any(w.startswith(query) for w in words if w):
         return 2
     if any(query in w for w in words if w):

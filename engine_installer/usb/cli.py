@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from engine_installer.base.cli_help import ArgumentParser
 from engine_installer.base.errors import UserError, cli_entry
 from engine_installer.base.i18n import N_, _
 from engine_installer.disks.blockcopy import CopyError, Mismatch, verify_image
@@ -25,7 +26,7 @@ DESCRIPTION = N_("List USB sticks, write the Engine ISO to them (verified), or v
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engine-usb", description=_(DESCRIPTION))
+    parser = ArgumentParser(prog="engine-usb", description=_(DESCRIPTION))
     sub = parser.add_subparsers(dest="command", metavar=_("COMMAND"), required=True)
     lister = sub.add_parser("list", help=_("list USB/removable sticks that may be written"))
     lister.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
