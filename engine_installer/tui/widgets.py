@@ -126,10 +126,18 @@ def button(label: str, on_press: Callable[[Any], None] | None = None) -> Button:
     return Button(label, on_press)
 
 
+class ButtonRow(urwid.Columns):
+    """Buttons side by side. Arriving with Up/Down keeps the button the screen focused (the
+    safe one, or the one a tick made the way on); urwid would pick the one under the cursor."""
+
+    def move_cursor_to_coords(self, size: tuple[int, ...], col: Any, row: int) -> bool:
+        return True
+
+
 def button_row(buttons: Sequence[Button], focus: int = 0) -> urwid.Columns:
     """Buttons side by side, sized to their labels, with one focused (the safe one)."""
     cells = [(b.cells, b) for b in buttons]
-    return urwid.Columns(cells, dividechars=2, focus_column=focus)
+    return ButtonRow(cells, dividechars=2, focus_column=focus)
 
 
 def row_labels(row: urwid.Columns) -> list[str]:

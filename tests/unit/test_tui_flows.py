@@ -21,7 +21,7 @@ def run(tmp_path: Path):
     def start(machine: str, *extra: str, env: dict[str, str] | None = None) -> Term:
         term = Term(machine, tmp_path / "installer.log", *extra, env=env)
         terms.append(term)
-        term.wait_for("1/5 Install choice", timeout=15)
+        term.wait_for("1/5 ", timeout=15)  # screen 1, in whichever language
         return term
 
     yield start
@@ -202,3 +202,71 @@ def test_failed_hardware_check_needs_the_lab_override(run) -> None:
     screen = term.wait_for("Summary")
     assert "Lab override: the hardware check failed (logged)" in screen
     assert "LAB OVERRIDE" in term.log.read_text()
+
+
+def test_ctrl_c_and_esc_while_installing_stay_on_installing(run) -> None:
+    term = run("engine-4.5", env={"ENGINE_INSTALLER_SIM_SECONDS": "8"})
+    through_keyboard(term)
+    term.wait_for("An Engine installation was found")
+    term.press("enter")
+    confirm(term, "Upgrade Engine")
+    term.wait_for("Step 1 of 8")
+    term.press("\x03")  # Ctrl-C: the terminal's interrupt character
+    screen = term.wait_for("Ctrl-C is ignored while the disk is written")
+    assert "Installing" in screen and term.child.isalive()
+    term.press("esc")
+    screen = term.wait_for("Esc is ignored while the disk is written")
+    assert "Installing" in screen
+    screen = term.wait_for("Upgraded /dev/nvme0n1 to Engine 5.0", timeout=30)
+    assert "All steps" not in screen  # the Finished screen, not Installing
+    term.press("enter")
+    status, _last = term.finish()
+    assert status == 0
+    assert "Ctrl-C ignored: the disk is being written" in term.log.read_text()
+
+
+def test_ctrl_c_before_writing_ends_the_installer(run) -> None:
+    term = run("empty-disk")
+    term.press("\x03")
+    status, last = term.finish()
+    assert status == 130 and last == "interrupted before any disk was written"
+
+
+def test_progress_shows_step_of_total_overall_bar_and_time_left(run) -> None:
+    term = run("empty-disk", env={"ENGINE_INSTALLER_SIM_SECONDS": "12"})
+    through_keyboard(term)
+    term.wait_for("5/5 Target disk")
+    term.press("enter")
+    confirm(term, "Install Engine")
+    screen = term.wait_for("Writing Engine 5.0 (build 5021) into slot A", timeout=15)
+    assert re.search(r"Step 5 of 12: Writing Engine 5\.0 \(build 5021\) into slot A", screen)
+    screen = term.wait_for(" left", timeout=15)
+    assert re.search(r"All steps: [█░]+ +\d+\.\d%   about \d+ s left", screen), screen
+    assert re.search(r"MiB of 1\.2 GiB +[\d.]+ [MG]iB/s", screen), screen
+    assert "✓ Step 1 of 12: Partitioning /dev/nvme0n1" in screen
+    term.wait_for("Installed Engine 5.0", timeout=30)
+
+
+def test_japanese_from_start_to_finish(run) -> None:
+    term = run("empty-disk", env={"ENGINE_INSTALLER_LANG": "ja"})
+    screen = term.wait_for("Engine をインストールする")
+    assert "1/5 インストールの選択" in screen and "(*) 日本語" in screen
+    term.press("enter")
+    term.wait_for("2/5 ようこそ")
+    term.press("enter")
+    term.wait_for("3/5 使用許諾契約")
+    assert "使用許諾契約" in term.text()
+    term.press("tab", "enter")
+    term.wait_for("4/5 キーボードレイアウト")
+    term.press("enter")
+    term.wait_for("5/5 インストール先のディスク")
+    term.press("enter")
+    screen = term.wait_for("内容の確認")
+    assert "/dev/nvme0n1 のデータはすべて消去されます。" in screen
+    assert "手順 1/12: /dev/nvme0n1 にパーティションを作成" in screen
+    term.press("tab", "enter")
+    screen = term.wait_for("インストールしました", timeout=30)
+    assert "スロットAから起動します" in re.sub(r"[\s│]", "", screen)
+    term.press("enter")
+    status, last = term.finish()
+    assert status == 0 and last.startswith("ドライラン: ここで reboot を実行します")

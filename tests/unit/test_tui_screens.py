@@ -48,6 +48,15 @@ def screen_text(app: InstallerApp) -> str:
     return "\n".join(row.decode() for row in app.top.render((80, 24), focus=True).text)
 
 
+def flat(text: str) -> str:
+    """The screen's words in one line (wrapped lines joined, frame and scroll bar dropped)."""
+    import re
+
+    return " ".join(
+        " ".join(re.sub("[│█▲▼┌┐└┘─]", " ", line).split()) for line in text.splitlines()
+    )
+
+
 def keys(app: InstallerApp, *names: str) -> None:
     """Type keys into the current screen as the main loop would (Esc reaches unhandled_input)."""
     for name in names:
@@ -433,3 +442,180 @@ def test_serial_console_without_a_window_size_gets_80x24(monkeypatch):
 
     monkeypatch.setattr(urwid.raw_display.Screen, "get_cols_rows", lambda self: (0, 0))
     assert SerialSafeScreen().get_cols_rows() == (80, 24)
+
+
+# ---- issue 11 and 16: session, language, keyboard names, scrolling, errors, focus ------------
+
+
+@pytest.fixture
+def english_afterwards():
+    from engine_installer.base import i18n
+
+    yield
+    i18n.set_language("en")
+
+
+def test_language_line_switches_every_word(tmp_path: Path, english_afterwards) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    assert app.session.language == "en"
+    keys(app, "up")  # from the menu to the language line
+    keys(app, "right", "enter")  # 日本語
+    assert app.session.language == "ja"
+    text = screen_text(app)
+    assert "1/5 インストールの選択" in text and "Engine をインストールする" in text
+    assert "(*) 日本語" in text and "Install Engine" not in text
+    keys(app, "down", "enter")  # the menu: Engine をインストールする
+    assert step(app) == "welcome"
+    assert "インストーラーへようこそ" in screen_text(app)
+    keys(app, "esc")
+    keys(app, "up", "left", "enter")  # back to English
+    assert app.session.language == "en" and "Install Engine" in screen_text(app)
+
+
+def test_japanese_is_not_offered_where_it_cannot_be_drawn(tmp_path: Path) -> None:
+    backend = SimulatedBackend(
+        load_snapshot(MACHINES / "empty-disk.json"), None, tmp_path / "installer.log"
+    )
+    app = InstallerApp(
+        backend, Plan(), threaded=False, japanese=False, japanese_why_not="no CJK font"
+    )
+    app.start()
+    assert "Japanese (not on this console)" in screen_text(app)
+    keys(app, "up", "right", "enter")
+    assert app.session.language == "en"
+    assert "cannot show Japanese (no CJK font)" in app.screen.message.text
+
+
+@pytest.mark.parametrize(("lang", "query"), [("en", "japan"), ("ja", "日本"), ("en", "日本")])
+def test_keyboard_search_by_name_in_either_language(
+    tmp_path: Path, english_afterwards, lang: str, query: str
+) -> None:
+    from engine_installer.base import i18n
+
+    i18n.set_language(lang)
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    for char in query:
+        keys(app, char)
+    assert app.screen.focused_layout() == "jp106"
+    assert app.screen.matching()[0] == "jp106"
+    name = "日本語 (106/109 キー)" if lang == "ja" else "Japanese (106/109 keys)"
+    assert name in screen_text(app) and "jp106" in screen_text(app)
+    keys(app, "enter")
+    assert app.plan.keyboard == "jp106"
+
+
+def test_keyboard_list_leads_with_the_languages_usual_layout(
+    tmp_path: Path, english_afterwards
+) -> None:
+    from engine_installer.base import i18n
+
+    i18n.set_language("ja")
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    assert app.screen.layouts[:2] == ["jp106", "us"]
+    assert app.screen.focused_layout() == "jp106"
+    keys(app, "down", "enter")  # us, chosen: it is the current layout from now on
+    keys(app, "esc")
+    assert app.screen.layouts[:2] == ["us", "jp106"]
+
+
+def test_summary_with_twelve_steps_scrolls_and_keeps_its_buttons(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter")  # layout us, the offered disk
+    assert step(app) == "summary" and len(app.session.prepared.actions) == 12
+    text = screen_text(app)
+    assert "Step 12 of 12" not in text and "▼" in text  # more below, and it says so
+    assert "< Back >" in text.replace("> Back <", "< Back >")
+    keys(app, "page down", "page down")
+    text = screen_text(app)
+    assert "Step 12 of 12: Saving the installation report and the log on the disk" in text
+    assert W.focused_label(app.screen.buttons) == "Back"  # scrolling moved no focus
+
+
+def test_error_back_probes_again_and_a_refused_disk_does_not_loop(tmp_path: Path) -> None:
+    """The run is refused (the disk became busy after the summary); Back probes the disks
+    again, and the busy disk is now listed with its reason and cannot be chosen."""
+    from dataclasses import replace as copy
+
+    app = make_app("empty-disk", tmp_path)
+    backend = app.backend
+    probes = []
+
+    def snapshot():
+        machine = backend.recorded
+        if probes:  # every probe after the first: the disk is mounted now
+            disks = [
+                copy(d, in_use="partition /dev/nvme0n1p1 is mounted at /mnt")
+                if d.path == "/dev/nvme0n1"
+                else d
+                for d in machine.disks
+            ]
+            machine = copy(machine, disks=disks)
+        probes.append(machine)
+        return machine
+
+    def refuse(prepared, progress):
+        raise RefusedError("/dev/nvme0n1 is in use: nothing was written")
+
+    backend.snapshot, backend.run = snapshot, refuse
+    to_keyboard(app)
+    keys(app, "enter", "enter", "right", "enter")
+    assert isinstance(app.screen, ErrorScreen) and len(probes) == 1
+    keys(app, "enter")  # Back
+    assert len(probes) == 2 and step(app) == "target"
+    assert app.screen.items == []  # nothing to choose: no way into the same refusal
+    text = flat(screen_text(app))
+    assert "not offered: /dev/nvme0n1 is in use (partition /dev/nvme0n1p1 is mounted" in text
+    assert W.row_labels(app.screen.buttons) == ["Back"]
+
+
+def test_view_log_from_the_error_screen_and_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ENGINE_INSTALLER_SIM_FAIL", "write-slot")
+    (tmp_path / "installer.log").write_text("first line\nlast line of the log\n")
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter", "right", "enter")
+    error = app.screen
+    keys(app, "right", "enter")  # View log
+    assert app.screen.title == "Log" and "last line of the log" in screen_text(app)
+    keys(app, "esc")
+    assert app.screen is error
+
+
+def test_checkbox_focus_is_visible_and_a_tick_makes_downgrade_the_way_on(tmp_path: Path):
+    app = make_app("engine-6.0", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    screen = app.screen
+    keys(app, "up")  # to the check box
+    assert "> [ ] I understand: downgrade anyway" in screen_text(app)
+    keys(app, " ", "down")
+    assert "> [X] I understand" not in screen_text(app)  # the focus left it...
+    assert "  [X] I understand: downgrade anyway" in screen_text(app)
+    assert W.focused_label(screen.buttons) == "Downgrade"  # ...for the downgrade
+    assert "> Downgrade <" in screen_text(app)
+    keys(app, "enter")
+    assert step(app) == "summary" and app.plan.allow_downgrade
+
+
+def test_ascii_mode_marks_the_focus_without_colour(tmp_path: Path) -> None:
+    backend = SimulatedBackend(load_snapshot(MACHINES / "engine-4.5.json"), None, tmp_path / "l")
+    app = InstallerApp(backend, Plan(), ascii=True, threaded=False)
+    app.start()
+    assert "> Install Engine" in screen_text(app)
+    keys(app, "enter")
+    assert "< Back >  > Continue <" in screen_text(app)
+    W.ASCII["ascii"] = False
+
+
+def test_ctrl_c_while_writing_is_ignored_with_a_note(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    app.writing = True
+    app.unhandled_input("ctrl c")
+    assert app.exit_message == ""
+    assert "Ctrl-C is ignored while the disk is written" in app.screen.message.text
+    app.writing = False
+    app.unhandled_input("ctrl c")
+    assert app.exit_message == "interrupted before any disk was written" and app.exit_code == 130

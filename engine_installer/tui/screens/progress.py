@@ -23,7 +23,7 @@ from engine_installer.tui.screens.base import Screen
 
 log = logging.getLogger("engine_installer.tui")
 BYTE_PHASE = 1024 * 1024  # totals above this are bytes (speed and time left make sense)
-BAR_CELLS = 50
+BAR_CELLS = 40  # the step bar; the overall bar plus time left fit one line beside it
 SHOWN_DONE = 6  # finished steps listed (the log has all)
 ESTIMATE_AFTER = 3.0  # seconds of progress before a time-left estimate means anything
 
