@@ -356,7 +356,7 @@ def copy_image(
     copied = Copied(size)
     head_copy = _Buffer(head_len) if head_len else None
     with contextlib.suppress(OSError):  # a hint for the source's read-ahead
-        os.posix_fadvise(source, 0, size, os.POSIX_FADV_SEQUENTIAL)
+        os.posix_fadvise(source, source_offset, size, os.POSIX_FADV_SEQUENTIAL)
     # A byte range of a bigger file (source_offset) always takes the piped reader.
     mapping = None if hash_image or source_offset else _map(source, size)
     pipe = _Pipeline()

@@ -86,3 +86,31 @@ def clean_stale_mounts() -> list[str]:
             path.rmdir()
         cleaned.append(point)
     return cleaned
+
+
+def mount_point_of(device: str) -> Path | None:
+    """Where device's filesystem is mounted read-write as a whole (its root), or None."""
+    try:
+        rdev = os.stat(device).st_rdev
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+    for line in lines:
+        fields = line.split()
+        whole = len(fields) > 5 and fields[2] == wanted and fields[3] == "/"
+        if whole and "rw" in fields[5].split(","):
+            return Path(fields[4].replace("\\040", " "))
+    return None
+
+
+@contextlib.contextmanager
+def mounted_rw(device: str, fstype: str) -> Iterator[Path]:
+    """The filesystem on device, read-write: where the running system has it mounted (an
+    Engine's storage partition), else in a temporary mount for the duration."""
+    existing = mount_point_of(device)
+    if existing is not None:
+        yield existing
+        return
+    with mounted(device, fstype) as target:
+        yield target

@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slot-size", type=_size, help=_("slot size in the manifest (>= root.img)")
     )
+    parser.add_argument(
+        "--broken-init",
+        action="store_true",
+        help=_(
+            "an Engine that cannot start: its init fails before marking itself good (for "
+            "tests of GRUB's fallback)"
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         modules=args.modules,
         pad_to=args.pad_to,
         slot_size=args.slot_size,
+        broken_init=args.broken_init,
     )
     print(f"sample {PRODUCT} {args.version} build {args.build}: {manifest}")
     return 0
@@ -227,6 +236,7 @@ def build_slot_tree(
     build: str,
     work: Path,
     epoch: int,
+    broken_init: bool = False,
 ) -> Path:
     tree = work / "root"
     for sub in SLOT_DIRS:
@@ -249,6 +259,8 @@ def build_slot_tree(
     (tree / "etc" / "engine-release").write_text(
         f"PRODUCT={PRODUCT}\nVERSION={version}\nBUILD={build}\n"
     )
+    if broken_init:  # engine-init fails on it before marking the slot good
+        (tree / "etc" / "engine-broken").write_text("built with --broken-init\n")
     _clamp_times(tree, epoch)
     return tree
 
@@ -312,6 +324,7 @@ def build_sample_payload(
     slot_size: int | None = None,
     epoch: int | None = None,
     recipe: Path = RECIPE_DIR,
+    broken_init: bool = False,
 ) -> Path:
     """Build the payload into out (manifest.json, root.img, vmlinuz, initrd.img).
 
@@ -342,7 +355,9 @@ def build_sample_payload(
     with tempfile.TemporaryDirectory(prefix="engine-payload-") as tmp:
         work = Path(tmp)
         initrd = build_initrd(recipe, busybox, modules, kver, work, epoch)
-        tree = build_slot_tree(recipe, busybox, kernel, initrd, version, build, work, epoch)
+        tree = build_slot_tree(
+            recipe, busybox, kernel, initrd, version, build, work, epoch, broken_init
+        )
         # Content plus a quarter and 8 MiB for metadata, in whole MiB.
         needed = (_tree_size(tree) * 5 // 4 + 8 * MiB + MiB - 1) // MiB * MiB
         size = needed

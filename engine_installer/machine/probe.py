@@ -15,6 +15,7 @@ from pathlib import Path
 from engine_installer.base.errors import UserError
 from engine_installer.base.i18n import _
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
+from engine_installer.ondisk.layout import SLOT_LABELS
 
 log = logging.getLogger("engine_installer")
 SYS_BLOCK = Path("/sys/block")
@@ -212,6 +213,15 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         pprops = part_props.get(path, {})
         devnum = _read(part / "dev")
         mountpoint = mounts.get(devnum, "")
+        busy = ""
+        if mountpoint:
+            busy = _("partition {path} is mounted at {mount}").format(path=path, mount=mountpoint)
+        elif path in swaps:
+            busy = _("partition {path} is active swap").format(path=path)
+        elif _entries(part / "holders"):
+            busy = _("partition {path} is held by {holders}").format(
+                path=path, holders=_holders(part)
+            )
         info.partitions.append(
             PartitionInfo(
                 path=path,
@@ -220,18 +230,11 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
                 label=pprops.get("ID_PART_ENTRY_NAME", pprops.get("PART_ENTRY_NAME", "")),
                 fstype=pprops.get("ID_FS_TYPE", pprops.get("TYPE", "")),
                 mountpoint=mountpoint,
+                in_use=busy,
             )
         )
-        if mountpoint:
-            reasons.append(
-                _("partition {path} is mounted at {mount}").format(path=path, mount=mountpoint)
-            )
-        elif path in swaps:
-            reasons.append(_("partition {path} is active swap").format(path=path))
-        elif _entries(part / "holders"):
-            reasons.append(
-                _("partition {path} is held by {holders}").format(path=path, holders=_holders(part))
-            )
+        if busy:
+            reasons.append(busy)
     if mounts.get(_read(sys_path / "dev")):
         mount = mounts[_read(sys_path / "dev")]
         reasons.insert(0, _("{path} is mounted at {mount}").format(path=device, mount=mount))
@@ -334,3 +337,20 @@ def probe_machine(
             disk.controller = disk_controller(root, os.path.basename(disk.path))
     snapshot.disks = disks
     return snapshot
+
+
+def booted_engine_disk() -> str | None:
+    """The Engine disk this system runs from: the disk whose slot partition is mounted as /
+    (None in a live system, a rescue shell, or anything that is not an installed Engine)."""
+    try:
+        devnum = os.stat("/").st_dev
+    except OSError:
+        return None
+    sys_dev = Path(f"/sys/dev/block/{os.major(devnum)}:{os.minor(devnum)}")
+    if not (sys_dev / "partition").exists():
+        return None
+    partition = f"/dev/{Path(os.path.realpath(sys_dev)).name}"
+    label = _blkid([partition]).get(partition, {}).get("PART_ENTRY_NAME", "")
+    if label not in SLOT_LABELS.values():
+        return None
+    return _whole_disk_of_devnum(devnum)

@@ -48,6 +48,7 @@ class PartitionInfo:
     label: str = ""  # GPT partition name
     fstype: str = ""
     mountpoint: str = ""
+    in_use: str = ""  # why it is busy (mounted, swap, held), worded as DiskInfo.in_use; or ""
 
 
 @dataclass
