@@ -195,7 +195,18 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
         ).stdout.splitlines()
         # /boot is not needed inside the running live system: the kernel and initrd are
         # on the medium under /live/.
+        size = sum(
+            f.stat().st_size for f in rootfs.rglob("*") if f.is_file() and not f.is_symlink()
+        )
+        _say(
+            f"squashing the live system base ({size / 1e6:.0f} MB, "
+            f"{settings.get('squashfs_compression', 'zstd')}): a minute or more, no progress "
+            "meter"
+        )
+        squash_started = time.monotonic()
         mksquashfs(rootfs, out / "filesystem.squashfs", settings, ["-wildcards", "-e", "boot/*"])
+        squashed = (out / "filesystem.squashfs").stat().st_size
+        _say(f"squashed to {squashed / 1e6:.0f} MB in {time.monotonic() - squash_started:.0f} s")
         info = {
             "key": key,
             "kernel": kernels[-1].name.removeprefix("vmlinuz-"),

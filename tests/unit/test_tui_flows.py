@@ -21,7 +21,7 @@ def run(tmp_path: Path):
     def start(machine: str, *extra: str, env: dict[str, str] | None = None) -> Term:
         term = Term(machine, tmp_path / "installer.log", *extra, env=env)
         terms.append(term)
-        term.wait_for("1/5 ", timeout=15)  # screen 1, in whichever language
+        term.wait_for("1/5 ", timeout=40)  # screen 1, in whichever language
         return term
 
     yield start

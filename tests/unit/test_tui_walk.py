@@ -98,7 +98,7 @@ class Walk:
         self.seen[name] = text
         return text
 
-    def wait(self, name: str, timeout: float = 15) -> str:
+    def wait(self, name: str, timeout: float = 40) -> str:
         self.term.wait_for(self.words[name], timeout=timeout)
         time.sleep(0.15)
         self.term.pump()
@@ -122,10 +122,10 @@ def walk(term: Term, lang: str) -> Walk:
     term.press("tab", "enter")
     w.wait("keyboard")
     term.type("japan" if lang == "en" else "日本")
-    term.wait_focused(w.words["japanese"])
+    term.wait_focused(w.words["japanese"], timeout=30)
     w.check("keyboard")
     term.press("enter")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         term.pump()
         title = w.title()
@@ -148,7 +148,7 @@ def walk(term: Term, lang: str) -> Walk:
     w.check("summary-end")
     term.press("tab", "enter")
     w.wait("installing")
-    w.wait("finished", timeout=30)
+    w.wait("finished", timeout=90)
     term.press("tab", "tab", "enter")  # View log
     w.wait("log")
     term.press("esc")
@@ -213,7 +213,7 @@ def test_error_screen_in_both_languages(start, lang: str) -> None:
     term.press("enter")
     w.wait("summary")
     term.press("tab", "enter")
-    screen = w.wait("error", timeout=30)
+    screen = w.wait("error", timeout=90)
     expected = "real run would save it" if lang == "en" else "実際の実行では"
     term.wait_for(expected)
     assert ("I/O error" if lang == "en" else "I/O エラー") in term.text()
