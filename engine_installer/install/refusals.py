@@ -32,6 +32,11 @@ WORDS: dict[str, tuple[str, str]] = {
         N_("{disk} is the boot medium the installer runs from."),
         N_("{disk} is the boot medium this installer runs from: choose another disk"),
     ),
+    "being-written": (
+        "Another Engine installer (process {pid}) is writing {disk}. Wait for it to finish.",
+        "another Engine installer (process {pid}) is writing {disk}: wait for it to finish, or "
+        "choose another disk",
+    ),
     "in-use": (
         N_("{disk} is in use ({reason})."),
         N_("{disk} is in use ({reason}): unmount or release it, or choose another disk"),
@@ -123,6 +128,10 @@ WORDS: dict[str, tuple[str, str]] = {
             'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to re-'
             "partition it (erases the VMs)"
         ),
+    ),
+    "kernel-args": (
+        "The kernel arguments cannot be used: {reason}.",
+        "{reason}",
     ),
     "slot-mounted": (
         N_(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError
 from engine_installer.base.i18n import _
+from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
 from engine_installer.ondisk.layout import SLOT_LABELS
 
@@ -214,7 +215,11 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         devnum = _read(part / "dev")
         mountpoint = mounts.get(devnum, "")
         busy = ""
-        if mountpoint:
+        owner = owner_pid(mountpoint) if mountpoint else None
+        if owner is not None and alive(owner):
+            busy = _("another Engine installer (pid {pid}) is writing it").format(pid=owner)
+            info.busy_installer = owner
+        elif mountpoint:
             busy = _("partition {path} is mounted at {mount}").format(path=path, mount=mountpoint)
         elif path in swaps:
             busy = _("partition {path} is active swap").format(path=path)

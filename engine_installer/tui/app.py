@@ -28,6 +28,7 @@ import urwid
 from engine_installer.base import i18n
 from engine_installer.base.errors import UserError
 from engine_installer.base.i18n import _
+from engine_installer.base.logs import start_log
 from engine_installer.install.plan import Plan
 from engine_installer.machine.snapshot import load_snapshot
 from engine_installer.tui import console
@@ -384,8 +385,6 @@ def start_live_log() -> Path | None:
     disk at the end), so the screens and the disk actions share one file."""
     if os.environ.get("ENGINE_INSTALLER_LOG"):
         return None
-    from engine_installer.base.logs import start_log
-
     try:
         return start_log("install")
     except OSError:

@@ -20,6 +20,7 @@ log = logging.getLogger("engine_installer.tui")
 STATUS_ATTR = {"pass": "good", "ok": "good", "warn": "warn", "fail": "error"}
 STATUS_WORDS = {"pass": N_("pass"), "warn": N_("warn"), "fail": N_("fail")}
 VERDICT_WORDS = {"pass": N_("PASS"), "warn": N_("WARN"), "fail": N_("FAIL")}
+SECURE_BOOT_WORDS = {"on": N_("on"), "off": N_("off"), "unsupported": N_("unsupported (BIOS boot)")}
 
 
 class WelcomeScreen(Screen):
@@ -95,6 +96,14 @@ class WelcomeScreen(Screen):
                 ]
             )
         ]
+        secure_boot = getattr(report, "secure_boot", "")
+        if secure_boot:
+            word = (
+                _(SECURE_BOOT_WORDS[secure_boot])
+                if secure_boot in SECURE_BOOT_WORDS
+                else secure_boot
+            )
+            lines.append(W.text(_("Secure Boot: {state}").format(state=word)))
         problems = sorted(
             (i for i in report.items if i.status != "pass"), key=lambda i: i.status != "fail"
         )
