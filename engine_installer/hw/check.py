@@ -390,21 +390,30 @@ def _secure_boot_item(
     if not state:
         return None  # a recorded machine from before Secure Boot was probed
     if state == "unsupported":
-        return CheckItem("secure-boot", PASS, "Secure Boot: unsupported (legacy BIOS boot)")
+        return CheckItem("secure-boot", PASS, _("Secure Boot: unsupported (legacy BIOS boot)"))
     if state == "off":
-        note = f"; {engine} also boots with it on" if engine and engine_secure_boot else ""
-        return CheckItem("secure-boot", PASS, f"Secure Boot is off{note}")
+        if engine and engine_secure_boot:
+            text = _("Secure Boot is off; {engine} also boots with it on").format(engine=engine)
+        else:
+            text = _("Secure Boot is off")
+        return CheckItem("secure-boot", PASS, text)
     if engine_secure_boot is False:
         setting = p.secure_boot_setting or generic_profile().secure_boot_setting
         return CheckItem(
             "secure-boot",
             FAIL,
-            f"Secure Boot is on, and {engine or 'the Engine on this medium'} cannot boot with "
-            f"it: {_in_setup(p, setting)}, then boot the medium again",
+            _(
+                "Secure Boot is on, and {engine} cannot boot with it: {fix}, then boot the "
+                "medium again"
+            ).format(engine=engine or _("the Engine on this medium"), fix=_in_setup(p, setting)),
         )
     if engine_secure_boot:
-        return CheckItem("secure-boot", PASS, f"Secure Boot is on; {engine} boots with it")
-    return CheckItem("secure-boot", PASS, "Secure Boot is on")
+        return CheckItem(
+            "secure-boot",
+            PASS,
+            _("Secure Boot is on; {engine} boots with it").format(engine=engine),
+        )
+    return CheckItem("secure-boot", PASS, _("Secure Boot is on"))
 
 
 def worst(items: list[CheckItem]) -> str:
