@@ -47,6 +47,7 @@ def words(lang: str) -> dict[str, str]:
             "override": tr("Lab override: install anyway (logged)"),
             "downgrade": tr("I understand: downgrade anyway"),
             "looking": tr("Looking for existing Engine installations…"),
+            "checking": tr("Checking this machine…"),
             "japanese": tr("Japanese (106/109 keys)"),
         }
     finally:
@@ -98,6 +99,15 @@ class Walk:
         self.seen[name] = text
         return text
 
+    def wait_gone(self, word: str, screen: str, timeout: float = 40) -> str:
+        """Wait until words[word] has left the screen; check it as screen."""
+        deadline = time.monotonic() + timeout
+        while self.words[word] in self.term.text():
+            assert time.monotonic() < deadline, f"{word!r} still on screen after {timeout}s"
+            time.sleep(0.1)
+            self.term.pump()
+        return self.check(screen)
+
     def wait(self, name: str, timeout: float = 40) -> str:
         self.term.wait_for(self.words[name], timeout=timeout)
         time.sleep(0.15)
@@ -111,7 +121,8 @@ def walk(term: Term, lang: str) -> Walk:
     screen = w.wait("choice")
     assert w.words["install"] in screen
     term.press("enter")
-    screen = w.wait("welcome")
+    w.wait("welcome")
+    screen = w.wait_gone("checking", "welcome")  # the hardware check runs in the background
     if w.words["override"] in screen or "FAIL" in screen or "不合格" in screen:
         term.wait_for(w.words["override"])
         term.press("up", "space", "down")
