@@ -26,6 +26,7 @@ from qemu.disks import answer_file, flatten, installer_command, vm_hashes
 from qemu.guest import DONE, tool_guest
 from qemu.harness import boot_installed_disk as boot_disk
 from qemu.harness import laptop, make_overlay
+from qemu.vga import wait_japanese_on_screen1
 
 pytestmark = pytest.mark.qemu
 
@@ -365,11 +366,33 @@ def iso_build(iso: Path) -> str:
     return json.loads(data.getvalue())["build"]
 
 
+# SeaBIOS + DVD boots the medium's 日本語 entry: Japanese on both consoles (see below).
+JAPANESE_CELL = ("bios", "dvd")
 ISO_FRESH = [
     pytest.param(fw, media, id=f"{fw}-{media}", marks=pytest.mark.cell(
-        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"))
+        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"
+        + (" (Japanese boot entry: serial and VGA)" if (fw, media) == JAPANESE_CELL else "")))
     for fw in ("bios", "uefi") for media in ("dvd", "usb")
 ]  # fmt: skip
+
+
+def japanese_entry_then_english(console: SerialConsole, vm, workdir: Path) -> None:
+    """The GRUB menu's 日本語 entry, chosen as a technician does (two Down keys, Enter): screen
+    1 in Japanese on the serial console (the harness answers the installer's cursor-position
+    query as a real terminal does) and on the laptop's screen, where tty1's installer runs
+    inside fbterm (qemu/vga.py reads the glyphs back). Then the language line switches the
+    serial installer to English, the walk the other cells share."""
+    console.wait_for("日本語: Engine|\\?\\?\\?: Engine", timeout=ISO_BOOT_TIMEOUT, regex=True)
+    console.press("down", "down", settle=1.0)
+    console.press("enter")
+    screen = console.wait_for("Engine をインストールする", timeout=ISO_BOOT_TIMEOUT)
+    assert "1/5 インストールの選択" in screen and "(*) 日本語" in screen
+    shown, detail = wait_japanese_on_screen1(vm, workdir, timeout=180)  # fbterm starts
+    vm.screenshot(workdir / "vga-japanese.png")
+    assert shown, f"no Japanese glyphs on the VGA console ({detail}): see vga-japanese.png"
+    console.press("up", "left", "enter")  # the language line: English
+    console.wait_for("1/5 Install choice")
+    console.press("down")  # back to the menu: Install Engine
 
 
 @pytest.mark.parametrize(("firmware", "media"), ISO_FRESH)
@@ -378,6 +401,8 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
     disk = blank_disk(tmp_path / "laptop.img")
     with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
         console = SerialConsole(vm)
+        if (firmware, media) == JAPANESE_CELL:
+            japanese_entry_then_english(console, vm, tmp_path)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         # hw-check in the live system recognises the QEMU lab profile of this firmware.
         through_keyboard(console, "5.0", "de", firmware=firmware)
