@@ -478,7 +478,11 @@ def _triggers(disk: Disk, tmpdir: Path) -> dict:
         return any(backing.startswith(str(tmpdir)) for backing in loop_backings().values())
 
     def scratch_mount() -> bool:
-        return any(target.startswith(str(tmpdir)) for _s, target in mounts())
+        # A mount of a loop device over a file in the temp dir: the scratch image (an ISO
+        # source, mounted where the kernel has iso9660, lives elsewhere).
+        backings = loop_backings().items()
+        scratch = {dev for dev, backing in backings if backing.startswith(str(tmpdir))}
+        return any(source in scratch for source, _t in mounts())
 
     def storage_mount() -> bool:
         return any(source == disk.part(5) for source, _t in mounts())
