@@ -216,6 +216,7 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         owner = owner_pid(mountpoint) if mountpoint else None
         if owner is not None and alive(owner):
             busy = f"another Engine installer (pid {owner}) is writing it"
+            info.busy_installer = owner
         elif mountpoint:
             busy = f"partition {path} is mounted at {mountpoint}"
         elif path in swaps:
