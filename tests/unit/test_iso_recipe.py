@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,32 @@ def test_ctrl_alt_del_is_ignored_while_the_installer_writes(tmp_path: Path) -> N
         assert out.strip() == "would-reboot"
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.skipif(shutil.which("mksquashfs") is None, reason="mksquashfs (make setup)")
+def test_squashing_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    """A base build squashes for minutes: on a terminal (make demo) mksquashfs's bar shows it
+    going; in a log it stays quiet."""
+    import pexpect
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"f{i}").write_bytes(os.urandom(256 * 1024))
+    script = (
+        "import sys; from pathlib import Path; from engine_installer.iso.base import mksquashfs; "
+        "mksquashfs(Path(sys.argv[1]), Path(sys.argv[2]), {})"
+    )
+    args = ["-c", script, str(tree), str(tmp_path / "a.squashfs")]
+    child = pexpect.spawn(sys.executable, args, dimensions=(24, 80), timeout=120)
+    shown = child.read().decode(errors="replace")
+    child.close()
+    assert child.exitstatus == 0, shown
+    assert re.search(r"\] +\d+/\d+ +100%", shown), shown
+    quiet = subprocess.run(
+        [sys.executable, *args[:3], str(tmp_path / "b.squashfs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert quiet.stdout == "" and quiet.stderr == ""
