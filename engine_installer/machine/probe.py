@@ -191,12 +191,6 @@ def is_ram_medium(disk: str) -> bool:
     return _whole_disk_of_devnum(devnum) is None
 
 
-def _live_layer(name: str) -> bool:
-    """A loop device over a file on the live medium (live-boot's squashfs layers)."""
-    backing = _read(SYS_BLOCK / name / "loop" / "backing_file")
-    return bool(backing) and backing.startswith(f"{LIVE_MEDIUM}/")
-
-
 def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: set[str]) -> DiskInfo:
     sys_path = SYS_BLOCK / name
     device = f"/dev/{name}"
@@ -310,13 +304,12 @@ def probe_disks(source: Path | None = None) -> list[DiskInfo]:
     boot medium's own loop devices (medium_loop_backing)."""
     context = _udev_context()
     mounts, swaps, boot = _mounts(), _swaps(), boot_medium_disks(source)
-    # A network boot's medium lives in RAM, and the live system's squashfs layers are files on
-    # the medium: listing them as disks would name disks that do not exist.
+    # A network boot's medium lives in RAM: listing it would name a disk that does not exist.
     hidden = {disk for disk in boot if is_ram_medium(disk)}
     names = sorted(
         n.name
         for n in SYS_BLOCK.iterdir()
-        if _is_candidate(n.name) and f"/dev/{n.name}" not in hidden and not _live_layer(n.name)
+        if _is_candidate(n.name) and f"/dev/{n.name}" not in hidden
     )
     disks = []
     for name in names:
