@@ -16,6 +16,7 @@ exits; on an exception a screenshot is saved in the workdir first.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
@@ -107,6 +108,9 @@ class VM:
         self.started_at = 0.0
         self._run = 0
         self.console_stream = bytearray()
+        # (host time, bytes received so far) per chunk from the serial socket: when each
+        # console byte arrived (boot-time breakdowns, qemu/boot_times.py).
+        self.console_arrivals: list[tuple[float, int]] = []
 
     # -- life cycle -----------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -243,6 +247,7 @@ class VM:
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
             )
         self.console_stream = bytearray()
+        self.console_arrivals = []
         self.__dict__.pop("_serial_conn", None)
         try:
             self._connect_serial()
@@ -276,6 +281,11 @@ class VM:
         self.kill()
         if self.console_stream and self.workdir is not None and self._own_tmp is None:
             (self.workdir / f"console-{self._run}.log").write_bytes(bytes(self.console_stream))
+            # A live-system boot that reached screen 1 leaves its time breakdown beside the
+            # logs (tests/e2e/conftest.py lists them after the run).
+            times = self.boot_times()
+            if times is not None:
+                (self.workdir / f"boot-times-{self._run}.json").write_text(times.to_json() + "\n")
         conn = self.__dict__.pop("_serial_conn", None)
         if conn is not None:
             conn.close()
@@ -369,12 +379,28 @@ class VM:
                     ) from None
                 time.sleep(0.05)
         self._serial_conn = conn
-        threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
+        threading.Thread(
+            target=_drain, args=(conn, self.console_stream, self.console_arrivals), daemon=True
+        ).start()
 
     def console_bytes(self) -> bytes:
         """Everything QEMU sent to the serial client since start (the console driver's view;
         the log file holds the same bytes plus anything before the connection)."""
         return bytes(self.console_stream)
+
+    def arrival_time(self, offset: int) -> float | None:
+        """Seconds after QEMU started at which console byte `offset` arrived (None: not yet)."""
+        index = bisect.bisect_right(self.console_arrivals, offset, key=lambda a: a[1])
+        if index >= len(self.console_arrivals):
+            return None
+        return self.console_arrivals[index][0] - self.started_at
+
+    def boot_times(self):
+        """Where a live-system boot's time went (qemu/boot_times.py), once screen 1 is on the
+        serial console; None before, or for a guest that prints no boot report."""
+        from .boot_times import breakdown
+
+        return breakdown(self)
 
     @property
     def elapsed(self) -> float:
@@ -480,10 +506,11 @@ def make_overlay(base: Path, overlay: Path, base_format: str = "raw") -> Path:
     return overlay
 
 
-def _drain(conn: socket.socket, sink: bytearray) -> None:
+def _drain(conn: socket.socket, sink: bytearray, arrivals: list[tuple[float, int]]) -> None:
     with contextlib.suppress(OSError):
         while chunk := conn.recv(65536):
             sink.extend(chunk)
+            arrivals.append((time.monotonic(), len(sink)))
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..plan import Plan
 from ..results import InstallResult
 from ..snapshot import DetectedInstall, load_snapshot
+from . import boot_times
 from . import widgets as W
 from .backend import Backend, Detection, LiveBackend, MediaInfo
 from .screens import build_steps
@@ -282,7 +283,15 @@ def start_live_log() -> Path | None:
         return None
 
 
+def console_name() -> str:
+    try:
+        return os.path.basename(os.ttyname(0))
+    except OSError:
+        return "stdin"
+
+
 def run_tui(args: Any) -> int:
+    ui_started = boot_times.now()
     shared_log = None if args.dry_run else start_live_log()
     log_path = shared_log or default_log_path(args.dry_run)
     backend = make_backend(args, log_path)
@@ -299,6 +308,10 @@ def run_tui(args: Any) -> int:
         root.addHandler(handler)
     log.info("start: dry_run=%s profile=%s source=%s", args.dry_run, args.profile, args.source)
     app = InstallerApp(backend, Plan(source=args.source), ascii=ascii_wanted(args.ascii))
+    if not args.dry_run and (times := boot_times.report(ui_started, console_name())):
+        # Before the first frame, which clears the screen: the console log keeps the line.
+        print(times, flush=True)
+        log.info("%s", times)
     code = app.run()
     if app.exit_message:
         print(app.exit_message)
