@@ -100,3 +100,34 @@ def from_stream(
 
 def breakdown(vm: VM, screen1: bytes = SCREEN1) -> BootTimes | None:
     return from_stream(vm.console_bytes(), vm.arrival_time, screen1)
+
+
+def boot_to_screen1(
+    iso: Path,
+    firmware: str,
+    media: str,
+    workdir: Path,
+    *,
+    memory_mb: int = 2048,
+    timeout: float = 900.0,
+) -> BootTimes:
+    """Boot the installer ISO on a laptop VM with a blank disk until screen 1 is complete on
+    the serial console; its breakdown. HarnessError when screen 1 does not come."""
+    import subprocess
+    import time
+
+    from .harness import HarnessError, laptop
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = workdir / "laptop.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "8G"], check=True)
+    vm = laptop(disk, media=iso, media_kind=media, firmware=firmware, workdir=workdir,
+                disk_format="qcow2", memory_mb=memory_mb)  # fmt: skip
+    with vm:
+        vm.wait_for(SCREEN1.decode(), timeout=timeout)
+        deadline = time.monotonic() + 30
+        while (times := vm.boot_times()) is None:
+            if time.monotonic() > deadline:
+                raise HarnessError("screen 1 came without an engine-boot-times report")
+            time.sleep(0.2)
+        return times
