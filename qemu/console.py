@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pyte
 
@@ -76,13 +77,20 @@ class SerialConsole:
                 parts.append(run.strip())
         return " | ".join(parts)
 
-    def wait_for(self, needle: str, timeout: float = 60.0, regex: bool = False) -> str:
-        """Wait until needle (text, or a regex) is on the screen; return the screen."""
+    def wait_for(
+        self,
+        needle: str,
+        timeout: float = 60.0,
+        regex: bool = False,
+        check: Callable[[str], str] | None = None,
+    ) -> str:
+        """Wait until needle (text, or a regex) is on the screen; return the screen. `check`
+        turns the screen into the text searched (e.g. joining wrapped lines)."""
         pattern = re.compile(needle if regex else re.escape(needle))
         deadline = time.monotonic() + timeout
         while True:
             screen = self.text()
-            if pattern.search(screen):
+            if pattern.search(check(screen) if check else screen):
                 # The needle is drawn; let the rest of the redraw arrive (a slow serial line).
                 return self.wait_quiet(0.7)
             if not self.vm.running:

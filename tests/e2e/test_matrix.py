@@ -427,8 +427,17 @@ def add_kernel_argument(console: SerialConsole, argument: str) -> None:
     target = next(i for i, line in enumerate(lines) if "linux /live/vmlinuz" in line)
     console.press(*["down"] * (target - first), "\x05")  # Ctrl-E: end of the line
     console.type(" " + argument, settle=0.1)
-    console.wait_for(argument)
+    console.wait_for(argument, check=grub_editor_lines)
     console.press("\x18")  # Ctrl-X: boot
+
+
+def grub_editor_lines(screen: str) -> str:
+    """The GRUB editor's text with its wrapped lines joined: a line longer than the box ends
+    in a '\\' in the last column and goes on in the next row."""
+    rows = [row.strip() for row in screen.splitlines()]
+    rows = [row[1:-1] if row.startswith("|") and row.endswith("|") else row for row in rows]
+    return "".join(row.rstrip()[:-1] if row.rstrip().endswith("\\") else row + "\n"
+                   for row in rows)  # fmt: skip
 
 
 @pytest.mark.cell("ISO unattended (engine.autoinstall=fwcfg), SeaBIOS, DVD")
