@@ -38,6 +38,7 @@ $(VENV)/.setup-stamp: $(APT_STAMP) pyproject.toml
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -51,6 +52,7 @@ test-e2e: setup
 # All tiers in one pytest run so the closing summary line counts everything; fast tiers first.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider --durations=20 tests/unit tests/integration tests/e2e
 
 # make demo: a 5.0 sample payload, the ISO (live system base cached, see docs/iso.md), then

@@ -1,3 +1,3 @@
-from .cli import main
+from engine_installer.cli import main
 
 raise SystemExit(main())

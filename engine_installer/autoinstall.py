@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError, cli_entry
+from engine_installer.base.errors import UserError, cli_entry
 
 ARGUMENT = "engine.autoinstall"
 FWCFG_NAME = "opt/engine/answers.toml"
@@ -88,12 +88,12 @@ def _console_name() -> str:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    from .cli import main as installer_main
+    from engine_installer.cli import main as installer_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only the plain installer start (as the live units do it) turns unattended: a technician
     # running `engine-installer detect` in a shell gets exactly that.
-    from .cli import build_parser
+    from engine_installer.cli import build_parser
 
     args, _ = build_parser().parse_known_args(argv)
     if args.command or args.answers or args.dry_run or args.profile or DONE.exists():

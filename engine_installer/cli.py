@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import __version__
-from .errors import UserError, cli_entry
+from engine_installer import __version__
+from engine_installer.base.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,24 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "keyboards":
-        from .keyboards import available_layouts
+        from engine_installer.machine.keyboards import available_layouts
 
         print("\n".join(available_layouts()))
         return 0
     if args.command == "detect":
-        from .detect_cli import run_detect
+        from engine_installer.detect_cli import run_detect
 
         return run_detect(args)
     if args.command in ("hw-check", "hw-capture"):
-        from .hw.cli import run_hw_command
+        from engine_installer.hw.cli import run_hw_command
 
         return run_hw_command(args)
     if args.answers:
-        from .unattended import run_unattended
+        from engine_installer.unattended import run_unattended
 
         return run_unattended(args)
     if args.dry_run and not args.profile:
         raise UserError("--dry-run needs --answers FILE or --profile FILE")
-    from .tui.app import run_tui
+    from engine_installer.tui.app import run_tui
 
     return run_tui(args)

@@ -5,34 +5,50 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .detect import detect_installs
-from .payload import Manifest, find_payload_dir, load_manifest
-from .probe import probe_disk, probe_disks
-from .unattended import BOOT_MEDIUM_PAYLOAD, open_source
+from engine_installer.install.live import live_snapshot
+from engine_installer.machine.snapshot import DetectedInstall
+from engine_installer.ondisk.payload import Manifest
+from engine_installer.unattended import BOOT_MEDIUM, source_medium
+
+STATE_HINTS = {
+    "repairable": 'repair it with action = "repair" (keeps the VMs)',
+    "damaged": 'only action = "reinstall" fixes it (erases the VMs)',
+    "incomplete": 'the install never finished: run it again (action = "reinstall")',
+    "newer-than-media": "installing this medium would be a downgrade",
+}
 
 
 def _media(args) -> tuple[Manifest | None, Path | None]:
     source = getattr(args, "source", None)
     if source:
-        return None, Path(source)
-    if BOOT_MEDIUM_PAYLOAD.is_dir():
-        return load_manifest(find_payload_dir(BOOT_MEDIUM_PAYLOAD)), None
+        medium = source_medium(Path(source))
+        return medium.manifest, medium.location
+    if (BOOT_MEDIUM / "engine").is_dir():
+        medium = source_medium(None)
+        return medium.manifest, medium.location
     return None, None
 
 
-def _detect(args, media: Manifest | None) -> list:
-    disks = [probe_disk(d) for d in args.disk] if args.disk else probe_disks()
-    return detect_installs(disks, media)
+def describe(inst: DetectedInstall) -> str:
+    what = f"Engine {inst.version} build {inst.build}" if inst.version else "no Engine"
+    line = f"{inst.disk}: {inst.state}: {what}"
+    if inst.active_slot:
+        line += f", slot {inst.trial_slot or inst.active_slot}"
+        if inst.installed_at:
+            line += f", installed {inst.installed_at}"
+    if inst.vms:
+        line += f", {len(inst.vms)} VM(s)"
+    if inst.reason:
+        line += f" ({inst.reason})"
+    if inst.state in STATE_HINTS:
+        line += f"; {STATE_HINTS[inst.state]}"
+    return line
 
 
 def run_detect(args) -> int:
-    media, source = _media(args)
-    if source is not None:
-        with open_source(source) as manifest:
-            installs = _detect(args, manifest)
-            media = manifest
-    else:
-        installs = _detect(args, media)
+    media, location = _media(args)
+    machine = live_snapshot(media, source=location, only=args.disk or None)
+    installs = machine.installs
     if args.json:
         print(json.dumps([i.to_json() for i in installs], indent=2))
         return 0
@@ -42,13 +58,5 @@ def run_detect(args) -> int:
     if media is not None:
         print(f"media: {media.label()}")
     for inst in installs:
-        what = f"Engine {inst.version} build {inst.build}" if inst.version else "no Engine"
-        line = f"{inst.disk}: {inst.state}: {what}"
-        if inst.active_slot:
-            line += f", slot {inst.active_slot}, installed {inst.installed_at}"
-        if inst.vms:
-            line += f", {len(inst.vms)} VM(s)"
-        if inst.reason:
-            line += f" ({inst.reason})"
-        print(line)
+        print(describe(inst))
     return 0

@@ -1,138 +1,135 @@
 """engine-installer --answers FILE [--dry-run] [--source PATH]: the unattended run.
 
-The same plan → prepare → run_plan path the text UI uses; only the progress printer differs.
+The same path as the text UI: the answer file fills the plan, the medium is opened and checked
+against its SHA256SUMS, the machine is probed once, prepare() decides, and the runner (or, for a
+dry run, the simulator) walks the action list, printing the same "Step i of N" lines.
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
+import logging
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
-from .answers import plan_from_answers
-from .disks.actions import format_actions
-from .disks.mounts import mounted
-from .errors import UserError
-from .logs import start_log
-from .payload import Manifest, find_payload_dir, load_manifest
-from .progress import ProgressEvent
+from engine_installer.answers import plan_from_answers
+from engine_installer.base.errors import UserError, detach_stdout
+from engine_installer.base.logs import start_log
+from engine_installer.base.progress import ProgressEvent
+from engine_installer.install.live import live_snapshot, resolve_target
+from engine_installer.install.prepare import KIND_WORDS, Prepared, prepare
+from engine_installer.install.results import InstallResult
+from engine_installer.install.runner import execute
+from engine_installer.install.simulate import simulate
+from engine_installer.ondisk.medium import Medium, open_medium
 
-BOOT_MEDIUM_PAYLOAD = Path("/run/live/medium/engine")
+log = logging.getLogger("engine_installer")
+BOOT_MEDIUM = Path("/run/live/medium")
 
 
-@contextlib.contextmanager
-def open_source(source: Path | None) -> Iterator[Manifest]:
-    """The manifest of a payload directory, an Engine ISO (loop-mounted read-only) or the
-    boot medium (source None)."""
+def source_medium(source: Path | None) -> Medium:
+    """The Engine being installed: --source / [source] path, else the boot medium."""
     if source is None:
-        if not BOOT_MEDIUM_PAYLOAD.is_dir():
+        if not (BOOT_MEDIUM / "engine").is_dir():
             raise UserError(
                 "no Engine payload: not running from an Engine boot medium; "
                 'set path = "..." in [source] or pass --source PATH'
             )
-        source = BOOT_MEDIUM_PAYLOAD
-    if source.is_file():
-        if _kernel_has("iso9660"):
-            with mounted(source, "iso9660", readonly=True, options="loop") as root:
-                yield load_manifest(find_payload_dir(root))
-            return
-        # No iso9660 in this kernel: extract engine/ with xorriso (user space) instead.
-        with tempfile.TemporaryDirectory(prefix="engine-iso-") as tmp:
-            proc = subprocess.run(
-                [
-                    "xorriso",
-                    "-osirrox",
-                    "on",
-                    "-indev",
-                    str(source),
-                    "-extract",
-                    "/engine",
-                    f"{tmp}/engine",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise UserError(
-                    f"cannot read {source} as an Engine ISO (xorriso: "
-                    f"{(proc.stderr.strip().splitlines() or ['failed'])[-1]}): check the file"
-                )
-            yield load_manifest(find_payload_dir(Path(tmp)))
-        return
-    if not source.exists():
-        raise UserError(f"source {source} does not exist: point it at a payload or an Engine ISO")
-    yield load_manifest(find_payload_dir(source))
-
-
-def _kernel_has(fstype: str) -> bool:
-    try:
-        if f"\t{fstype}\n" in Path("/proc/filesystems").read_text():
-            return True
-    except OSError:
-        return False
-    return subprocess.run(["modprobe", "-q", fstype], check=False).returncode == 0
+        source = BOOT_MEDIUM
+    return open_medium(source)
 
 
 class TextProgress:
-    """One line per phase and every 10 % of a byte-counting phase (serial-console friendly)."""
+    """Each step's line, and every 10 % of a long step (serial-console friendly).
 
-    def __init__(self, stream=sys.stdout) -> None:
-        self.stream = stream
+    Output is best effort: a closed pipe (`... | head -3`) stops the printing, never the
+    install."""
+
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream: TextIO | None = stream
         self.last: tuple[str, int] = ("", -1)
 
-    def __call__(self, event: ProgressEvent) -> None:
-        if event.message:
-            print(f"[{event.phase}] {event.message}", file=self.stream, flush=True)
+    def say(self, line: str) -> None:
+        if self.stream is None:
             return
-        if event.total > 1:
+        try:
+            print(line, file=self.stream, flush=True)
+        except (BrokenPipeError, ValueError, OSError):
+            # The reader went away: keep going without output (and without a later print
+            # failing on the same closed pipe).
+            if self.stream is sys.stdout:
+                detach_stdout()
+            self.stream = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.step and event.message:
+            self.say(event.step_line)
+            self.last = (event.phase, 0)
+            return
+        if event.total > 64 * 1024 * 1024 and not event.step:
             tenth = int(event.fraction * 10)
-            if (event.phase, tenth) != self.last:
+            if (event.phase, tenth) != self.last and tenth:
                 self.last = (event.phase, tenth)
                 mib = event.done // (1024 * 1024)
-                print(f"[{event.phase}] {tenth * 10:3d}% ({mib} MiB)", file=self.stream, flush=True)
+                self.say(f"    {tenth * 10:3d}% ({mib} MiB)")
 
 
 def run_unattended(args) -> int:
-    from .disks.preflight import prepare
-    from .disks.runner import execute
-
     plan = plan_from_answers(Path(args.answers))
     log_path = start_log("unattended")
     source = plan.source or (Path(args.source) if getattr(args, "source", None) else None)
-    with open_source(source) as manifest:
-        progress = TextProgress()
-        prepared = prepare(plan, manifest, progress)
-        if args.dry_run:
-            print(
-                f"dry run: {prepared.kind} {manifest.label()} on {prepared.disk.describe()}; "
-                "nothing will be written. The actions would be:"
-            )
-            print(format_actions(prepared.actions))
-            return 0
+    medium = source_medium(source)
+    resolve_target(plan)
+
+    def snapshot_and_prepare() -> Prepared:
+        machine = live_snapshot(medium.manifest, source=medium.location)
+        return prepare(plan, machine, medium.manifest)
+
+    prepared = snapshot_and_prepare()
+    out = TextProgress()
+    if not prepared.ok:
+        for refusal in prepared.refusals:
+            log.error("refused before writing anything: %s", refusal.hint())
+        raise prepared.refusals[0].error()
+    assert prepared.disk is not None
+    kind = KIND_WORDS[prepared.kind]
+    out.say(
+        f"{kind}: {medium.manifest.label()} on {prepared.disk.describe()}"
+        + (f" (now Engine {prepared.previous_version})" if prepared.previous_version else "")
+    )
+    if args.dry_run:
+        out.say("dry run: nothing is written; the steps would be:")
+        result = simulate(prepared, out, seconds=0)
+    else:
         try:
-            result = execute(prepared, progress)
+            result = execute(prepared, out, recheck=snapshot_and_prepare)
         except UserError as err:
-            # Something failed after writing began: point at the full log.
             raise type(err)(f"{err} (log: {log_path})") from None
-    verb = {"install": "installed", "reinstall": "reinstalled", "upgrade": "upgraded"}
-    line = f"Engine {result.version} build {result.build} {verb[result.action]} on {result.disk}"
-    line += f", slot {result.slot}"
-    if result.previous_version:
-        line += f" (was {result.previous_version}; the old slot stays as the fallback)"
-    print(line)
-    if result.vms_needing_pv_upgrade:
-        print("VMs needing a manual PV-driver upgrade:")
-        for vm in result.vms_needing_pv_upgrade:
-            print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
-    elif result.action == "upgrade":
-        print("No VM needs a manual PV-driver upgrade.")
-    if prepared.blocked_vms:
-        print(f"VMs published for a newer Engine that will not run on {result.version}:")
-        for vm in prepared.blocked_vms:
-            print(f"  {vm.name} ({vm.kind}, published for {vm.published_for})")
-    print(f"log: {log_path}")
+    for line in result_lines(result, dry_run=args.dry_run):
+        out.say(line)
+    out.say(f"log: {log_path}")
     return 0
+
+
+def result_lines(result: InstallResult, dry_run: bool = False) -> list[str]:
+    """The closing lines of an unattended run: what was done, then the upgrade report."""
+    done = {
+        "install": "installed",
+        "reinstall": "reinstalled",
+        "upgrade": "upgraded",
+        "downgrade": "downgraded",
+        "repair": "repaired",
+    }[result.action]
+    if result.action == "repair":
+        line = f"Engine {result.version} on {result.disk} {done}; slot {result.slot} boots"
+    else:
+        line = f"Engine {result.version} build {result.build} {done} on {result.disk}"
+        line += f", slot {result.slot}"
+        if result.previous_version and result.action in ("upgrade", "downgrade"):
+            line += f" (was {result.previous_version}; the old slot stays as the fallback)"
+    lines = [("dry run: would be " if dry_run else "") + line]
+    if result.report is not None:
+        lines += result.report.lines()
+    if result.report_path:
+        lines.append(f"report: {result.report_path}")
+    return lines

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pyte
 
-from .harness import VM, HarnessError
+from qemu.harness import VM, HarnessError
 
 # The same key bytes a VT100-style serial terminal sends.
 KEYS = {

@@ -27,7 +27,8 @@ DISK_SIZE = 1200 * MiB  # the sample Engine's 256 MiB slots + ESP + a little sto
 LOOP_CTL_ADD = 0x4C80
 FIRST_LOOP = 160  # the integration tier starts at 64
 STORAGE_PART = 5
-# name → (kind, published_for): local/custom need a manual PV-driver upgrade after an upgrade.
+# name → (kind, published_for): PV drivers <published_for>.0, older than the 5.0 medium's, so
+# local and custom VMs need a manual PV-driver upgrade after an upgrade; shared ones do not.
 SAMPLE_VMS = {
     "office-desktop": ("shared", "4.5"),
     "build-box": ("custom", "4.5"),
@@ -75,10 +76,13 @@ def installer_command() -> list[str]:
 
 
 def answer_file(path: Path, target: str, source: Path | None, **install) -> Path:
+    """An answer file for the tests. lab_override: the test machines (CI hosts, QEMU under
+    TCG) have no VT-x, so the hardware check fails on them, as it should."""
     lines = ["[install]", f'target = "{target}"', 'eula = "accepted"']
     install.setdefault("action", "auto")
     install.setdefault("keyboard", "us")
     install.setdefault("kernel_args", ["console=ttyS0"])
+    install.setdefault("lab_override", True)
     lines += [f"{key} = {json.dumps(value)}" for key, value in install.items()]
     if source is not None:
         lines += ["[source]", f'path = "{source}"']
@@ -115,18 +119,21 @@ def install_on_image(
         return storage_hashes(device)
 
 
-def add_vms(device: str, vms: dict[str, tuple[str, str]], seed: int = 0) -> None:
-    """VM folders (vm.json + a 3 MiB disk image of seeded pseudo-random bytes) on storage."""
+def add_vms(device: str, vms: dict[str, tuple[str, ...]], seed: int = 0) -> None:
+    """VM folders (vm.json + a 3 MiB disk image of seeded pseudo-random bytes) on storage.
+
+    vms: name → (kind, published_for[, pv_driver]); PV drivers default to <published_for>.0."""
     import random
 
     rng = random.Random(seed)
     with _mounted(f"{device}p{STORAGE_PART}") as root:
-        for name, (kind, published) in vms.items():
+        for name, (kind, published, *driver) in vms.items():
             folder = root / "vms" / name
             folder.mkdir(parents=True)
+            pv = driver[0] if driver else f"{published}.0"
             (folder / "vm.json").write_text(
                 json.dumps(
-                    {"name": name, "kind": kind, "published_for": published, "pv_driver": "9.1"}
+                    {"name": name, "kind": kind, "published_for": published, "pv_driver": pv}
                 )
             )
             (folder / "disk.img").write_bytes(rng.randbytes(3 * MiB))

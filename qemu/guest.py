@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .harness import VM
+from qemu.harness import VM
 
 # Only what the initramfs needs to reach the host root; the rest is modprobed in the chroot
 # (the guest kernel is the host's, so the host's /lib/modules fits).

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from engine_installer.payload import write_manifest
+from engine_installer.ondisk.payload import write_manifest
 
 EPOCH = 1_700_000_000
 

@@ -1,8 +1,8 @@
 """Small Engine-like ISOs for the engine-usb and medium-check tests (and bench/usb_write.py).
 
-Built with the real tool (xorriso -as mkisofs): Rock Ridge + Joliet, /engine/ with a manifest
-written by engine_installer.payload.write_manifest, /SHA256SUMS, an El Torito boot catalog and a
-hybrid MBR, exactly the layout the real ISO build produces.
+Built with the real tool (xorriso -as mkisofs): Rock Ridge + Joliet, /engine/ with a
+manifest written by engine_installer.ondisk.payload.write_manifest, /SHA256SUMS, an El Torito
+boot catalog and a hybrid MBR, exactly the layout the real ISO build produces.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from engine_installer.payload import write_manifest
+from engine_installer.ondisk.payload import write_manifest
 
 
 def make_engine_tree(root: Path, root_img_size: int = 256 * 1024, seed: int = 1) -> Path:

@@ -17,15 +17,17 @@ ESP even when a laptop carries two Engine disks, and grub.cfg takes the slots fr
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
-from ..layout import EFI_REMOVABLE_PATH, GRUB_DIR
-from .grub_config import render_grub_cfg
+from engine_installer.base.errors import UserError
+from engine_installer.disks.grub_config import render_grub_cfg
+from engine_installer.disks.mounts import SCRATCH_PREFIX
+from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
 
 GRUB_LIB = Path("/usr/lib/grub")
 GRUB_BIOS_SETUP = ("grub-bios-setup", str(GRUB_LIB / "i386-pc" / "grub-bios-setup"))
@@ -79,7 +81,8 @@ def _mkimage(platform: str, output: Path, prefix: str) -> None:
 def install_bios_boot(disk: str) -> None:
     """Embed a BIOS GRUB in disk's BIOS boot partition and MBR (prefix: its own ESP)."""
     setup = shutil.which(GRUB_BIOS_SETUP[0]) or GRUB_BIOS_SETUP[1]
-    with tempfile.TemporaryDirectory(prefix="engine-grub-") as tmp, _scratch_dir(Path(tmp)) as work:
+    scratch = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    with scratch as tmp, _scratch_dir(Path(tmp)) as work:
         shutil.copyfile(_platform_dir("i386-pc") / "boot.img", work / "boot.img")
         _mkimage("i386-pc", work / "core.img", f"(,gpt{ESP_PARTITION_NUMBER})/{GRUB_DIR}")
         # An empty device map: grub-bios-setup must not guess from /boot/grub/device.map.
@@ -112,7 +115,7 @@ def _scratch_dir(tmp: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
 
 
-def populate_esp(esp_dir: Path, kernel_args: list[str]) -> None:
+def populate_esp(esp_dir: Path) -> None:
     """Write GRUB's ESP files (UEFI image, modules, grub.cfg) into esp_dir.
 
     esp_dir is the mounted ESP or a staging directory later copied onto it.
@@ -129,16 +132,16 @@ def populate_esp(esp_dir: Path, kernel_args: list[str]) -> None:
     _mkimage("x86_64-efi", efi_image, f"/{GRUB_DIR}")
     cfg = grub_dir / "grub.cfg"
     tmp = cfg.with_name("grub.cfg.new")
-    tmp.write_text(render_grub_cfg(kernel_args))
+    tmp.write_text(render_grub_cfg())
     tmp.replace(cfg)
 
 
-def install_bootloader(disk: str, esp_mount: Path, kernel_args: list[str]) -> None:
+def install_bootloader(disk: str, esp_mount: Path) -> None:
     """GRUB for BIOS and UEFI on disk plus grub.cfg, with disk's ESP at esp_mount.
 
     esp_mount may be the mounted ESP or a staging directory copied onto the ESP afterwards.
-    Does not write the boot environment: call bootenv.write_bootenv (or write
-    bootenv.bootenv_bytes(...) to GRUBENV_PATH on the ESP) afterwards.
+    Writes neither the boot environment nor the per-slot boot options: the runner writes
+    those afterwards (disks/esp.py).
     """
-    populate_esp(esp_mount, kernel_args)
+    populate_esp(esp_mount)
     install_bios_boot(disk)

@@ -1,15 +1,21 @@
-"""Files on the EFI system partition through mtools, without mounting it.
+"""Writing files on the EFI system partition through mtools, without mounting it.
 
-Why mtools: the live kernel may lack vfat (and a mount is more than detection should do), and
-mtools reads and writes FAT from user space, at a byte offset of a whole disk if need be.
-Writes replace a file atomically as far as FAT allows: copy to "<name>.new", then rename over
-the old entry (one directory-entry update), then fsync the device.
+Why mtools: the live kernel may lack vfat, and mtools writes FAT from user space.
+
+Two ways to write, chosen by what a torn write (a power cut between sectors) may cost:
+- write_file creates or replaces a file (new clusters, FAT and directory updates). Used where
+  a half-done replacement cannot hurt: on a fresh ESP, for files only the inactive slot reads,
+  and for the install marker, which keeps two copies (see ondisk/marker.py).
+- rewrite_in_place overwrites an existing file's bytes where they lie, sector by sector,
+  touching no FAT or directory sector. The boot environment is rewritten this way, as GRUB's
+  own save_env does at boot: all of its variables sit in the first sector, so a switch is a
+  one-sector write that lands whole or not at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -17,46 +23,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.esp import (
+    file_extents,
+    flush_device,
+    image_spec,
+    read_file,
+    run_mtools,
+)
+from engine_installer.ondisk.gpt import logical_sector_size
 
-MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-BLKFLSBUF = 0x1261  # linux/fs.h: flush and drop a block device's buffer cache
-
-
-def _image(device: str, offset: int = 0) -> str:
-    return f"{device}@@{offset}" if offset else device
-
-
-def _mtools(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    # On a name clash (mmd of an existing directory) mtools asks on /dev/tty and waits for
-    # ever under the text UI: no controlling terminal and no stdin, so it can never ask.
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
-    kwargs.setdefault("start_new_session", True)
-    proc = subprocess.run(args, capture_output=True, env=MTOOLS_ENV, check=False, **kwargs)
-    if check and proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UserError(
-            f"{args[0]} on the EFI system partition failed ({detail[-1] if detail else ''}); "
-            "check the disk"
-        )
-    return proc
-
-
-def flush_device(device: str) -> None:
-    """Write back and drop cached blocks, so reads through another node see the disk."""
-    fd = os.open(device, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fd, BLKFLSBUF, 0)
-    finally:
-        os.close(fd)
-
-
-def read_file(device: str, path: str, offset: int = 0) -> bytes | None:
-    """Bytes of ::path on the FAT at device (+offset); None when missing or not FAT."""
-    proc = _mtools(["mcopy", "-n", "-i", _image(device, offset), f"::{path}", "-"], check=False)
-    return proc.stdout if proc.returncode == 0 else None
+log = logging.getLogger("engine_installer")
 
 
 def _mkdirs(image: str, path: str) -> None:
@@ -64,19 +41,63 @@ def _mkdirs(image: str, path: str) -> None:
     for i in range(1, len(parts) + 1):
         # "-D s": skip a name that exists. Without it mmd asks on /dev/tty (even with stdin
         # closed) and an upgrade started from a terminal hangs there.
-        _mtools(["mmd", "-D", "s", "-i", image, "::" + "/".join(parts[:i])], check=False)
+        run_mtools(["mmd", "-D", "s", "-i", image, "::" + "/".join(parts[:i])], check=False)
 
 
 def write_file(device: str, path: str, data: bytes) -> None:
-    """Replace ::path with data: write <path>.new, rename it over path, fsync the device."""
-    image = _image(device)
+    """Create or replace ::path with data, then fsync the device."""
+    image = image_spec(device)
     _mkdirs(image, path)
     with tempfile.NamedTemporaryFile(prefix="esp-") as handle:
         handle.write(data)
         handle.flush()
-        _mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}.new"])
-    _mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
+        run_mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}"])
     flush_device(device)
+
+
+def rewrite_in_place(device: str, path: str, data: bytes) -> int:
+    """Overwrite the existing ::path (same length) where its clusters lie; only the sectors
+    that change are written, in file order, each followed by fsync. Returns how many sectors
+    changed. UserError when the file is missing or has another length."""
+    current = read_file(device, path)
+    if current is None:
+        raise UserError(f"{path} is missing on {device}: repair the Engine disk")
+    if len(current) != len(data):
+        raise UserError(
+            f"{path} on {device} is {len(current)} bytes, not {len(data)}: repair the Engine disk"
+        )
+    sector = _logical_sector(device)
+    extents = file_extents(device, path)
+    changed = 0
+    fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        position = 0  # byte offset in the file
+        for disk_offset, length in extents:
+            for start in range(0, length, sector):
+                file_at = position + start
+                if file_at >= len(data):
+                    break
+                new = data[file_at : file_at + sector]
+                if new == current[file_at : file_at + sector]:
+                    continue
+                os.pwrite(fd, new, disk_offset + start)
+                os.fsync(fd)
+                changed += 1
+            position += length
+    finally:
+        os.close(fd)
+    flush_device(device)
+    if changed > 1:
+        log.warning("%s on %s: %d sectors rewritten (not one atomic write)", path, device, changed)
+    return changed
+
+
+def _logical_sector(device: str) -> int:
+    fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return logical_sector_size(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -87,7 +108,7 @@ def staged(device: str) -> Iterator[Path]:
     merged onto the FAT afterwards with `mcopy -s -o` (files already on the ESP that the
     body does not create, such as the install marker, stay as they are).
     """
-    from .mounts import mounted
+    from engine_installer.disks.mounts import mounted
 
     if _kernel_has_vfat():
         with mounted(device, "vfat") as root:
@@ -99,7 +120,7 @@ def staged(device: str) -> Iterator[Path]:
         yield stage
         entries = [str(p) for p in sorted(stage.iterdir())]
         if entries:
-            _mtools(["mcopy", "-s", "-o", "-i", device, *entries, "::/"])
+            run_mtools(["mcopy", "-s", "-o", "-i", device, *entries, "::/"])
         flush_device(device)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 ESP_FAT_LABEL = "ENGINE-ESP"  # FAT labels: 11 characters, upper case by convention
 STORAGE_FS_LABEL = "engine-storage"

@@ -4,20 +4,24 @@ The file lives on the ESP (layout.GRUB_DIR). When GRUB reads it, $root is the ES
 hd0,gpt2; the slots are partitions 3 (A) and 4 (B) of the same disk, so the config derives
 them from $root and never searches other disks (a laptop may carry a second Engine disk).
 
-Boot counting (state in the GRUB environment block, see engine_installer/bootenv.py):
+Boot counting (state in the GRUB environment block, see engine_installer/ondisk/bootenv.py):
 - engine_trial set and engine_tries 3/2/1: step tries down (GRUB has no arithmetic, hence the
   string ladder), save_env, boot the trial slot with engine.trial=1; the known-good slot is
   the fallback entry, so a trial slot GRUB cannot even load falls back in the same boot.
 - engine_trial set and tries exhausted: clear the trial, save_env, boot engine_active.
 - The new Engine, once up, marks itself good (engine_active=<it>, no trial) from userspace.
+
+Per-slot boot options: each slot's kernel arguments and keymap are in its own GRUB environment
+block next to this file (layout.SLOT_ENV_PATHS), read with a whitelist when that slot boots. An
+upgrade writes the new slot's block before the switch, so the options chosen on the screens
+apply to the new Engine without rewriting this file. The values were checked by
+ondisk/cmdline.py: plain words that GRUB's word splitting passes on unchanged.
 """
 
 from __future__ import annotations
 
-import re
-
-from ..errors import UserError
-from ..layout import GRUBENV_PATH, SLOT_PARTITION_NUMBERS, SLOTS
+from engine_installer.ondisk.bootenv import format_grubenv
+from engine_installer.ondisk.layout import GRUB_DIR, GRUBENV_PATH, SLOT_PARTITION_NUMBERS, SLOTS
 
 SERIAL_SPEED = 115200
 TIMEOUT_SECONDS = 1
@@ -25,26 +29,21 @@ MENU_TITLES = {slot: f"Engine (slot {slot})" for slot in SLOTS}
 KERNEL_PATH = "/boot/vmlinuz"
 INITRD_PATH = "/boot/initrd.img"
 
-_PLAIN_ARG = re.compile(r"[A-Za-z0-9_.,:=/+@%-]+")
+KEY_ARGS = "engine_args"
+KEY_KEYMAP = "engine_keymap"
 
 
-def _quote_arg(arg: str) -> str:
-    if _PLAIN_ARG.fullmatch(arg):
-        return arg
-    if "'" in arg or "\n" in arg or not arg:
-        raise UserError(
-            f"kernel argument {arg!r} cannot be passed through grub.cfg: "
-            "drop the quote or newline from it"
-        )
-    return f"'{arg}'"
+def slot_env_bytes(kernel_args: list[str], keymap: str) -> bytes:
+    """A slot's boot options as a GRUB environment block (checked arguments only)."""
+    return format_grubenv({KEY_ARGS: " ".join(kernel_args), KEY_KEYMAP: keymap})
 
 
-def render_grub_cfg(kernel_args: list[str]) -> str:
-    extra = "".join(f" {_quote_arg(arg)}" for arg in kernel_args)
+def render_grub_cfg() -> str:
     # engine.esp lets the initrd pick this disk when several Engine disks are attached.
     cmdline = (
         f"console=tty0 console=ttyS0,{SERIAL_SPEED} engine.slot=$1 "
-        f"engine.trial=$engine_is_trial engine.esp=$engine_esp_uuid{extra}"
+        "engine.trial=$engine_is_trial engine.esp=$engine_esp_uuid "
+        "engine.keymap=$engine_keymap $engine_args"
     )
     tries_ladder = "\n".join(
         f'  {"if" if n == 3 else "elif"} [ "$engine_tries" = "{n}" ]; then\n'
@@ -78,6 +77,7 @@ insmod loadenv
 regexp --set=1:engine_disk '^(.*),gpt[0-9]+$' "$root"
 probe --set=engine_esp_uuid --fs-uuid "($root)"
 set engine_env="($root)/{GRUBENV_PATH}"
+set engine_slot_env="($root)/{GRUB_DIR}/slot-"
 
 set engine_active=A
 set engine_trial=""
@@ -128,7 +128,7 @@ if [ -n "$engine_trial_boot" ]; then
 fi
 
 # Menu entries run in a new context that only sees exported variables.
-export engine_disk engine_esp_uuid engine_trial_boot
+export engine_disk engine_esp_uuid engine_trial_boot engine_slot_env
 
 function engine_boot_slot {{
   # $1: slot letter, $2: its GPT partition number on the ESP's disk.
@@ -138,6 +138,10 @@ function engine_boot_slot {{
   else
     set engine_is_trial=0
   fi
+  # The slot's boot options (kernel arguments, keymap); none when its block is missing.
+  set engine_args=""
+  set engine_keymap=""
+  load_env --file "${{engine_slot_env}}$1.env" {KEY_ARGS} {KEY_KEYMAP}
   echo "Engine: booting slot $1 from ($root), trial=$engine_is_trial"
   linux {KERNEL_PATH} {cmdline}
   initrd {INITRD_PATH}

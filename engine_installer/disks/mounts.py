@@ -1,15 +1,26 @@
-"""Temporary mounts in a private temp dir, always unmounted (even when the body fails)."""
+"""Temporary mounts in a private temp dir, always unmounted (even when the body fails).
+
+The temp dirs carry the mounting process's id (engine-mnt-<pid>-...), so a later installer can
+tell the leftovers of one that was killed (SIGKILL, a crash) from the mounts of one that is still
+running on another console, and clean them up instead of calling the disk "in use".
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
+
+MOUNT_PREFIX = "engine-mnt-"
+SCRATCH_PREFIX = "engine-grub-"  # disks/bootloader.py's scratch filesystem
+_OURS = re.compile(rf"^(?:{MOUNT_PREFIX}|{SCRATCH_PREFIX})(\d+)-")
 
 
 def umount(target: Path) -> None:
@@ -27,7 +38,7 @@ def mounted(
     device: str | Path, fstype: str | None = None, readonly: bool = False, options: str = ""
 ) -> Iterator[Path]:
     """Mount device in a fresh temp dir, yield the dir, unmount and remove it afterwards."""
-    target = Path(tempfile.mkdtemp(prefix="engine-mnt-"))
+    target = Path(tempfile.mkdtemp(prefix=f"{MOUNT_PREFIX}{os.getpid()}-"))
     opts = ",".join(o for o in ("ro" if readonly else "", options) if o)
     cmd = ["mount"] + (["-t", fstype] if fstype else []) + (["-o", opts] if opts else [])
     proc = subprocess.run(cmd + [str(device), str(target)], capture_output=True, text=True)
@@ -40,3 +51,38 @@ def mounted(
         umount(target)
         with contextlib.suppress(OSError):
             target.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_mounts() -> list[str]:
+    """Unmount what installers that no longer run left mounted; returns what was cleaned."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    cleaned = []
+    # Innermost first: a scratch image mounted inside another temp dir goes before its parent.
+    points = sorted(
+        (line.split()[4].replace("\\040", " ") for line in lines if len(line.split()) > 4),
+        key=len,
+        reverse=True,
+    )
+    for point in points:
+        path = Path(point)
+        owner = next((m for part in path.parts if (m := _OURS.match(part))), None)
+        if owner is None or _alive(int(owner.group(1))):
+            continue
+        umount(path)
+        with contextlib.suppress(OSError):
+            path.rmdir()
+        cleaned.append(point)
+    return cleaned

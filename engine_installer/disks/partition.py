@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 
 import parted
 
-from ..errors import UserError
-from ..layout import LABEL_BIOS, LABEL_ESP, PartitionSpec
-from ..probe import partition_path
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.gpt import parted_device
+from engine_installer.ondisk.layout import LABEL_BIOS, LABEL_ESP, PartitionSpec, partition_path
 
 NODE_TIMEOUT = 10.0
-# libparted keeps global state (its device list); detection calls in from several threads.
-_LIBPARTED = threading.Lock()
-
-
-@contextlib.contextmanager
-def _device(disk: str) -> Iterator[parted.Device]:
-    """A libparted device, dropped from libparted's cache afterwards: the cache keeps the size
-    it saw first, which goes stale when a disk (or loop device) is replaced under the path."""
-    with _LIBPARTED:
-        device = parted.getDevice(disk)
-        try:
-            yield device
-        finally:
-            device.removeFromCache()
 
 
 def write_gpt(disk: str, specs: list[PartitionSpec]) -> None:
     """Replace whatever is on disk with a fresh GPT holding exactly specs."""
-    with _device(disk) as device:
+    with parted_device(disk) as device:
         _write_gpt(device, specs)
     wait_for_partitions(disk, [s.number for s in specs])
 
@@ -81,19 +64,3 @@ def ensure_partition_nodes(disk: str, numbers: list[int]) -> None:
     # partx -a adds partitions through BLKPG (it fails harmlessly on ones already known).
     subprocess.run(["partx", "-a", disk], capture_output=True, check=False)
     wait_for_partitions(disk, numbers)
-
-
-def read_gpt(disk: str) -> list[tuple[int, str, int, int]]:
-    """(number, name, start bytes, size bytes) per partition, read only; [] without a GPT."""
-    with _device(disk) as device:
-        try:
-            table = parted.newDisk(device)
-        except Exception:  # noqa: BLE001 - _ped raises several unrelated types for "no label"
-            return []
-        if table.type != "gpt":
-            return []
-        sector = device.sectorSize
-        return [
-            (p.number, p.name or "", p.geometry.start * sector, p.geometry.length * sector)
-            for p in table.partitions
-        ]

@@ -1,42 +1,67 @@
-"""Write the slot image block for block into a slot partition, then verify it by reading back.
+"""Slot images: the payload's root image written into a slot partition, then read back.
 
-Hand-written rather than dd: we hash while writing (one pass over the source) and then read
-back exactly the image size with O_DIRECT (bypassing the page cache, so we verify what the
-device holds) and compare against the manifest SHA-256. A reader thread feeds a bounded queue
-(the bmaptool pattern) so source reads and hashing overlap the device writes.
+Both passes run on the copy engine (blockcopy). The write pass hashes the image as it writes it
+and checks the manifest's SHA-256 at the end: that is the payload's full check, there is no
+separate pass over the image before. The read-back compares the slot with the image while the
+image is in the page cache and hashes from the first block that is not, resuming from the
+write pass's hash state. Every failure is one UserError naming the problem and its fix; the
+runner adds what the disk holds after it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import mmap
+import logging
 import os
-import queue
-import threading
+from pathlib import Path
 
-from ..errors import UserError
-from ..payload import Artifact
-from ..progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
+from engine_installer.disks.blockcopy import (
+    Copied,
+    CopyError,
+    Mismatch,
+    align_up,
+    copy_image,
+    verify_image,
+)
+from engine_installer.ondisk.payload import Artifact
 
-BLOCK = 4 * 1024 * 1024  # 4 MiB: a multiple of every logical sector size
-QUEUE_DEPTH = 4
+log = logging.getLogger("engine_installer")
 
 
-def _aligned_buffer(size: int) -> mmap.mmap:
-    # Anonymous mmap is page aligned, which satisfies O_DIRECT's buffer alignment.
-    return mmap.mmap(-1, size)
-
-
-def _partition_size(partition: str) -> int:
-    fd = os.open(partition, os.O_RDONLY)
+def _open(path: str | Path, flags: int, what: str) -> int:
     try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
+        return os.open(path, flags | os.O_CLOEXEC)
+    except OSError as err:
+        raise UserError(f"{what} {path} cannot be opened ({err.strerror}): {_FIX[what]}") from None
 
 
-def _round_up(value: int, unit: int) -> int:
-    return (value + unit - 1) // unit * unit
+_FIX = {
+    "slot image": "the medium is incomplete or damaged, rewrite it",
+    "slot partition": "check the disk",
+}
+
+
+def _events(phase: str, total: int, progress: ProgressCallback):
+    def report(step: str, done: int, _total: int) -> None:
+        if step != "sync":  # the engine's fsync is part of this phase
+            progress(ProgressEvent(phase, done, total))
+
+    return report
+
+
+def _failed(err: CopyError, image: Artifact, partition: str, doing: str) -> str:
+    if err.side == "source":
+        return (
+            f"reading {image.path} failed at byte {err.offset} ({err.reason}) while {doing} "
+            f"{partition}: the medium is damaged, rewrite it"
+        )
+    if err.side == "target":
+        return (
+            f"{doing} {partition} failed at byte {err.offset} ({err.reason}): the disk is "
+            "failing or was removed, check or replace it"
+        )
+    return f"{doing} {partition} stopped ({err.side}: {err.reason}): report a bug"
 
 
 def write_slot(
@@ -44,69 +69,43 @@ def write_slot(
     partition: str,
     progress: ProgressCallback = ignore_progress,
     sector_size: int = 512,
-) -> None:
-    """Copy image into partition with O_DIRECT; UserError if the source changes under us."""
+) -> Copied:
+    """Copy image into partition with O_DIRECT, hashing it on the way; UserError if it does
+    not match the manifest (a damaged or changed medium) or the copy fails. The runner adds
+    what the disk holds after the failure."""
     total = image.size
-    if _round_up(total, sector_size) > _partition_size(partition):
-        raise UserError(
-            f"slot image ({total} bytes) does not fit {partition}: rebuild the payload with a "
-            "smaller image or reinstall to get the current slot size"
-        )
-    buffers: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-    free: queue.Queue = queue.Queue()
-    for _ in range(QUEUE_DEPTH + 1):
-        free.put(_aligned_buffer(BLOCK))
-    digest = hashlib.sha256()
-    failure: list[BaseException] = []
-
-    def reader() -> None:
-        try:
-            with open(image.path, "rb", buffering=0) as source:
-                while True:
-                    buf = free.get()
-                    length = source.readinto(buf)
-                    if not length:
-                        buffers.put(None)
-                        return
-                    # hashlib releases the GIL on big buffers: hashing overlaps the writes.
-                    digest.update(memoryview(buf)[:length])
-                    buffers.put((buf, length))
-        except BaseException as err:  # noqa: BLE001 - handed to the writer thread
-            failure.append(err)
-            buffers.put(None)
-
-    thread = threading.Thread(target=reader, name="slot-reader", daemon=True)
-    thread.start()
-    done = 0
-    fd = os.open(partition, os.O_WRONLY | os.O_DIRECT)
+    target = _open(partition, os.O_WRONLY | os.O_DIRECT, "slot partition")
     try:
-        progress(ProgressEvent("write-slot", 0, total, f"writing {image.path.name}"))
-        while (item := buffers.get()) is not None:
-            buf, length = item
-            padded = _round_up(length, sector_size)
-            if padded != length:
-                # The final short block: O_DIRECT needs whole sectors; pad with zeros.
-                buf[length:padded] = bytes(padded - length)
-            written = os.pwrite(fd, memoryview(buf)[:padded], done)
-            if written != padded:
-                raise UserError(f"short write to {partition} at byte {done}: check the disk")
-            done += length
-            free.put(buf)
-            progress(ProgressEvent("write-slot", done, total))
-        os.fsync(fd)
-    except OSError as err:
-        raise UserError(f"writing {partition} failed ({err.strerror}): check the disk") from None
+        room = os.lseek(target, 0, os.SEEK_END)
+        if align_up(total, sector_size) > room:
+            raise UserError(
+                f"slot image ({total} bytes) does not fit {partition}: rebuild the payload with "
+                "a smaller image or reinstall to get the current slot size"
+            )
+        source = _open(image.path, os.O_RDONLY, "slot image")
+        try:
+            progress(ProgressEvent("write-slot", 0, total, f"writing {image.path.name}"))
+            copied = copy_image(
+                source,
+                total,
+                target,
+                block=sector_size,
+                hash_image=True,
+                report=_events("write-slot", total, progress),
+                source_offset=image.offset,
+            )
+        except CopyError as err:
+            raise UserError(_failed(err, image, partition, "writing")) from err
+        finally:
+            os.close(source)
     finally:
-        os.close(fd)
-        thread.join()
-    if failure:
-        err = failure[0]
-        raise UserError(f"reading {image.path} failed ({err}): the medium is damaged, rewrite it")
-    if done != total or digest.hexdigest() != image.sha256:
+        os.close(target)
+    if copied.sha256 != image.sha256:
         raise UserError(
-            f"{image.path} changed or read wrongly while writing (hash mismatch): the medium "
-            "is damaged, rewrite it"
+            f"{image.path} changed or read wrongly while writing {partition} (it does not match "
+            "the manifest's SHA-256): the medium is damaged, rewrite it"
         )
+    return copied
 
 
 def verify_slot(
@@ -114,32 +113,41 @@ def verify_slot(
     partition: str,
     progress: ProgressCallback = ignore_progress,
     sector_size: int = 512,
+    *,
+    copied: Copied | None = None,
 ) -> None:
-    """Read back exactly image.size bytes with O_DIRECT and compare with the manifest hash."""
+    """Read back exactly image.size bytes with O_DIRECT and check them against the image
+    (byte for byte while it is cached, else by the manifest hash); UserError if they differ.
+    copied: write_slot's result, so the check can switch to hashing at any block."""
     total = image.size
-    digest = hashlib.sha256()
-    buf = _aligned_buffer(BLOCK)
-    done = 0
     progress(ProgressEvent("verify-slot", 0, total, f"verifying {partition}"))
-    fd = os.open(partition, os.O_RDONLY | os.O_DIRECT)
+    target = _open(partition, os.O_RDONLY | os.O_DIRECT, "slot partition")
     try:
-        while done < total:
-            want = min(BLOCK, _round_up(total - done, sector_size))
-            view = memoryview(buf)[:want]
-            got = os.preadv(fd, [view], done)
-            if got <= 0:
-                break
-            digest.update(view[: min(got, total - done)])
-            done += min(got, total - done)
-            progress(ProgressEvent("verify-slot", done, total))
-    except OSError as err:
+        try:
+            source: int | None = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            source = None  # the medium is gone: the manifest hash alone can still check
+        try:
+            checked = verify_image(
+                target,
+                total,
+                block=sector_size,
+                source=source,
+                copied=copied,
+                expected_sha256=image.sha256,
+                report=_events("verify-slot", total, progress),
+                source_offset=image.offset,
+            )
+        finally:
+            if source is not None:
+                os.close(source)
+    except Mismatch as err:
         raise UserError(
-            f"reading back {partition} failed ({err.strerror}): check the disk"
+            f"slot {partition} does not read back as written ({err}): the disk is failing or "
+            "was changed, replace it or retry"
         ) from None
+    except CopyError as err:
+        raise UserError(_failed(err, image, partition, "reading back")) from err
     finally:
-        os.close(fd)
-    if done != total or digest.hexdigest() != image.sha256:
-        raise UserError(
-            f"slot {partition} does not read back as written (SHA-256 mismatch): the disk is "
-            "failing or was changed; nothing was switched, replace the disk or retry"
-        )
+        os.close(target)
+    log.info("slot %s verified (%s)", partition, checked.method)

@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from ..snapshot import MachineSnapshot
-from .check import generic_profile, is_internal
-from .schema import SAMPLE_KEYS
+from engine_installer.hw.check import generic_profile, is_internal
+from engine_installer.hw.schema import SAMPLE_KEYS
+from engine_installer.machine.snapshot import MachineSnapshot
 
 
 def _q(value: str) -> str:

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..snapshot import DiskInfo, MachineSnapshot
-from .match import match_profile
-from .profiles import load_profiles
-from .schema import Profile
+from engine_installer.hw.match import match_profile
+from engine_installer.hw.profiles import load_profiles
+from engine_installer.hw.schema import Profile
+from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}

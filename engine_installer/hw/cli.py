@@ -7,11 +7,11 @@ import datetime
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from ..snapshot import MachineSnapshot, load_snapshot
-from .capture import capture, draft_id
-from .check import FAIL, HwReport, check_machine
-from .probe import probe_machine
+from engine_installer.base.errors import UserError
+from engine_installer.hw.capture import capture, draft_id
+from engine_installer.hw.check import FAIL, HwReport, check_machine
+from engine_installer.machine.probe import probe_machine
+from engine_installer.machine.snapshot import MachineSnapshot, load_snapshot
 
 
 def machine_snapshot(args: argparse.Namespace) -> MachineSnapshot:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ..snapshot import MachineSnapshot
-from .schema import REGEX_PREFIX, Profile
+from engine_installer.hw.schema import REGEX_PREFIX, Profile
+from engine_installer.machine.snapshot import MachineSnapshot
 
 
 def pattern_matches(pattern: str, value: str) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from pathlib import Path
 
-from ..errors import UserError
-from .schema import Profile, parse_profile
+from engine_installer.base.errors import UserError
+from engine_installer.hw.schema import Profile, parse_profile
 
 ENV_VAR = "ENGINE_HW_PROFILES"
 INSTALLED_DIR = Path("/usr/share/engine-installer/hw-profiles")
@@ -40,4 +41,12 @@ def load_profiles(directory: Path | None = None) -> list[Profile]:
             f"hardware profiles directory {directory} not found: set {ENV_VAR} to the "
             "hw-profiles directory"
         )
-    return [load_profile(p) for p in sorted(directory.glob("*.toml"))]
+    files = tuple((p, p.stat().st_mtime_ns) for p in sorted(directory.glob("*.toml")))
+    return list(_load_all(files))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_all(files: tuple[tuple[Path, int], ...]) -> tuple[Profile, ...]:
+    """Parsed profiles, cached per set of files and times: prepare() checks the machine each
+    time a screen asks what it would do."""
+    return tuple(load_profile(path) for path, _mtime in files)

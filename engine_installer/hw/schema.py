@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 SCHEMA_VERSION = 1
 FIRMWARE_MODES = ("uefi", "bios")

@@ -6,8 +6,8 @@ the knobs recreate the field failures hw-check must explain (VT-x off, VMD on, t
 
 from __future__ import annotations
 
-from ..snapshot import DiskInfo, MachineSnapshot, StorageController
-from .schema import Profile
+from engine_installer.hw.schema import Profile
+from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, StorageController
 
 # A plausible Intel laptop flag set; vmx/ept are added or left out by the knobs below.
 BASE_FLAGS = (

@@ -17,8 +17,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ..errors import UserError
-from .base import mksquashfs, read_list, recipe_dir, repo_root
+from engine_installer.base.errors import UserError
+from engine_installer.iso.base import mksquashfs, read_list, recipe_dir, repo_root
 
 SITE = "opt/engine-installer/site"
 DATA = "usr/share/engine-installer"

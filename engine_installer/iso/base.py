@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 # Bump when this module changes how the base is made (it is part of the cache key).
 BASE_FORMAT = "1"

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 GRUB_PREFIX = "/boot/grub"
 ID_DIR = ".engine-id"

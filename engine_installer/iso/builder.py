@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import UserError
-from ..payload import find_payload_dir, load_manifest, verify_payload
-from . import app_layer, base, bootloader, iso_image
+from engine_installer.base.errors import UserError
+from engine_installer.iso import app_layer, base, bootloader, iso_image
+from engine_installer.ondisk.payload import find_payload_dir, load_manifest, verify_payload
 
 BUILD_FORMAT = "engine-iso-1"
 CD_BYTES = 737_280_000  # an 80-minute "700 MB" CD-R: 360,000 sectors of 2048 bytes
@@ -203,6 +203,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - `engine-iso build` is the entry point
-    from .cli import main
+    from engine_installer.iso.cli import main
 
     sys.exit(main(["build", *sys.argv[1:]]))

@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import ProgressEvent
-from .medium_check import check_iso, has_hybrid_mbr, manifest_from_iso
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressEvent
+from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, manifest_from_iso
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

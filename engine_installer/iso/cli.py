@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..errors import cli_entry
+from engine_installer.base.errors import cli_entry
 
 SUBCOMMANDS = {
     "sample-payload": ("engine_installer.iso.sample_payload", "build a sample Engine payload"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from engine_installer.base.errors import UserError
 
 BOOT_HYBRID = Path("/usr/lib/grub/i386-pc/boot_hybrid.img")
 GRUB2_MBR_LBA_OFFSET = 0x1B0

@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 
 import pycdlib
 
-from ..errors import UserError
-from . import hybrid_mbr
+from engine_installer.base.errors import UserError
+from engine_installer.iso import hybrid_mbr
 
 SECTOR = 2048
 SUMS_NAME = "SHA256SUMS"

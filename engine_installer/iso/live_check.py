@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import ProgressEvent
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressEvent
 
 MEDIUM = Path("/run/live/medium")
 
@@ -49,7 +49,7 @@ class Consoles:
 
 
 def run_check(medium: Path, consoles: Consoles) -> int:
-    from .medium_check import check_medium_dir
+    from engine_installer.ondisk.medium import check_medium_dir
 
     last = -1
 

@@ -26,9 +26,9 @@ import time
 import uuid
 from pathlib import Path
 
-from ..errors import UserError
-from ..layout import MiB
-from ..payload import write_manifest
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import MiB
+from engine_installer.ondisk.payload import write_manifest
 
 PRODUCT = "Engine"
 DEFAULT_SLOT_SIZE = 256 * MiB

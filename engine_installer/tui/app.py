@@ -19,17 +19,19 @@ from typing import Any
 
 import urwid
 
-from ..errors import UserError
-from ..plan import Plan
-from ..results import InstallResult
-from ..snapshot import DetectedInstall, load_snapshot
-from . import boot_times
-from . import widgets as W
-from .backend import Backend, Detection, LiveBackend, MediaInfo
-from .screens import build_steps
-from .screens.base import Screen
-from .screens.error import ErrorScreen
-from .sequencer import Sequencer, Step
+from engine_installer.base.errors import UserError
+from engine_installer.install.plan import Plan
+from engine_installer.install.prepare import Prepared
+from engine_installer.install.results import InstallResult
+from engine_installer.machine.snapshot import DetectedInstall, MachineSnapshot, load_snapshot
+from engine_installer.ondisk.payload import Manifest
+from engine_installer.tui import boot_times
+from engine_installer.tui import widgets as W
+from engine_installer.tui.backend import Backend, LiveBackend
+from engine_installer.tui.screens import build_steps
+from engine_installer.tui.screens.base import Screen
+from engine_installer.tui.screens.error import ErrorScreen
+from engine_installer.tui.sequencer import Sequencer, Step
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -73,12 +75,12 @@ class InstallerApp:
         self.backend = backend
         self.plan = plan or Plan()
         self.threaded = threaded
-        self.media: MediaInfo | None = None
+        self.media: Manifest | None = None
         self.hw: Any | None = None
         self.hw_loaded = False
-        self.lab_override = False
-        self.detection: Detection | None = None
+        self.machine: MachineSnapshot | None = None
         self.chosen: DetectedInstall | None = None
+        self.prepared: Prepared | None = None
         self.result: InstallResult | None = None
         self.error = ""
         self.exit_message = ""
@@ -260,7 +262,7 @@ def ascii_wanted(flag: bool) -> bool:
 
 def make_backend(args: Any, log_path: Path) -> Backend:
     if args.dry_run:
-        from .simulated import SimulatedBackend
+        from engine_installer.tui.simulated import SimulatedBackend
 
         return SimulatedBackend(load_snapshot(args.profile), args.source, log_path)
     if args.profile:
@@ -274,7 +276,7 @@ def start_live_log() -> Path | None:
     if os.environ.get("ENGINE_INSTALLER_LOG"):
         return None
     try:
-        from ..logs import start_log
+        from engine_installer.base.logs import start_log
     except ImportError:
         return None
     try:

@@ -1,9 +1,9 @@
-"""Dry-run backend: a recorded machine, the same decisions and progress events, no disk touched.
+"""Dry-run backend: a recorded machine, the same prepare() and action list, no disk touched.
 
-It replays the phases the disk backend reports for an install or an upgrade, with realistic byte
-counts and pacing (ENGINE_INSTALLER_SIM_SECONDS, default 4 s in total; detection takes
-ENGINE_INSTALLER_SIM_DETECT_SECONDS, default 1.5 s). ENGINE_INSTALLER_SIM_FAIL
-names a phase to fail in, so the error screen can be exercised.
+The recorded snapshot replaces the probe; the run walks the prepared action list with simulated
+timing (install/simulate.py: ENGINE_INSTALLER_SIM_SECONDS, ENGINE_INSTALLER_SIM_FAIL), so the
+screens show exactly the steps a real run would take. Detection waits
+ENGINE_INSTALLER_SIM_DETECT_SECONDS (default 1.5 s) so its indicator can be seen.
 """
 
 from __future__ import annotations
@@ -12,118 +12,78 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-from ..errors import UserError
-from ..layout import slot_other
-from ..payload import find_payload_dir, load_manifest
-from ..plan import Action, Plan
-from ..progress import ProgressCallback, ProgressEvent
-from ..results import InstallResult
-from ..snapshot import MachineSnapshot
-from . import decisions
-from .backend import Detection, MediaInfo, check_hardware_module, dmi_name
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback
+from engine_installer.hw.check import HwReport, check_machine
+from engine_installer.install.prepare import Prepared
+from engine_installer.install.results import InstallResult
+from engine_installer.install.simulate import simulate
+from engine_installer.machine.snapshot import MachineSnapshot
+from engine_installer.ondisk.medium import open_medium
+from engine_installer.ondisk.payload import Artifact, Manifest
+from engine_installer.tui.backend import dmi_name
 
 log = logging.getLogger("engine_installer.tui")
 
 ROOT_IMAGE_SIZE = 1_342_177_280  # a realistic Engine slot image (1.25 GiB)
+RECORDED_SLOT_SIZE = 2 * 1024**3
 DETECT_SECONDS = 1.5  # the guide warns detection takes a few seconds; show the indicator
 
 
-def simulated_phases(
-    action: Action, plan: Plan, detection: Detection, media: MediaInfo, slot: str
-) -> list[tuple[str, int, str]]:
-    """(phase, total, message) in the order the disk backend runs them."""
-    if action == Action.UPGRADE:
-        install = next(i for i in detection.installs if i.disk == plan.target)
-        return [
-            ("preflight", 4, f"Checking {plan.target} and the Engine {install.version} install"),
-            ("inventory", max(len(install.vms), 1), "Reading the VM inventory"),
-            ("write-slot", ROOT_IMAGE_SIZE, f"Writing {media.label()} into slot {slot}"),
-            ("verify-slot", ROOT_IMAGE_SIZE, f"Verifying slot {slot}"),
-            ("bootloader", 3, "Updating the boot loader (BIOS and UEFI)"),
-            ("switch-slot", 2, f"Making slot {slot} the boot default"),
-            ("marker", 1, "Writing the install marker"),
-        ]
-    return [
-        ("preflight", 4, f"Checking {plan.target}"),
-        ("partition", 5, f"Writing the partition table on {plan.target}"),
-        ("format", 3, "Creating the EFI and storage filesystems"),
-        ("write-slot", ROOT_IMAGE_SIZE, f"Writing {media.label()} into slot {slot}"),
-        ("verify-slot", ROOT_IMAGE_SIZE, f"Verifying slot {slot}"),
-        ("bootloader", 3, "Installing the boot loader (BIOS and UEFI)"),
-        ("keyboard", 1, f"Setting the keyboard layout to {plan.keyboard}"),
-        ("marker", 1, "Writing the install marker"),
-    ]
+def recorded_manifest(snapshot: MachineSnapshot) -> Manifest:
+    """The medium a recorded machine names (media_version), as a manifest prepare() can use."""
+    if not snapshot.media_version:
+        raise UserError('the recorded machine names no media_version: add one, e.g. "5.0"')
+    where = Path("(recorded medium)")
+    artifacts = {
+        name: Artifact(name, where / f"{name}.img", "0" * 64, size, 0, f"engine/{name}.img")
+        for name, size in (("root", ROOT_IMAGE_SIZE), ("kernel", 8 << 20), ("initrd", 32 << 20))
+    }
+    return Manifest(
+        product="Engine",
+        version=snapshot.media_version,
+        build=snapshot.media_build or "0",
+        slot_size=RECORDED_SLOT_SIZE,
+        created="",
+        artifacts=artifacts,
+        directory=where,
+        pv_driver=snapshot.media_version,
+    )
 
 
 class SimulatedBackend:
     dry_run = True
 
     def __init__(self, snapshot: MachineSnapshot, source: Path | None, log_path: Path):
-        self.snapshot = snapshot
+        self.recorded = snapshot
         self.source = source
         self.log_path = log_path
-        self.seconds = float(os.environ.get("ENGINE_INSTALLER_SIM_SECONDS", "4"))
-        self.fail_phase = os.environ.get("ENGINE_INSTALLER_SIM_FAIL", "")
 
-    def media(self) -> MediaInfo:
-        if self.source:  # reading a payload's manifest touches nothing
-            return MediaInfo.from_manifest(load_manifest(find_payload_dir(self.source)))
-        if not self.snapshot.media_version:
-            raise UserError('the recorded machine names no media_version: add one, e.g. "5.0"')
-        return MediaInfo("Engine", self.snapshot.media_version, self.snapshot.media_build)
+    def media(self) -> Manifest:
+        if self.source:  # reading a medium's manifest touches nothing
+            return open_medium(self.source).manifest
+        return recorded_manifest(self.recorded)
 
     def machine_name(self) -> str:
-        return dmi_name(self.snapshot.dmi)
+        return dmi_name(self.recorded.dmi)
 
-    def hardware(self) -> Any | None:
-        return check_hardware_module(lambda: self.snapshot)
+    def hardware(self) -> HwReport:
+        return check_machine(self.recorded)
 
-    def detect(self) -> Detection:
+    def snapshot(self) -> MachineSnapshot:
         seconds = os.environ.get("ENGINE_INSTALLER_SIM_DETECT_SECONDS")
-        time.sleep(float(seconds) if seconds else DETECT_SECONDS * min(1.0, self.seconds / 4))
-        return Detection(list(self.snapshot.disks), list(self.snapshot.installs))
+        pace = float(os.environ.get("ENGINE_INSTALLER_SIM_SECONDS", "4"))
+        time.sleep(float(seconds) if seconds else DETECT_SECONDS * min(1.0, pace / 4))
+        return self.recorded
 
     def apply_keyboard(self, layout: str) -> None:
         log.info("dry-run: would run loadkeys %s", layout)
 
-    def run(self, plan: Plan, detection: Detection, progress: ProgressCallback) -> InstallResult:
-        media = self.media()
-        decisions.check_plan(
-            plan, detection.disks, detection.installs, media.version, media.slot_size
-        )
-        action = decisions.resolved_action(plan, detection.installs)
-        install = next(
-            (i for i in decisions.engine_installs(detection.installs) if i.disk == plan.target),
-            None,
-        )
-        slot = slot_other(install.active_slot or "A") if action == Action.UPGRADE else "A"
-        phases = simulated_phases(action, plan, detection, media, slot)
-        weights = [max(total / ROOT_IMAGE_SIZE, 0.04) for _p, total, _m in phases]
-        for (phase, total, message), weight in zip(phases, weights, strict=True):
-            seconds = self.seconds * weight / sum(weights)
-            steps = max(1, min(total, int(seconds / 0.1)))
-            progress(ProgressEvent(phase, 0, total, message))
-            for step in range(1, steps + 1):
-                time.sleep(seconds / steps)
-                if phase == self.fail_phase and step > steps // 2:
-                    raise UserError(
-                        f"{phase} failed: I/O error writing {plan.target} (simulated fault); "
-                        "the disk's previous contents were not switched over"
-                    )
-                progress(ProgressEvent(phase, total * step // steps, total, message))
-        vms = install.vms if install and action == Action.UPGRADE else []
-        return InstallResult(
-            action=action.value,
-            disk=plan.target or "",
-            version=media.version,
-            build=media.build,
-            slot=slot,
-            previous_version=install.version if install and action == Action.UPGRADE else "",
-            vms_needing_pv_upgrade=decisions.needs_pv_upgrade(vms),
-            log_path=str(self.log_path),
-        )
+    def run(self, prepared: Prepared, progress: ProgressCallback) -> InstallResult:
+        result = simulate(prepared, progress)
+        result.log_path = str(self.log_path)
+        return result
 
     def power(self, what: str) -> str:
         log.info("dry-run: would %s", what)

@@ -1,4 +1,4 @@
-"""Runs the disk backend's run_plan in a child process with no controlling terminal.
+"""Runs a confirmed plan through the install runner in a child process with no controlling terminal.
 
 The installer UI owns the console. Some disk tools ask questions on /dev/tty when they see one
 (mtools' mmd prompts "Long file name already exists" even with stdin on /dev/null), which would
@@ -21,11 +21,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import RefusedError, UserError
-from ..plan import Action, Plan
-from ..progress import ProgressCallback, ProgressEvent
-from ..results import InstallResult
-from ..snapshot import VMInfo
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.prepare import Prepared
+from engine_installer.install.results import InstallResult
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -43,16 +43,17 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
     return Plan(**data)
 
 
-def result_from_json(data: dict[str, Any]) -> InstallResult:
-    vms = [VMInfo(**vm) for vm in data.pop("vms_needing_pv_upgrade", [])]
-    return InstallResult(**data, vms_needing_pv_upgrade=vms)
-
-
 def run_in_child(
-    plan: Plan, payload_dir: Path, log_path: Path, progress: ProgressCallback
+    prepared: Prepared, source: Path, log_path: Path, progress: ProgressCallback
 ) -> InstallResult:
-    """run_plan(plan, manifest, progress) in a setsid child; same exceptions as run_plan."""
-    request = {"plan": plan_to_json(plan), "payload": str(payload_dir), "log": str(log_path)}
+    """Probe, prepare and execute prepared.plan in a setsid child; the child refuses to write
+    unless it arrives at the same steps the technician confirmed."""
+    request = {
+        "plan": plan_to_json(prepared.plan),
+        "source": str(source),
+        "log": str(log_path),
+        "steps": [a.title for a in prepared.actions],
+    }
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
             [sys.executable, "-m", "engine_installer.tui.worker"],
@@ -74,10 +75,33 @@ def run_in_child(
             outcome = message
     code = child.wait()
     if "result" in outcome:
-        return result_from_json(outcome["result"])
+        return InstallResult.from_json(outcome["result"])
     if "error" in outcome:
         raise (RefusedError if outcome.get("refused") else UserError)(outcome["error"])
     raise UserError(f"the install worker stopped unexpectedly (exit {code}): see {log_path}")
+
+
+def _run(request: dict[str, Any], send: Any) -> InstallResult:
+    from engine_installer.install.live import live_snapshot
+    from engine_installer.install.prepare import prepare
+    from engine_installer.install.runner import execute
+    from engine_installer.ondisk.medium import open_medium
+    from engine_installer.tui.backend import only_disks
+
+    plan = plan_from_json(request["plan"])
+    medium = open_medium(Path(request["source"]))
+
+    def fresh() -> Prepared:
+        machine = live_snapshot(medium.manifest, source=medium.location, only=only_disks())
+        return prepare(plan, machine, medium.manifest)
+
+    prepared = fresh()
+    if prepared.ok and [a.title for a in prepared.actions] != request["steps"]:
+        raise RefusedError(
+            f"{plan.target} changed since the summary was shown (the installer would now do "
+            "something else): nothing was written; go back and check it again"
+        )
+    return execute(prepared, lambda event: send({"event": asdict(event)}), recheck=fresh)
 
 
 def main() -> int:
@@ -91,22 +115,14 @@ def main() -> int:
 
     handler = logging.FileHandler(request["log"])
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    # Marks the handler as the run log for engine_installer.logs, so run_plan appends to the
+    # Marks the handler as the run log for engine_installer.base.logs, so the runner appends to the
     # UI's log and copies that one file onto the installed disk.
     handler._engine_run_log = True  # type: ignore[attr-defined]
     root = logging.getLogger("engine_installer")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        from ..disks.runner import run_plan
-        from ..payload import load_manifest
-
-        manifest = load_manifest(Path(request["payload"]))
-        result = run_plan(
-            plan_from_json(request["plan"]),
-            manifest,
-            lambda event: send({"event": asdict(event)}),
-        )
+        result = _run(request, send)
     except UserError as err:
         log.error("install failed: %s", err)
         send({"error": str(err), "refused": isinstance(err, RefusedError)})
@@ -117,7 +133,7 @@ def main() -> int:
         return 1
     if not result.log_path:
         result.log_path = request["log"]
-    send({"result": asdict(result)})
+    send({"result": result.to_json()})
     return 0
 
 

@@ -11,13 +11,14 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import UserError, cli_entry
-from ..iso import medium_check
-from ..snapshot import DiskInfo
-from . import devices, writer
-from .confirm import confirm_erase, describe, human_size
-from .progress import Progress
-from .writer import StickError, StickResult
+from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.disks.blockcopy import CopyError, Mismatch, verify_image
+from engine_installer.machine.snapshot import DiskInfo
+from engine_installer.ondisk import medium as medium_check
+from engine_installer.usb import devices, writer
+from engine_installer.usb.confirm import confirm_erase, describe, human_size
+from engine_installer.usb.progress import Progress
+from engine_installer.usb.writer import StickError, StickResult
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,36 +306,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not is_block:
         raise UserError(f"{args.device} is not a block device: name a stick such as /dev/sdb")
     fd = writer.open_device(args.device, write=False)
+    progress = Progress([args.device], json_lines=args.json)
     try:
         if writer.device_size(fd) < size:
             raise UserError(f"{args.device} is smaller than {image}: it cannot hold this ISO")
-        expected: dict[str, str | BaseException] = {}
-
-        def hash_image() -> None:
-            try:
-                with open(image, "rb") as handle:
-                    expected["digest"] = writer.read_digest(handle.fileno(), size, None)
-            except (OSError, EOFError) as err:
-                expected["digest"] = err
-
-        thread = threading.Thread(target=hash_image, daemon=True)
-        thread.start()
-        progress = Progress([args.device], json_lines=args.json)
+        image_fd = writer.open_image(image)
         try:
-            actual = writer.read_digest(fd, size, progress.reporter(args.device))
-        except (OSError, EOFError) as err:
-            raise UserError(f"{args.device} cannot be read ({err}): the stick is faulty") from None
-        thread.join()
-    finally:
-        os.close(fd)
-    if isinstance(expected["digest"], BaseException):
-        raise UserError(f"{image} cannot be read ({expected['digest']}): check the ISO")
-    if actual != expected["digest"]:
+            checked = verify_image(
+                fd,
+                size,
+                block=writer.logical_block_size(fd),
+                source=image_fd,
+                digest=True,
+                report=lambda step, done, total: progress.update(
+                    args.device, writer.PHASES[step], done, total
+                ),
+            )
+        finally:
+            os.close(image_fd)
+    except Mismatch as err:
         progress.update(args.device, "failed", 0, size, "does not match the ISO")
         raise UserError(
-            f"{args.device} does not hold {image} (checksums differ): the stick is damaged or "
-            "holds another image; write it again"
-        )
+            f"{args.device} does not hold {image} ({err}): the stick is damaged or holds "
+            "another image; write it again"
+        ) from None
+    except CopyError as err:
+        if err.side == "source":
+            raise UserError(f"{image} cannot be read ({err.reason}): check the ISO") from None
+        raise UserError(
+            f"{args.device} cannot be read ({err.reason}): the stick is faulty"
+        ) from None
+    finally:
+        os.close(fd)
+    actual = checked.sha256
     progress.update(args.device, "done", size, size, "matches the ISO")
     if args.json:
         progress.event({"result": args.device, "ok": True, "sha256": actual})

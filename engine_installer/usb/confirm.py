@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from ..errors import UserError
-from ..snapshot import DiskInfo
-from .devices import BIG_STICK
+from engine_installer.base.errors import UserError
+from engine_installer.machine.snapshot import DiskInfo
+from engine_installer.usb.devices import BIG_STICK
 
 
 def human_size(size: int) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import RefusedError, UserError
-from ..snapshot import DiskInfo, PartitionInfo
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.machine.snapshot import DiskInfo, PartitionInfo
 
 # A disk holding any of these is the running system (or the live system's boot medium).
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var", "/home", "/run/live/medium")

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from engine_installer.base.errors import detach_stdout
+
 WINDOW = 2.0  # seconds of history behind the MB/s figure
 REDRAW = 0.25  # seconds between terminal redraws
 PLAIN_EVERY = 5.0  # seconds between lines when not on a terminal
@@ -117,6 +119,7 @@ class Progress:
         self.last_draw = 0.0
         self.last_emit: dict[str, tuple[float, str, int]] = {}
         self.drawn_lines = 0
+        self.closed = False
 
     def reporter(self, device: str) -> Callable[[str, int, int], None]:
         return lambda phase, done, total: self.update(device, phase, done, total)
@@ -149,27 +152,34 @@ class Progress:
     def _emit_json(self, state: StickState, now: float, final: bool) -> None:
         if final or self._changed_phase(state, now, JSON_EVERY):
             self.last_emit[state.device] = (now, state.phase, state.done)
-            self.stream.write(json.dumps(state.as_json()) + "\n")
-            self.stream.flush()
+            self._write(json.dumps(state.as_json()) + "\n")
 
     def _emit_plain(self, state: StickState, now: float, final: bool) -> None:
         if final or self._changed_phase(state, now, PLAIN_EVERY):
             self.last_emit[state.device] = (now, state.phase, state.done)
-            self.stream.write(state.line() + "\n")
-            self.stream.flush()
+            self._write(state.line() + "\n")
 
     def _redraw(self, now: float) -> None:
         self.last_draw = now
-        if self.drawn_lines:
-            self.stream.write(f"\x1b[{self.drawn_lines}A")
-        for state in self.states.values():
-            self.stream.write("\x1b[2K" + state.line() + "\n")
+        text = f"\x1b[{self.drawn_lines}A" if self.drawn_lines else ""
+        text += "".join("\x1b[2K" + state.line() + "\n" for state in self.states.values())
         self.drawn_lines = len(self.states)
-        self.stream.flush()
+        self._write(text)
 
     def event(self, data: dict) -> None:
         """A non-progress record (the results) in the same output style."""
         with self.lock:
             if self.json_lines:
-                self.stream.write(json.dumps(data) + "\n")
-                self.stream.flush()
+                self._write(json.dumps(data) + "\n")
+
+    def _write(self, text: str) -> None:
+        """A closed output (`| head`) stops the printing, never the writing of the sticks."""
+        if self.closed:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            if self.stream is sys.stdout:
+                detach_stdout()

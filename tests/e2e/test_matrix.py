@@ -34,7 +34,8 @@ POWERCUT_RUNS = int(os.environ.get("ENGINE_POWERCUT_RUNS", "10"))
 POWERCUT_SEED = int(os.environ.get("ENGINE_POWERCUT_SEED", "5021"))
 GUEST_TIMEOUT = 600
 START = "@@UPGRADE-START"
-FIRST_WRITE = r"^\[write-slot\]"  # an upgrade's first disk write: the cuts land after it
+# An upgrade's first disk write ("Step 1 of 8: Writing Engine 5.0 ..."): the cuts land after it.
+FIRST_WRITE = r"^Step 1 of \d+: Writing Engine"
 GUEST_MODULES = "ahci sd_mod nvme ext4 vfat nls_cp437 nls_iso8859_1 nls_ascii loop qemu_fw_cfg"
 
 
@@ -54,8 +55,8 @@ def upgrade_script(tmp: Path, payload: Path, target: str = "/dev/sda") -> Path:
 
 
 def last_phase(serial: str) -> str:
-    phases = re.findall(r"^\[([a-z-]+)\][^\n]*$", serial, re.MULTILINE)
-    return phases[-1] if phases else "(before the first phase)"
+    steps = re.findall(r"^Step (\d+ of \d+): ([^\n]*)$", serial, re.MULTILINE)
+    return " ".join(steps[-1]) if steps else "(before the first step)"
 
 
 @pytest.mark.cell("power cut during upgrade (tool guest)")
@@ -248,7 +249,7 @@ def test_upgrade_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
         assert "Upgraded /dev/sda to Engine 5.0" in done, done
         assert "slot B" in done
         # Local and custom VMs need a manual PV-driver upgrade; shared ones do not.
-        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "build-box (custom, PV 4.5.0)" in done and "alice-laptop (local, PV" in done
         assert "office-desktop" not in done
         power_off(console, vm)
     groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
@@ -290,14 +291,15 @@ def test_downgrade_refused_over_serial(tmp_path, payloads, tool_initramfs, engin
     with vm:
         console = SerialConsole(vm)
         through_keyboard(console, "4.5")
-        screen = console.wait_for("would stop running", timeout=120)
+        screen = console.wait_for("stops running", timeout=120)
         assert "Engine 5.0 (build 50), NEWER than this medium" in screen
-        assert "finance-desktop (shared, for Engine 5.0)" in screen
-        assert "field-notes (local, for Engine 5.0)" in screen
-        assert "old-build-box" not in screen  # published for 4.5: still runs
+        vms = {line.split()[1]: line for line in screen.splitlines() if " PV " in line}
+        assert "stops running (for 5.0)" in vms["finance-desktop"]
+        assert "stops running (for 5.0)" in vms["field-notes"]
+        assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
         assert "< Back >" in console.focused()
-        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
-        console.wait_for("Downgrade refused")
+        console.press("tab", "enter")  # Downgrade, without ticking the confirmation
+        console.wait_for("Tick the confirmation to")
     raw = flatten(disk, tmp_path / "after.raw")
     assert vm_hashes(raw) == hashes
     groups, _ = boot_disk(disk, tmp_path / "disk-boot", disk_format="qcow2")
@@ -408,7 +410,7 @@ def test_iso_upgrade(tmp_path, installer_iso, engine45_disk):
         confirm_summary(console, "Upgrade Engine")
         done = console.wait_for(r"Upgraded /dev/\S+ to Engine 5\.0|could not finish", 900, True)
         assert "could not finish" not in done, done
-        assert "build-box (custom)" in done and "alice-laptop (local)" in done
+        assert "build-box (custom, PV 4.5.0)" in done and "alice-laptop (local, PV" in done
         assert "office-desktop" not in done
         power_off(console, vm)
     groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
@@ -493,14 +495,15 @@ def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
         console = SerialConsole(vm)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         through_keyboard(console, "4.5")
-        screen = console.wait_for("would stop running", timeout=300)
+        screen = console.wait_for("stops running", timeout=300)
         assert "Engine 5.0 (build 50), NEWER than this medium" in screen
-        assert "finance-desktop (shared, for Engine 5.0)" in screen
-        assert "field-notes (local, for Engine 5.0)" in screen
-        assert "old-build-box" not in screen
+        vms = {line.split()[1]: line for line in screen.splitlines() if " PV " in line}
+        assert "stops running (for 5.0)" in vms["finance-desktop"]
+        assert "stops running (for 5.0)" in vms["field-notes"]
+        assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
         assert "< Back >" in console.focused()
-        console.press("tab", "enter")  # Upgrade, without ticking the confirmation
-        console.wait_for("Downgrade refused")
+        console.press("tab", "enter")  # Downgrade, without ticking the confirmation
+        console.wait_for("Tick the confirmation to")
     assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes
     groups, _ = boot_disk(disk, tmp_path / "disk-boot", firmware="uefi", disk_format="qcow2")
     assert groups[:3] == ("5.0", "50", "A")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.payload import write_manifest
+from engine_installer.ondisk.payload import write_manifest
 from qemu import disks as qemu_disks
 
 GiB = 1024**3
@@ -106,7 +106,9 @@ def build_payload(out: Path, version: str, build: str = "1", slot_size: int = 64
     initrd = os.urandom(256 * 1024)
     (root / "boot" / "vmlinuz").write_bytes(kernel)
     (root / "boot" / "initrd.img").write_bytes(initrd)
-    (root / "etc" / "engine-release").write_text(f"ENGINE {version} build {build}\n")
+    (root / "etc" / "engine-release").write_text(
+        f"PRODUCT=Engine\nVERSION={version}\nBUILD={build}\n"
+    )
     payload = out / "engine"
     payload.mkdir()
     (payload / "vmlinuz").write_bytes(kernel)
@@ -164,15 +166,8 @@ def device_sha256(device: str) -> str:
 
 
 def write_answers(path: Path, target: str, source: Path | None, **install) -> Path:
-    lines = ["[install]", f'target = "{target}"', 'eula = "accepted"']
-    install.setdefault("action", "auto")
-    install.setdefault("keyboard", "us")
-    for key, value in install.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    if source is not None:
-        lines += ["[source]", f'path = "{source}"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    install.setdefault("kernel_args", [])
+    return qemu_disks.answer_file(path, target, source, **install)
 
 
 def engine_installer(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -210,9 +205,26 @@ def grubenv(disk: str, tmp: Path) -> dict[str, str]:
 
 
 def marker(disk: str) -> dict:
-    data = esp_file(disk, "engine/install.json")
-    assert data is not None, "no install marker on the ESP"
-    return json.loads(data)
+    """The newest copy of the install marker (two copies, each with a sequence number)."""
+    copies = []
+    for path in ("engine/install.json", "engine/install.2.json"):
+        data = esp_file(disk, path)
+        if data is not None:
+            copies.append(json.loads(data))
+    assert copies, "no install marker on the ESP"
+    return max(copies, key=lambda m: m.get("seq", 0))
+
+
+def slot_options(disk: str, slot: str) -> dict[str, str]:
+    """The per-slot boot options on the ESP (kernel arguments, keymap)."""
+    from engine_installer.ondisk.bootenv import parse_grubenv
+
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    path = f"::boot/grub/slot-{slot}.env"
+    raw = subprocess.run(
+        ["mcopy", "-n", "-i", part(disk, 2), path, "-"], capture_output=True, env=env, check=True
+    ).stdout
+    return parse_grubenv(raw)
 
 
 def slot_release(disk: str, slot: str) -> str:

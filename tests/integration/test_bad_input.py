@@ -4,6 +4,7 @@ and the target disk's bytes unchanged (SHA-256 of the loop device before and aft
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,9 +22,9 @@ from diskhelpers import (
     write_answers,
 )
 
-from engine_installer.disks.runner import run_plan
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Plan
+from engine_installer.install.plan import Plan
+from engine_installer.install.runner import run_plan
+from engine_installer.ondisk.payload import load_manifest
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def engine51(tmp_path_factory, payloads):
     """A disk holding Engine 5.1 with a VM published for 5.1 (module-wide, read-only)."""
     base = tmp_path_factory.mktemp("engine51")
     with loop_device(base / "disk.img", 720 * 1024 * 1024) as disk:
-        plan = Plan(target=disk, eula_accepted=True)
+        plan = Plan(target=disk, eula_accepted=True, lab_override=True)
         run_plan(plan, load_manifest(payloads["5.1"]))
         add_vms(disk, {"render": ("custom", "5.1"), "notes": ("local", "4.5")})
         yield disk, device_sha256(disk)
@@ -63,7 +64,6 @@ def _bad_payload(tmp_path: Path, source: Path, how: str) -> Path:
 
 
 CASES = {
-    "hash-mismatch": ({"action": "reinstall"}, "flip", ("does not match its manifest hash",)),
     "truncated-image": ({"action": "reinstall"}, "truncate", ("truncated",)),
     "unknown-key": ({"colour": "red"}, None, ("unknown key 'colour'",)),
     "unknown-keyboard": ({"keyboard": "klingon"}, None, ("unknown keyboard layout 'klingon'",)),
@@ -83,6 +83,33 @@ def test_bad_answers_leave_disk_unchanged(case, engine51, payloads, tmp_path):
     answers = write_answers(tmp_path / "a.toml", disk, source, **install)
     assert_refused(engine_installer("--answers", str(answers)), *words)
     assert device_sha256(disk) == before
+
+
+def test_payload_hash_mismatch_found_while_writing(make_loop, payloads, tmp_path):
+    """The root image's hash is checked while it is written (no separate pass before). An
+    upgrade that meets a bad image switches nothing: the old Engine boots, the VMs are
+    intact. A reinstall has already erased the disk and says so."""
+    from diskhelpers import tree_hashes
+
+    bad = _bad_payload(tmp_path, payloads["5.0"], "flip")
+    disk = make_loop(720 * 1024 * 1024)
+    run_plan(
+        Plan(target=disk, eula_accepted=True, lab_override=True), load_manifest(payloads["4.5"])
+    )
+    add_vms(disk, {"notes": ("local", "4.5")})
+    vms = tree_hashes(disk)
+    answers = write_answers(tmp_path / "up.toml", disk, bad, action="upgrade")
+    assert_refused(
+        engine_installer("--answers", str(answers)),
+        "hash",
+        "Engine 4.5 still boots from slot A",
+    )
+    assert tree_hashes(disk) == vms
+    proc = engine_installer("--source", str(payloads["5.0"]), "detect", "--json", "--disk", disk)
+    [found] = json.loads(proc.stdout)
+    assert (found["state"], found["version"], found["trial_slot"]) == ("upgradeable", "4.5", "")
+    answers = write_answers(tmp_path / "re.toml", disk, bad, action="reinstall")
+    assert_refused(engine_installer("--answers", str(answers)), "hash", "no complete Engine")
 
 
 def test_mounted_partition_refused(engine51, payloads, tmp_path):

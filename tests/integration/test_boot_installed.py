@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from diskhelpers import GiB, attach_loop, run
 
-from engine_installer.disks.runner import run_plan
+from engine_installer.install.plan import Plan
+from engine_installer.install.runner import run_plan
 from engine_installer.iso.sample_payload import build_sample_payload
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Plan
+from engine_installer.ondisk.payload import load_manifest
 from qemu.harness import VM, qemu_available
 
 pytestmark = [
@@ -40,7 +40,7 @@ def _install(image: Path, payload: Path) -> None:
     device = attach_loop(image)
     try:
         run(["partx", "-a", device], check=False)  # existing table: needed for upgrades
-        run_plan(Plan(target=device, eula_accepted=True), load_manifest(payload))
+        run_plan(Plan(target=device, eula_accepted=True, lab_override=True), load_manifest(payload))
     finally:
         run(["partx", "-d", device], check=False)
         run(["losetup", "-d", device], check=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.bootenv import BootEnv, parse_bootenv, write_bootenv
 from engine_installer.disks.bootloader import install_bootloader
+from engine_installer.disks.files import write_bootenv_file
+from engine_installer.disks.grub_config import slot_env_bytes
 from engine_installer.iso.sample_payload import build_sample_payload
-from engine_installer.layout import (
+from engine_installer.ondisk.bootenv import BootEnv, parse_bootenv
+from engine_installer.ondisk.layout import (
     BIOS_BOOT_SIZE,
     ESP_SIZE,
     GRUBENV_PATH,
@@ -30,6 +33,7 @@ from engine_installer.layout import (
     LABEL_ROOT_A,
     LABEL_ROOT_B,
     LABEL_STORAGE,
+    SLOT_ENV_PATHS,
     MiB,
 )
 from qemu.harness import VM, qemu_available
@@ -46,6 +50,8 @@ STORAGE_SIZE = 64 * MiB
 ESP_START = 2 * MiB  # 1 MiB lead-in + 1 MiB BIOS boot partition
 BOOT_TIMEOUT = 300  # seconds; an idle machine needs ~10
 ENGINE_LINE = r"ENGINE (\S+) build (\S+) slot=([AB]) vms=(\d+)"
+# Per-slot boot options: GRUB must pass exactly these to the slot it boots.
+SLOT_ARGS = {"A": ["engine.test=slot-a-args"], "B": ["quiet", "engine.test=slot-b-args"]}
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 VMS = {"office": "local", "build-box": "custom"}
 
@@ -131,8 +137,10 @@ def make_engine_disk(
         # The ESP is staged in a directory and copied with mtools (no vfat needed).
         stage = Path(tmp) / "esp"
         stage.mkdir()
-        install_bootloader(device, stage, [])
-        write_bootenv(stage / GRUBENV_PATH, env)
+        install_bootloader(device, stage)
+        write_bootenv_file(stage / GRUBENV_PATH, env)
+        for slot, path in SLOT_ENV_PATHS.items():
+            (stage / path).write_bytes(slot_env_bytes(SLOT_ARGS[slot], "us"))
         entries = [str(p) for p in stage.iterdir()]
         _run("mcopy", "-s", "-i", f"{device}p2", *entries, "::/", env=MTOOLS_ENV)
     subprocess.run(["partx", "-d", device], capture_output=True)
@@ -152,11 +160,19 @@ def esp_bootenv(image: Path) -> tuple[BootEnv, str]:
 
 
 def boot(image: Path, firmware: str, workdir: Path, expect: str) -> tuple[tuple[str, ...], float]:
-    """Boot image until the Engine line appears; (version, build, slot, vms), seconds."""
+    """Boot image until the Engine line appears; (version, build, slot, vms), seconds. The
+    kernel command line the slot got must carry that slot's own boot options."""
     with VM(disk=image, firmware=firmware, workdir=workdir) as vm:
         match = vm.wait_for(expect, timeout=BOOT_TIMEOUT)
         seconds = vm.elapsed
+        cmdline = re.search(r"ENGINE-CMDLINE (.*)", vm.serial_text())
     print(f"boot {firmware}: {match.group(0)!r} after {seconds:.1f} s")
+    if len(match.groups()) >= 3:
+        assert cmdline, "the sample Engine printed no ENGINE-CMDLINE line"
+        slot = match.group(3)
+        args = cmdline.group(1).split()
+        assert "engine.keymap=us" in args and f"engine.slot={slot}" in args, args
+        assert args[-len(SLOT_ARGS[slot]) :] == SLOT_ARGS[slot], args
     return match.groups(), seconds
 
 

@@ -15,26 +15,28 @@ from diskhelpers import (
     run,
 )
 
-from engine_installer.detect import detect_installs
-from engine_installer.disks.preflight import prepare
-from engine_installer.disks.runner import _Executor, run_plan
-from engine_installer.payload import load_manifest
-from engine_installer.plan import Action, Plan
-from engine_installer.probe import probe_disk
-from engine_installer.progress import ignore_progress
+from engine_installer.base.progress import ignore_progress
+from engine_installer.install.live import live_snapshot
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.prepare import prepare
+from engine_installer.install.runner import _Executor, run_plan
+from engine_installer.machine.detect import detect_installs
+from engine_installer.machine.probe import probe_disk
+from engine_installer.ondisk.payload import load_manifest
 
 SIZE = 720 * MiB
 
 
 def _install(disk: str, payload, **kwargs) -> None:
-    run_plan(Plan(target=disk, eula_accepted=True, **kwargs), load_manifest(payload))
+    plan = Plan(target=disk, eula_accepted=True, lab_override=True, **kwargs)
+    run_plan(plan, load_manifest(payload))
 
 
 def _interrupted_install(disk: str, payload) -> None:
     """The runner's own steps, stopped after the slot write (as a power cut would)."""
-    prepared = prepare(
-        Plan(action=Action.INSTALL, target=disk, eula_accepted=True), load_manifest(payload)
-    )
+    manifest = load_manifest(payload)
+    plan = Plan(action=Action.INSTALL, target=disk, eula_accepted=True, lab_override=True)
+    prepared = prepare(plan, live_snapshot(manifest, only=[disk]), manifest)
     executor = _Executor(prepared, ignore_progress)
     for action in prepared.actions:
         if action.kind == "bootloader":
@@ -43,7 +45,7 @@ def _interrupted_install(disk: str, payload) -> None:
 
 
 def test_detection_states(make_loop, payloads):
-    names = ("newer", "incomplete", "damaged", "ext4", "ntfs", "whole", "empty")
+    names = ("newer", "incomplete", "repairable", "ext4", "ntfs", "whole", "empty")
     newer, incomplete, damaged, foreign_ext4, foreign_ntfs, whole, empty = (
         make_loop(SIZE, name=n) for n in names
     )
@@ -77,8 +79,10 @@ def test_detection_states(make_loop, payloads):
     assert [vm["name"] for vm in found[newer]["vms"]] == ["render"]
     assert found[incomplete]["state"] == "incomplete"
     assert "never finished" in found[incomplete]["reason"]
-    assert found[damaged]["state"] == "damaged"
+    # The boot environment is gone, but GRUB still boots slot A: a repair, never a wipe.
+    assert found[damaged]["state"] == "repairable"
     assert "boot environment" in found[damaged]["reason"]
+    assert found[damaged]["repairs"] == ["bootenv"] and found[damaged]["version"] == "4.5"
     for foreign in (foreign_ext4, foreign_ntfs, whole):
         assert found[foreign]["state"] == "foreign", found[foreign]
         assert found[foreign]["reason"]
@@ -93,23 +97,39 @@ def test_detection_states(make_loop, payloads):
     started = time.monotonic()
     states = [i.state for i in detect_installs(infos, media)]
     print(f"detect_installs over 4 loop disks: {time.monotonic() - started:.3f} s")
-    assert states == ["newer-than-media", "incomplete", "damaged", "foreign"]
+    assert states == ["newer-than-media", "incomplete", "repairable", "foreign"]
 
 
-def test_auto_refuses_damaged_and_upgrade_after_incomplete(make_loop, payloads):
-    """auto over a damaged Engine refuses; over an incomplete one it installs afresh."""
+def test_auto_refuses_what_is_not_blank_or_upgradeable_and_repair_restores(make_loop, payloads):
+    """auto over a disk that needs a repair, or an incomplete install, refuses and writes
+    nothing; repair restores the boot environment; an explicit reinstall replaces the
+    incomplete install."""
     import pytest
 
-    from engine_installer.errors import RefusedError
+    from engine_installer.base.errors import RefusedError
 
     disk = make_loop(SIZE)
     _install(disk, payloads["4.5"])
+    add_vms(disk, {"desk": ("local", "4.5")})
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
     run(["mdel", "-i", part(disk, 2), "::boot/grub/grubenv"], env=env)
-    with pytest.raises(RefusedError, match="damaged"):
+    before = device_sha256(disk)
+    with pytest.raises(RefusedError, match='action = "repair"'):
         _install(disk, payloads["5.0"])
+    assert device_sha256(disk) == before
+    _install(disk, payloads["5.0"], action=Action.REPAIR)
+    [found] = detect_installs([probe_disk(disk)], load_manifest(payloads["5.0"]))
+    assert (found.state, found.version, found.active_slot) == ("upgradeable", "4.5", "A")
+    _install(disk, payloads["5.0"])
+    [found] = detect_installs([probe_disk(disk)], load_manifest(payloads["5.0"]))
+    assert (found.version, found.trial_slot, [v.name for v in found.vms]) == ("5.0", "B", ["desk"])
+
     other = make_loop(SIZE, name="other")
     _interrupted_install(other, payloads["4.5"])
-    _install(other, payloads["5.0"])
+    before = device_sha256(other)
+    with pytest.raises(RefusedError, match="never finished"):
+        _install(other, payloads["5.0"])
+    assert device_sha256(other) == before
+    _install(other, payloads["5.0"], action=Action.REINSTALL)
     [state] = detect_installs([probe_disk(other)], load_manifest(payloads["5.0"]))
     assert (state.state, state.version) == ("same-version", "5.0")

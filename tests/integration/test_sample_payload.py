@@ -9,7 +9,7 @@ import pytest
 
 from engine_installer.iso.cli import main as engine_iso
 from engine_installer.iso.sample_payload import build_sample_payload
-from engine_installer.payload import load_manifest, sha256_file, verify_payload
+from engine_installer.ondisk.payload import load_manifest, sha256_file, verify_payload
 
 
 def debugfs_cat(image: Path, path: str) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("engine_installer.disks.runner")
+pytest.importorskip("engine_installer.install.runner")
 
 from diskhelpers import add_vms, engine_installer, marker, write_answers  # noqa: E402
 
@@ -64,13 +64,14 @@ def test_live_upgrade_through_the_tui(make_loop, payloads, tmp_path, log_dir):
         through_keyboard(term)
         screen = term.wait_for("An Engine installation was found", timeout=60)
         assert "Engine 4.5 (build 45), can be upgraded" in screen
-        assert "VMs on disk:  3 (1 local, 1 custom, 1 shared)" in screen
+        assert "VMs on disk: 3 (PV drivers; this medium brings 5.0)" in screen
         term.wait_focused("< Upgrade >")
         term.press("enter")
         term.wait_for("the VMs and data on " + disk + " are kept")
         term.press("tab", "enter")
         screen = term.wait_for(f"Upgraded {disk} to Engine 5.0 (build 50)", timeout=180)
-        assert "build (custom)" in screen and "desk (local)" in screen and "web" not in screen
+        assert "build (custom, PV 4.5.0)" in screen and "desk (local, PV 4.5.0)" in screen
+        assert "web" not in screen
         term.press("enter")  # Reboot: skipped, this is not the live system
         status, last = term.finish(timeout=20)
     finally:

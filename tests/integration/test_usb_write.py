@@ -250,17 +250,17 @@ def test_not_root_refused(iso: Path, loops) -> None:
 
 
 @contextlib.contextmanager
-def dying_stick(tmp_path: Path, size: int, good_bytes: int):
+def dying_stick(tmp_path: Path, size: int, good_bytes: int, head: bytes):
     """A loop device over a sparse file on a tmpfs that holds only good_bytes: writes past that
     fail with I/O errors, like a stick that dies (or is pulled out) in the middle of the write.
-    Yields (device, backing file)."""
+    Its first MiB is `head` (e.g. a bootable image's). Yields (device, backing file)."""
     tiny = tmp_path / "tiny"
     tiny.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={good_bytes}", "tmpfs", str(tiny)])
     backing = tiny / "dying.img"
     try:
         with open(backing, "wb") as handle:
-            handle.write(hashlib.shake_256(b"dying").digest(MIB))  # a recognisable first MiB
+            handle.write(head)
             handle.truncate(size)
         device = subprocess.run(
             ["losetup", "--find", "--show", str(backing)],
@@ -278,7 +278,10 @@ def dying_stick(tmp_path: Path, size: int, good_bytes: int):
 
 def test_three_sticks_in_parallel_one_dies(iso: Path, loops, tmp_path: Path) -> None:
     sticks = [loops(32 * MIB) for _ in range(2)]
-    with dying_stick(tmp_path, 32 * MIB, 6 * MIB) as (dying, backing):
+    # The dying stick was a bootable Engine stick: its first MiB is an Engine ISO's (hybrid MBR).
+    bootable = iso.read_bytes()[:MIB]
+    assert bootable[510:512] == b"\x55\xaa"
+    with dying_stick(tmp_path, 32 * MIB, 6 * MIB, bootable) as (dying, backing):
         done = run(
             "write",
             str(iso),
@@ -288,8 +291,11 @@ def test_three_sticks_in_parallel_one_dies(iso: Path, loops, tmp_path: Path) -> 
             "--yes",
             "--allow-non-removable",
         )
-        # The first MiB is written last, so the dead stick's never was: it cannot boot.
-        assert backing.read_bytes()[:MIB] == hashlib.shake_256(b"dying").digest(MIB)
+        # The old first MiB is zeroed before the body is written and the new one is written
+        # last, so the dead stick has neither: it cannot boot, nor look bootable.
+        dead = backing.read_bytes()
+        assert dead[:MIB] == bytes(MIB)
+        assert dead[MIB : 2 * MIB] == iso.read_bytes()[MIB : 2 * MIB], "it died mid-body"
     assert done.returncode == 1, done.stdout + done.stderr
     table = done.stdout.splitlines()
     assert table[0].split()[:5] == ["DEVICE", "MODEL", "SERIAL", "SIZE", "RESULT"]
@@ -299,6 +305,29 @@ def test_three_sticks_in_parallel_one_dies(iso: Path, loops, tmp_path: Path) -> 
     assert f"{dying}: {dying} failed while writing" in done.stdout
     for stick in sticks:
         run("verify", str(iso), stick.device, check_rc=0)
+
+
+def test_closed_stdout_never_stops_the_write(iso: Path, loops) -> None:
+    """`engine-usb write ... --json | head -1`: the stick is still written and verified."""
+    stick = loops(32 * MIB)
+    proc = subprocess.Popen(
+        [ENGINE_USB, "write", str(iso), stick.device, "--yes", "--json"]
+        + ["--allow-non-removable"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert json.loads(first)["phase"] == "checking"
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+    run("verify", str(iso), stick.device, check_rc=0)
 
 
 def test_disk_holding_the_iso_refused(iso: Path, loops, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine_installer.autoinstall import autoinstall_value, find_answer_file
-from engine_installer.errors import UserError
+from engine_installer.base.errors import UserError
 
 
 def test_no_argument_means_the_text_ui(tmp_path):

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.bootenv import (
+from engine_installer.base.errors import UserError
+from engine_installer.disks.files import write_bootenv_file
+from engine_installer.ondisk.bootenv import (
     BootEnv,
     bootenv_bytes,
     format_grubenv,
     parse_bootenv,
     parse_grubenv,
     read_bootenv,
-    write_bootenv,
 )
-from engine_installer.errors import UserError
 
 needs_editenv = pytest.mark.skipif(
     shutil.which("grub-editenv") is None, reason="grub-editenv (grub2-common) not installed"
@@ -36,7 +36,7 @@ def editenv(path: Path, *args: str) -> str:
 )
 def test_round_trip(tmp_path: Path, env: BootEnv) -> None:
     path = tmp_path / "grubenv"
-    write_bootenv(path, env)
+    write_bootenv_file(path, env)
     assert path.stat().st_size == 1024
     assert read_bootenv(path) == env
     assert not (tmp_path / "grubenv.new").exists()
@@ -53,7 +53,7 @@ def test_format_is_exactly_one_block_and_parses_back() -> None:
 def test_write_keeps_other_variables(tmp_path: Path) -> None:
     path = tmp_path / "grubenv"
     path.write_bytes(format_grubenv({"saved_entry": "x", "engine_active": "A"}))
-    write_bootenv(path, BootEnv(active="A", trial="B", tries=3))
+    write_bootenv_file(path, BootEnv(active="A", trial="B", tries=3))
     assert parse_grubenv(path.read_bytes())["saved_entry"] == "x"
 
 
@@ -73,14 +73,14 @@ def test_missing_or_garbled_is_a_user_error(tmp_path: Path) -> None:
 def test_bad_values_are_refused(tmp_path: Path) -> None:
     for env in (BootEnv("C"), BootEnv("A", "X"), BootEnv("A", "B", 4)):
         with pytest.raises(ValueError):
-            write_bootenv(tmp_path / "grubenv", env)
+            write_bootenv_file(tmp_path / "grubenv", env)
     assert not (tmp_path / "grubenv").exists()
 
 
 @needs_editenv
 def test_grub_editenv_reads_what_python_writes(tmp_path: Path) -> None:
     path = tmp_path / "grubenv"
-    write_bootenv(path, BootEnv(active="B", trial="A", tries=2))
+    write_bootenv_file(path, BootEnv(active="B", trial="A", tries=2))
     listed = editenv(path, "list").splitlines()
     assert "engine_active=B" in listed
     assert "engine_trial=A" in listed
@@ -102,6 +102,6 @@ def test_python_reads_what_grub_editenv_writes(tmp_path: Path) -> None:
 
 def test_bytes_helpers_match_the_file_api(tmp_path: Path) -> None:
     env = BootEnv(active="A", trial="B", tries=3)
-    write_bootenv(tmp_path / "grubenv", env)
+    write_bootenv_file(tmp_path / "grubenv", env)
     assert bootenv_bytes(env) == (tmp_path / "grubenv").read_bytes()
     assert parse_bootenv(bootenv_bytes(env)) == env

@@ -10,7 +10,7 @@ import pytest
 from engine_installer.hw.check import CheckItem, HwReport, check_machine
 from engine_installer.hw.profiles import load_profiles
 from engine_installer.hw.synth import snapshot_for_profile
-from engine_installer.snapshot import MachineSnapshot
+from engine_installer.machine.snapshot import MachineSnapshot
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "hw-profiles"
 BY_ID = {p.id: p for p in load_profiles(REPO_PROFILES)}

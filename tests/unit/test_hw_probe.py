@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from engine_installer.hw.check import check_machine
-from engine_installer.hw.probe import probe_machine
-from engine_installer.snapshot import load_snapshot
+from engine_installer.machine.probe import probe_machine
+from engine_installer.machine.snapshot import load_snapshot
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "hw-profiles"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.errors import UserError
+from engine_installer.base.errors import UserError
 from engine_installer.hw.match import match_profile
 from engine_installer.hw.profiles import ENV_VAR, default_profiles_dir, load_profile, load_profiles
 from engine_installer.hw.synth import snapshot_for_profile

@@ -12,7 +12,7 @@ import pycdlib
 import pytest
 
 from engine_installer.iso import hybrid_mbr, iso_image
-from engine_installer.iso.medium_check import check_iso, has_hybrid_mbr, parse_sums
+from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, parse_sums
 from tests.iso_helpers import EPOCH, fake_payload
 
 BIOS = "boot/grub/bios.img"

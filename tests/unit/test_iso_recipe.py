@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.errors import UserError
+from engine_installer.base.errors import UserError
 from engine_installer.iso import base, bootloader, builder, live_check
-from engine_installer.iso.medium_check import check_medium_dir
+from engine_installer.ondisk.medium import check_medium_dir
 from tests.iso_helpers import fake_payload
 
 GENERATOR = (

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer import probe
-from engine_installer.errors import UserError
+from engine_installer.base.errors import UserError
+from engine_installer.machine import probe
+from engine_installer.ondisk.layout import partition_path
 
 
 def _write(path: Path, text: str) -> None:
@@ -67,9 +68,9 @@ def test_busy_reasons(sysfs, monkeypatch):
 
 
 def test_partition_paths():
-    assert probe.partition_path("/dev/sda", 2) == "/dev/sda2"
-    assert probe.partition_path("/dev/nvme0n1", 2) == "/dev/nvme0n1p2"
-    assert probe.partition_path("/dev/loop7", 5) == "/dev/loop7p5"
+    assert partition_path("/dev/sda", 2) == "/dev/sda2"
+    assert partition_path("/dev/nvme0n1", 2) == "/dev/nvme0n1p2"
+    assert partition_path("/dev/loop7", 5) == "/dev/loop7p5"
 
 
 def test_missing_target():

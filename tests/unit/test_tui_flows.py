@@ -100,7 +100,11 @@ def test_upgrade_lists_vms_needing_pv_upgrade(run) -> None:
     confirm(term, "Upgrade Engine")
     screen = term.wait_for("Upgraded /dev/nvme0n1 to Engine 5.0", timeout=15)
     assert "slot B" in screen and "Engine 4.5 stays in the other slot" in screen
-    for vm in ("Dev Build Env (custom)", "Alice Windows 10 (local)", "Lab Ubuntu 22.04 (local)"):
+    for vm in (
+        "Dev Build Env (custom, PV 4.5.0)",
+        "Alice Windows 10 (local, PV 4.0.7)",
+        "Lab Ubuntu 22.04 (local, PV 4.5.1)",
+    ):
         assert vm in screen
     assert "Office Desktop" not in screen and "Browser Sandbox" not in screen
     term.press("tab", "enter")  # Power off
@@ -129,14 +133,15 @@ def test_remove_and_reinstall(run) -> None:
 def test_downgrade_refused(run) -> None:
     term = run("engine-6.0")
     through_keyboard(term)
-    screen = term.wait_for("would stop running")
+    screen = term.wait_for("stops running")
     assert "Engine 6.0 (build 6003), NEWER than this medium" in screen
-    assert "Finance Desktop (shared, for Engine 6.0)" in screen
-    assert "Field Notes (local, for Engine 6.0)" in screen
-    assert "CAD Workstation" not in screen  # published for 5.0: still runs
+    lines = {line.split()[1]: line for line in screen.splitlines() if " PV " in line}
+    assert "stops running (for 6.0)" in lines["Finance"]
+    assert "stops running (for 6.0)" in lines["Field"]
+    assert "stop running" not in lines["CAD"]  # published for 5.0: still runs
     term.wait_focused("< Back >")
-    term.press("tab", "enter")  # Upgrade, without ticking the confirmation
-    screen = term.wait_for("Downgrade refused")
+    term.press("tab", "enter")  # Downgrade, without ticking the confirmation
+    screen = term.wait_for("Tick the confirmation to")
     assert "5/5 Existing installation" in screen
     term.press("esc")
     term.wait_for("4/5 Keyboard layout")
@@ -147,7 +152,8 @@ def test_downgrade_refused(run) -> None:
     status, last = term.finish()
     assert status == 0 and last.startswith("dry-run: would poweroff")
     log = term.log.read_text()
-    assert "refused: downgrade refused" in log and "confirmed plan" not in log
+    assert "refused: /dev/nvme0n1 holds Engine 6.0, newer than this medium's 5.0" in log
+    assert "confirmed plan" not in log
 
 
 def test_eula_declined(run) -> None:

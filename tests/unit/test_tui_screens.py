@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from engine_installer.errors import RefusedError, UserError
-from engine_installer.plan import Action, Plan
-from engine_installer.snapshot import load_snapshot
-from engine_installer.tui import decisions
+from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.install.plan import Action, Plan
+from engine_installer.machine.snapshot import load_snapshot
 from engine_installer.tui import widgets as W
 from engine_installer.tui.app import InstallerApp, tab_as_arrows
 from engine_installer.tui.screens.choice import ChoiceScreen
@@ -164,13 +162,18 @@ def test_downgrade_refused_unless_confirmed(tmp_path: Path) -> None:
     assert isinstance(screen, ExistingInstallScreen) and screen.downgrade
     assert W.focused_label(screen.buttons) == "Back"
     assert [vm.name for vm in screen.blocked] == ["Finance Desktop", "Field Notes"]
-    keys(app, "right", "enter")  # Upgrade without the confirmation
+    assert W.row_labels(screen.buttons)[:2] == ["Back", "Downgrade"]
+    keys(app, "right", "enter")  # Downgrade without the confirmation
     assert step(app) == "existing" and app.plan.target is None
-    assert "downgrade refused" in screen.message.text.lower()
+    assert "tick the confirmation to downgrade anyway" in screen.message.text.lower()
     screen.confirm.set_state(True)
     keys(app, "enter")
     assert step(app) == "summary"
     assert app.plan.allow_downgrade and app.plan.action == Action.UPGRADE
+    # Every word on the summary says downgrade, none says upgrade.
+    assert W.row_labels(app.screen.buttons) == ["Back", "Downgrade Engine"]
+    text = b"\n".join(app.top.render((80, 24)).text).decode()
+    assert "DOWNGRADE" in text and "Upgrade:" not in text
 
 
 def test_target_list_excludes_boot_medium_and_busy_disks(tmp_path: Path) -> None:
@@ -195,7 +198,7 @@ def test_summary_focuses_back_and_confirm_runs_to_done(tmp_path: Path) -> None:
     assert W.focused_label(app.screen.buttons) == "Back"
     keys(app, "right", "enter")
     assert step(app) == "done"
-    assert [vm.name for vm in app.result.vms_needing_pv_upgrade] == [
+    assert [vm.name for vm in app.result.report.vms_needing_pv_upgrade] == [
         "Dev Build Env",
         "Alice Windows 10",
         "Lab Ubuntu 22.04",
@@ -220,10 +223,10 @@ def test_failed_install_shows_error_and_retry_returns_to_summary(tmp_path: Path,
     to_keyboard(app)
     keys(app, "enter", "enter", "right", "enter")
     assert app.screen.title == "Error"
-    assert "write-slot failed" in app.error
-    assert W.row_labels(app.screen.buttons) == ["Retry", "Shell", "Reboot"]
-    keys(app, "enter")
-    assert step(app) == "summary" and not app.plan.confirmed
+    assert "into slot A failed: I/O error" in app.error
+    assert W.row_labels(app.screen.buttons) == ["Back", "Shell", "Reboot", "Power off"]
+    keys(app, "enter")  # Back probes the disks again and starts over from screen 5
+    assert step(app) == "target" and not app.plan.confirmed and app.plan.target is None
 
 
 def test_failed_hardware_check_blocks_until_lab_override(tmp_path: Path, caplog) -> None:
@@ -243,35 +246,46 @@ def test_failed_hardware_check_blocks_until_lab_override(tmp_path: Path, caplog)
     app.screen.override.set_state(True)
     with caplog.at_level(logging.WARNING, logger="engine_installer.tui"):
         keys(app, "enter")
-    assert step(app) == "eula" and app.lab_override
+    assert step(app) == "eula" and app.plan.lab_override
     assert "LAB OVERRIDE" in caplog.text
-    assert app.plan.kernel_args == ["intel_iommu=on"]
 
 
-def test_check_plan_refuses_the_same_for_live_and_dry_run(tmp_path: Path) -> None:
+def test_dry_run_refuses_what_prepare_refuses(tmp_path: Path) -> None:
+    from engine_installer.install.prepare import prepare
+    from engine_installer.tui.simulated import recorded_manifest
+
     snap = load_snapshot(MACHINES / "engine-6.0.json")
+    media = recorded_manifest(snap)
     plan = Plan(target="/dev/nvme0n1", eula_accepted=True, confirmed=True, action=Action.UPGRADE)
-    with pytest.raises(RefusedError, match="downgrade refused"):
-        decisions.check_plan(plan, snap.disks, snap.installs, "5.0", 2 * 1024**3)
+    prepared = prepare(plan, snap, media)
+    assert [r.code for r in prepared.refusals] == ["downgrade"]
     backend = SimulatedBackend(snap, None, tmp_path / "log")
-    detection = backend.detect()
-    with pytest.raises(RefusedError, match="downgrade refused"):
-        backend.run(plan, detection, lambda _e: None)
+    with pytest.raises(RefusedError, match="allow_downgrade"):
+        backend.run(prepared, lambda _e: None)
     plan.target = "/dev/sda"
-    with pytest.raises(RefusedError, match="boot medium"):
-        decisions.check_plan(plan, snap.disks, snap.installs, "5.0", 2 * 1024**3)
+    assert "boot-medium" in [r.code for r in prepare(plan, snap, media).refusals]
 
 
-def test_simulated_progress_events_are_ordered_and_complete(tmp_path: Path) -> None:
-    backend = SimulatedBackend(load_snapshot(MACHINES / "empty-disk.json"), None, tmp_path / "l")
+def test_simulated_run_walks_the_prepared_steps(tmp_path: Path) -> None:
+    from engine_installer.install.actions import step_lines
+    from engine_installer.install.prepare import prepare
+    from engine_installer.tui.simulated import recorded_manifest
+
+    snap = load_snapshot(MACHINES / "empty-disk.json")
+    backend = SimulatedBackend(snap, None, tmp_path / "l")
     plan = Plan(target="/dev/nvme0n1", eula_accepted=True, confirmed=True, action=Action.INSTALL)
+    prepared = prepare(plan, backend.snapshot(), recorded_manifest(snap))
     events = []
-    result = backend.run(plan, backend.detect(), events.append)
-    phases = list(dict.fromkeys(e.phase for e in events))
-    assert phases[:3] == ["preflight", "partition", "format"]
-    assert "write-slot" in phases and "bootloader" in phases
-    for phase in phases:
-        last = [e for e in events if e.phase == phase][-1]
+    result = backend.run(prepared, events.append)
+    starts = [e.step_line for e in events if e.step and e.message]
+    assert starts == step_lines(prepared.actions) == result.steps
+    assert [e.phase for e in events if e.step and e.message][:3] == [
+        "partition",
+        "format",
+        "marker",
+    ]
+    for index in range(1, len(prepared.actions) + 1):
+        last = [e for e in events if e.step == index][-1]
         assert last.done == last.total > 0
     assert result.action == "install" and result.slot == "A"
 
@@ -297,25 +311,32 @@ def test_keyboard_failure_warns_then_goes_on(tmp_path: Path) -> None:
 
 
 def test_worker_protocol_round_trips_plan_and_result(tmp_path: Path) -> None:
-    from engine_installer.results import InstallResult
-    from engine_installer.snapshot import VMInfo
+    from engine_installer.install.report import UpgradeReport
+    from engine_installer.install.results import InstallResult
+    from engine_installer.ondisk.vms import VMInfo
     from engine_installer.tui import worker
 
-    plan = Plan(Action.UPGRADE, "/dev/sda", "de", True, tmp_path, True, ["quiet"], True)
-    assert worker.plan_from_json(json.loads(json.dumps(worker.plan_to_json(plan)))) == plan
-    result = InstallResult(
-        "upgrade", "/dev/sda", "5.0", "50", "B", "4.5", [VMInfo("a", "local", "4.5")]
+    plan = Plan(
+        Action.UPGRADE, "/dev/sda", "de", True, tmp_path, True, ["quiet"], True, confirmed=True
     )
-    assert worker.result_from_json(json.loads(json.dumps(asdict(result)))) == result
+    assert worker.plan_from_json(json.loads(json.dumps(worker.plan_to_json(plan)))) == plan
+    report = UpgradeReport(
+        "upgrade", "/dev/sda", "4.5", "5.0", "50", "5.0", [VMInfo("a", "local", "4.5", "4.5.1")]
+    )
+    result = InstallResult("upgrade", "/dev/sda", "5.0", "50", "B", "4.5", report)
+    assert InstallResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def test_worker_failure_comes_back_as_one_line_user_error(tmp_path: Path) -> None:
+    from engine_installer.install.prepare import Prepared
+    from engine_installer.tui.simulated import recorded_manifest
     from engine_installer.tui.worker import run_in_child
 
-    plan = Plan(target="/dev/nonexistent-disk")  # licence not accepted: refused before writing
-    with pytest.raises(UserError) as err:
-        run_in_child(plan, tmp_path, tmp_path / "log", lambda _e: None)
-    assert "\n" not in str(err.value)
+    media = recorded_manifest(load_snapshot(MACHINES / "empty-disk.json"))
+    prepared = Prepared(Plan(target="/dev/nonexistent-disk"), media, None, None, "")
+    with pytest.raises(UserError) as err:  # no Engine at the source: nothing is written
+        run_in_child(prepared, tmp_path, tmp_path / "log", lambda _e: None)
+    assert "\n" not in str(err.value) and "no Engine payload" in str(err.value)
 
 
 def _pump(app: InstallerApp, read_fd: int, until, timeout: float = 10.0) -> None:
@@ -343,7 +364,7 @@ def test_backend_runs_off_the_ui_thread_and_widgets_only_on_it(tmp_path: Path) -
 
         return wrapper
 
-    for name in ("hardware", "detect", "apply_keyboard", "run"):
+    for name in ("hardware", "snapshot", "apply_keyboard", "run"):
         setattr(backend, name, record(name, getattr(backend, name)))
     app = InstallerApp(backend, Plan(), threaded=True)
     app.show = record("show", app.show)
@@ -355,9 +376,10 @@ def test_backend_runs_off_the_ui_thread_and_widgets_only_on_it(tmp_path: Path) -
     _pump(app, read_fd, lambda: step(app) == "existing")
     keys(app, "enter", "right", "enter")  # Upgrade, confirm
     _pump(app, read_fd, lambda: step(app) == "done")
-    assert seen["hardware"] == seen["detect"] == seen["apply_keyboard"] == seen["run"] == {False}
+    assert seen["hardware"] == seen["snapshot"] == seen["apply_keyboard"] == seen["run"] == {False}
     assert seen["show"] == {True}
-    assert [vm.kind for vm in app.result.vms_needing_pv_upgrade] == ["custom", "local", "local"]
+    report = app.result.report
+    assert [vm.kind for vm in report.vms_needing_pv_upgrade] == ["custom", "local", "local"]
 
 
 @pytest.mark.parametrize("machine", ["engine-6.0", "windows-only"])

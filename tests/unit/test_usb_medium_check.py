@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_installer.errors import UserError
-from engine_installer.iso import medium_check
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk import medium as medium_check
 from tests.usb_helpers import (
     build_iso,
     file_offset_in_iso,

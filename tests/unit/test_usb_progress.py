@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from engine_installer.errors import UserError
-from engine_installer.snapshot import DiskInfo
+from engine_installer.base.errors import UserError
+from engine_installer.disks.blockcopy import align_up
+from engine_installer.machine.snapshot import DiskInfo
 from engine_installer.usb.cli import result_table
 from engine_installer.usb.confirm import confirm_erase, human_size
 from engine_installer.usb.progress import Progress, RateWindow, eta_seconds, format_eta
-from engine_installer.usb.writer import StickResult, align_up
+from engine_installer.usb.writer import StickResult
 
 MB = 10**6
 

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sequencer import Step
-from .choice import ChoiceScreen
-from .done import DoneScreen
-from .eula import EulaScreen
-from .existing import ChooseInstallScreen, DetectScreen, ExistingInstallScreen, TargetScreen
-from .keyboard import KeyboardScreen
-from .progress import ProgressScreen
-from .summary import SummaryScreen
-from .welcome import WelcomeScreen
+from engine_installer.tui.screens.choice import ChoiceScreen
+from engine_installer.tui.screens.done import DoneScreen
+from engine_installer.tui.screens.eula import EulaScreen
+from engine_installer.tui.screens.existing import (
+    ChooseInstallScreen,
+    DetectScreen,
+    ExistingInstallScreen,
+    TargetScreen,
+    engine_installs,
+)
+from engine_installer.tui.screens.keyboard import KeyboardScreen
+from engine_installer.tui.screens.progress import ProgressScreen
+from engine_installer.tui.screens.summary import SummaryScreen
+from engine_installer.tui.screens.welcome import WelcomeScreen
+from engine_installer.tui.sequencer import Step
 
 
 def _several_installs(app: Any) -> bool:
-    from ..decisions import engine_installs
-
-    return app.detection is not None and len(engine_installs(app.detection.installs)) > 1
+    return app.machine is not None and len(engine_installs(app)) > 1
 
 
 def build_steps() -> list[Step]:
@@ -27,7 +31,7 @@ def build_steps() -> list[Step]:
         Step("welcome", WelcomeScreen),
         Step("eula", EulaScreen, complete=lambda app: app.plan.eula_accepted),
         Step("keyboard", KeyboardScreen),
-        Step("detect", DetectScreen, shows=lambda app: app.detection is None, transient=True),
+        Step("detect", DetectScreen, shows=lambda app: app.machine is None, transient=True),
         Step("choose-install", ChooseInstallScreen, shows=_several_installs),
         Step(
             "existing",

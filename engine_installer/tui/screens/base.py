@@ -30,7 +30,7 @@ class Screen:
             self.app.back()
 
     def say(self, markup: Any) -> None:
-        from ..widgets import t
+        from engine_installer.tui.widgets import t
 
         if isinstance(markup, tuple):
             markup = (markup[0], t(markup[1]))

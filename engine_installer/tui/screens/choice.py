@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import urwid
 
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 
 class ChoiceScreen(Screen):

@@ -1,4 +1,5 @@
-"""Error: one clear sentence, the log path, and retry / shell / reboot."""
+"""Error: one clear sentence, the log path, and a way on: Back (the disks are probed again,
+so a refusal that no longer holds goes away), Shell, Reboot, Power off."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 import urwid
 
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 
 class ErrorScreen(Screen):
@@ -32,10 +33,11 @@ class ErrorScreen(Screen):
         ]
         buttons = []
         if self.retry_step:
-            buttons.append(W.button("Retry", self.retry))
+            buttons.append(W.button("Back", self.retry))
         buttons += [
             W.button("Shell", lambda _b: self.app.shell()),
             W.button("Reboot", lambda _b: self.app.power("reboot")),
+            W.button("Power off", lambda _b: self.app.power("poweroff")),
         ]
         self.buttons = W.button_row(buttons, focus=0)
         rows.append(self.buttons)
@@ -45,6 +47,12 @@ class ErrorScreen(Screen):
         if self.retry_step == "start":
             self.app.start()
             return
-        if self.retry_step == "detect":
-            self.app.detection = None
+        if self.retry_step in ("detect", "summary"):
+            # Probe again: what failed may be gone (a disk released), or the disk changed.
+            self.app.machine = None
+            self.app.chosen = None
+            self.app.plan.target = None
+            self.app.plan.confirmed = False
+            self.app.sequencer.goto("detect")
+            return
         self.app.sequencer.goto(self.retry_step)

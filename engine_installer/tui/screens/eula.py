@@ -8,9 +8,9 @@ from typing import Any
 
 import urwid
 
-from ...errors import UserError
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.base.errors import UserError
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 EULA_ENV = "ENGINE_INSTALLER_EULA"
 SYSTEM_EULA = Path("/usr/share/engine-installer/eula.txt")

@@ -6,9 +6,9 @@ import logging
 
 import urwid
 
-from ...keyboards import available_layouts
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.machine.keyboards import available_layouts
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import urwid
 
-from ...progress import ProgressEvent
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.base.progress import ProgressEvent
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 BYTE_PHASE = 1024 * 1024  # totals above this are bytes (speed and time left make sense)
@@ -28,12 +28,18 @@ class ProgressScreen(Screen):
     allows_back = False
 
     def build(self) -> urwid.Widget:
-        verb = {"upgrade": "Upgrading", "reinstall": "Reinstalling"}.get(
-            self.app.plan.action.value, "Installing"
-        )
-        self.heading = W.text(
-            ("title", f"{verb} {self.app.media.label()} on " f"{self.app.plan.target}")
-        )
+        prepared = self.app.prepared
+        verb = {
+            "upgrade": "Upgrading to",
+            "downgrade": "Downgrading to",
+            "reinstall": "Reinstalling",
+            "repair": "Repairing",
+        }.get(prepared.kind, "Installing")
+        what = self.app.media.label() if prepared.kind != "repair" else "the Engine disk"
+        self.heading = W.text(("title", f"{verb} {what} on {self.app.plan.target}"))
+        self.total_weight = sum(a.weight for a in prepared.actions) or 1
+        self.weight_done = 0
+        self.step_weight = 0
         self.phase = W.text("Starting…")
         self.bar = urwid.Text("")
         self.detail = urwid.Text("")
@@ -62,7 +68,7 @@ class ProgressScreen(Screen):
 
     def on_show(self) -> None:
         self.app.background(
-            lambda: self.app.backend.run(self.app.plan, self.app.detection, self.relay),
+            lambda: self.app.backend.run(self.app.prepared, self.relay),
             self.finished,
             self.failed,
         )
@@ -83,23 +89,20 @@ class ProgressScreen(Screen):
 
     def show_event(self, event: ProgressEvent) -> None:
         now = time.monotonic()
-        # A new step starts with a new phase or a new message; later events of a step often
-        # carry only the counts (the disk backend's runner reports that way).
-        new_message = bool(event.message) and event.message != self._last_message
-        if event.phase != self._phase_name or new_message:
+        if event.step and event.message:  # a step starts: "Step i of N: title"
             if self._phase_name:
-                self._finished.append(self._last_message or self._phase_name)
+                self._finished.append(self._last_message)
+                self.weight_done += self.step_weight
             self._phase_name, self._phase_start = event.phase, now
-            self._last_message = event.message
-            log.info("phase %s: %s", event.phase, event.message)
+            self._last_message = event.step_line
+            self.step_weight = event.total
+            log.info("%s", event.step_line)
         self.events_shown += 1
-        title = self._last_message or event.phase
-        self.phase.set_text(W.t(f"Step {len(self._finished) + 1}: {title[:1].upper()}{title[1:]}"))
-        self.bar.set_text(W.bar_markup(event.fraction, BAR_WIDTH))
+        self.phase.set_text(W.t(self._last_message or event.phase))
+        overall = (self.weight_done + event.done) / self.total_weight
+        self.bar.set_text(W.bar_markup(overall, BAR_WIDTH))
         detail = ""
-        if event.total >= BYTE_PHASE and event.done == 0:
-            detail = f"0 B of {W.size_text(event.total)}   measuring speed…"
-        elif event.total >= BYTE_PHASE:
+        if event.total >= BYTE_PHASE and event.done and not event.step:
             elapsed = max(now - self._phase_start, 1e-3)
             speed = event.done / elapsed
             left = (event.total - event.done) / speed if speed > 0 else 0
@@ -107,10 +110,8 @@ class ProgressScreen(Screen):
                 f"{W.size_text(event.done)} of {W.size_text(event.total)}   "
                 f"{W.size_text(speed)}/s   about {left:.0f} s left"
             )
-        elif event.total:
-            detail = f"{event.done} of {event.total} steps"
         self.detail.set_text(detail)
-        done = [m[:1].upper() + m[1:] for m in self._finished[-6:]]
+        done = self._finished[-6:]
         self.done_list.set_text(("dim", W.t("\n".join(f"✓ {m}" for m in done))))
 
     def finished(self, result: Any) -> None:
@@ -119,6 +120,9 @@ class ProgressScreen(Screen):
         log.info(
             "finished: %s %s on %s slot %s", result.action, result.version, result.disk, result.slot
         )
+        if result.report is not None:
+            for line in result.report.lines():
+                log.info("report: %s", line)
         self.app.forward()
 
     def failed(self, message: str) -> None:

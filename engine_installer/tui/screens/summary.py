@@ -1,4 +1,5 @@
-"""Summary and confirmation: the disk, the action and what happens to its data; Back focused."""
+"""Summary and confirmation: what prepare() decided, the steps it will run, what happens to the
+disk's data; Back focused. A plan prepare() refuses is shown with its reason and only Back."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ from typing import Any
 
 import urwid
 
-from ...plan import Action
-from .. import decisions
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.install.actions import step_lines
+from engine_installer.install.prepare import prepare
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 
 CONFIRM_LABELS = {
-    Action.INSTALL: "Install Engine",
-    Action.UPGRADE: "Upgrade Engine",
-    Action.REINSTALL: "Erase and reinstall",
+    "install": "Install Engine",
+    "upgrade": "Upgrade Engine",
+    "downgrade": "Downgrade Engine",
+    "reinstall": "Erase and reinstall",
+    "repair": "Repair the disk",
 }
 
 
@@ -26,56 +29,73 @@ class SummaryScreen(Screen):
 
     def build(self) -> urwid.Widget:
         app, plan = self.app, self.app.plan
-        det = app.detection
-        self.action = decisions.resolved_action(plan, det.installs)
-        disk = next(d for d in det.disks if d.path == plan.target)
-        inst = next(
-            (i for i in decisions.engine_installs(det.installs) if i.disk == plan.target), None
-        )
-        name = " ".join(p for p in (disk.vendor, disk.model) if p)
-        rows: list[Any] = [
-            W.text(("title", "Please check before anything is written:")),
-            urwid.Divider(),
-            self.field("Disk:", f"{disk.path}  {name}  {W.gb(disk.size)}"),
-            self.field(
-                "Engine:",
-                (f"{inst.version} → " if inst and self.action == Action.UPGRADE else "")
-                + app.media.label(),
-            ),
-            self.field("Keyboard:", plan.keyboard),
-        ]
-        if plan.kernel_args:
-            rows.append(self.field("Kernel args:", " ".join(plan.kernel_args)))
-        rows.append(urwid.Divider())
-        if self.action == Action.UPGRADE:
-            rows.append(W.text(("good", f"Upgrade: the VMs and data on {disk.path} are kept.")))
-            rows.append(
-                W.text(
-                    f"Engine {app.media.version} goes into the inactive slot; the "
-                    f"current Engine {inst.version} stays as the fallback."
-                )
-            )
-        else:
-            rows.append(W.text(("error", f"ALL DATA ON {disk.path} WILL BE ERASED.")))
-            if inst:
-                rows.append(
-                    W.text(
-                        f"Engine {inst.version} and its {len(inst.vms)} VM(s) are "
-                        "removed for good."
-                    )
-                )
-            elif disk.partitions:
-                rows.append(W.text(f"Its {len(disk.partitions)} partition(s) are removed."))
-        if plan.allow_downgrade:
-            rows.append(W.text(("warn", "This is a confirmed DOWNGRADE.")))
-        if app.lab_override:
+        self.prepared = prepared = prepare(plan, app.machine, app.media)
+        app.prepared = prepared
+        disk = prepared.disk
+        inst = prepared.install
+        rows: list[Any] = [W.text(("title", "Please check before anything is written:"))]
+        if disk is not None:
+            name = " ".join(p for p in (disk.vendor, disk.model) if p)
+            rows.append(self.field("Disk:", f"{disk.path}  {name}  {W.gb(disk.size)}"))
+        if not prepared.ok:
+            rows.append(urwid.Divider())
+            for refusal in prepared.refusals:
+                rows.append(W.text(("error", refusal.sentence())))
+            self.buttons = W.button_row([W.button("Back", self.go_back)], focus=0)
+            rows += [urwid.Divider(), self.buttons]
+            return pile(rows, focus=len(rows) - 1)
+        kind = prepared.kind
+        before = f"{inst.version} → " if inst and inst.is_engine and inst.version else ""
+        target = app.media.label() if kind != "repair" else f"Engine {prepared.previous_version}"
+        rows.append(self.field("Engine:", before + target if kind != "repair" else target))
+        rows.append(self.field("Keyboard:", plan.keyboard))
+        if prepared.kernel_args:
+            rows.append(self.field("Kernel args:", " ".join(prepared.kernel_args)))
+        rows += self.consequences(kind, disk.path, inst)
+        if plan.lab_override:
             rows.append(W.text(("warn", "Lab override: the hardware check failed (logged).")))
+        steps = [W.text(("dim", line)) for line in step_lines(prepared.actions)]
+        rows.append(("weight", 1, urwid.ListBox(urwid.SimpleFocusListWalker(steps))))
         self.buttons = W.button_row(
-            [W.button("Back", self.go_back), W.button(CONFIRM_LABELS[self.action], self.confirm)],
+            [W.button("Back", self.go_back), W.button(CONFIRM_LABELS[kind], self.confirm)],
             focus=0,
         )
-        rows += [urwid.Divider(), self.buttons]
+        rows.append(self.buttons)
         return pile(rows, focus=len(rows) - 1)
+
+    def consequences(self, kind: str, disk: str, inst: Any) -> list[urwid.Widget]:
+        media = self.app.media
+        if kind == "upgrade":
+            return [
+                W.text(("good", f"Upgrade: the VMs and data on {disk} are kept.")),
+                W.text(
+                    f"Engine {media.version} goes into the inactive slot; the current Engine "
+                    f"{inst.version} stays as the fallback."
+                ),
+            ]
+        if kind == "downgrade":
+            report = self.prepared.report
+            blocked = ", ".join(vm.name for vm in report.vms_that_will_not_run) if report else ""
+            rows = [
+                W.text(("warn", f"DOWNGRADE: Engine {inst.version} → {media.version}.")),
+                W.text(
+                    f"The VMs and data on {disk} are kept; Engine {inst.version} stays as "
+                    "the fallback."
+                ),
+            ]
+            if blocked:
+                rows.append(W.text(("error", f"These VMs will not run: {blocked}")))
+            return rows
+        if kind == "repair":
+            return [W.text(("good", f"Repair: the VMs and data on {disk} are kept."))]
+        rows = [W.text(("error", f"ALL DATA ON {disk} WILL BE ERASED."))]
+        if inst and inst.is_engine:
+            rows.append(
+                W.text(f"Engine {inst.version} and its {len(inst.vms)} VM(s) are removed for good.")
+            )
+        elif inst:
+            rows.append(W.text(f"It holds {inst.reason}; that is removed."))
+        return rows
 
     @staticmethod
     def field(label: str, value: str) -> urwid.Widget:
@@ -87,4 +107,6 @@ class SummaryScreen(Screen):
     def confirm(self, *_args: Any) -> None:
         self.app.plan.confirmed = True
         log.info("confirmed plan: %s", self.app.plan.describe())
+        for line in step_lines(self.prepared.actions):
+            log.info("confirmed: %s", line)
         self.app.forward()

@@ -10,8 +10,8 @@ from typing import Any
 
 import urwid
 
-from .. import widgets as W
-from .base import Screen, pile
+from engine_installer.tui import widgets as W
+from engine_installer.tui.screens.base import Screen, pile
 
 log = logging.getLogger("engine_installer.tui")
 MAX_ITEMS = 4  # check items shown on the welcome screen
@@ -25,7 +25,7 @@ class WelcomeScreen(Screen):
         media = self.app.media
         self.compat = urwid.Pile([W.text("")])
         self.override = urwid.CheckBox(
-            W.t("Lab override: install anyway (logged)"), state=self.app.lab_override
+            W.t("Lab override: install anyway (logged)"), state=self.app.plan.lab_override
         )
         self.override_slot = urwid.WidgetPlaceholder(urwid.Text(""))
         self.buttons = W.button_row(
@@ -59,14 +59,7 @@ class WelcomeScreen(Screen):
 
     def loaded(self, report: Any) -> None:
         self.app.hw, self.app.hw_loaded = report, True
-        if report is not None:
-            log.info("hardware check: %s %s", report.profile_name, report.verdict)
-            try:  # the hw module's rule: profile quirks first, then what was asked for
-                from ...hw.check import merge_kernel_args
-            except ImportError:
-                self.app.plan.kernel_args = list(report.kernel_args)
-            else:
-                self.app.plan.kernel_args = merge_kernel_args(report, self.app.plan.kernel_args)
+        log.info("hardware check: %s %s", report.profile_name, report.verdict)
         self.show_report(report)
 
     def failed(self, message: str) -> None:
@@ -123,7 +116,8 @@ class WelcomeScreen(Screen):
         if reason:
             self.say(("error", f"Cannot install on this machine: {reason}"))
             return
-        if self.app.hw is not None and self.app.hw.verdict == "fail":
-            self.app.lab_override = True
+        override = self.app.hw is not None and self.app.hw.verdict == "fail"
+        self.app.plan.lab_override = override
+        if override:
             log.warning("LAB OVERRIDE: installing despite a failed hardware check")
         self.app.forward()

@@ -11,25 +11,33 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.vms import VMInfo
 
 # Install states reported by detection.
 STATE_UPGRADEABLE = "upgradeable"
 STATE_SAME_VERSION = "same-version"
 STATE_NEWER = "newer-than-media"  # installing the media would be a downgrade
 STATE_INCOMPLETE = "incomplete"  # the marker says the install never finished
-STATE_DAMAGED = "damaged"
-STATE_FOREIGN = "foreign"  # another system; never offered for upgrade
+STATE_DAMAGED = "damaged"  # Engine partitions, but only a reinstall can fix what is broken
+STATE_REPAIRABLE = "repairable"  # an Engine whose table or boot files a repair restores
+STATE_FOREIGN = "foreign"  # another system or any other signature; never offered for upgrade
 INSTALL_STATES = (
     STATE_UPGRADEABLE,
     STATE_SAME_VERSION,
     STATE_NEWER,
     STATE_INCOMPLETE,
     STATE_DAMAGED,
+    STATE_REPAIRABLE,
     STATE_FOREIGN,
 )
-
-VM_KINDS = ("shared", "custom", "local")
+# States of a complete, working Engine (an upgrade keeps its VMs).
+ENGINE_STATES = (STATE_UPGRADEABLE, STATE_SAME_VERSION, STATE_NEWER)
+# What a repair restores (DetectedInstall.repairs).
+REPAIR_GPT = "gpt"  # the partition table, from its good copy
+REPAIR_BOOTENV = "bootenv"  # the boot environment, naming the installed slot
+REPAIR_MARKER = "marker"  # the install marker, from what the slots hold
+REPAIR_BIOS_BOOT = "bios-boot"  # GRUB's boot code in the MBR (lost with the protective MBR)
 
 
 @dataclass
@@ -82,25 +90,34 @@ class StorageController:
 
 
 @dataclass
-class VMInfo:
-    name: str
-    kind: str  # shared | custom | local
-    published_for: str  # Engine version the VM was published for
-    pv_driver: str = ""
+class SlotInfo:
+    version: str = ""
+    build: str = ""
 
 
 @dataclass
 class DetectedInstall:
     disk: str
     state: str
-    version: str = ""
+    version: str = ""  # the Engine that boots next (a slot on trial counts)
     build: str = ""
-    active_slot: str = ""
+    active_slot: str = ""  # the known-good slot GRUB falls back to
     installed_at: str = ""
     model: str = ""
     size: int = 0
-    reason: str = ""  # why damaged/incomplete/foreign, one sentence
+    reason: str = ""  # why damaged/incomplete/foreign/repairable, or a note; one sentence
     vms: list[VMInfo] = field(default_factory=list)
+    trial_slot: str = ""  # a slot on trial after an upgrade ("" when none)
+    tries: int = 0  # boots the trial slot has left
+    slots: dict[str, SlotInfo] = field(default_factory=dict)  # what each slot holds
+    partitions: dict[str, list[int]] = field(default_factory=dict)  # label → number, start, size
+    problems: list[str] = field(default_factory=list)  # damage found, one sentence each
+    repairs: list[str] = field(default_factory=list)  # what a repair restores (REPAIR_*)
+    signatures: list[str] = field(default_factory=list)  # wipefs' view of the whole disk
+
+    @property
+    def is_engine(self) -> bool:
+        return self.state != STATE_FOREIGN
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,7 +167,8 @@ def snapshot_from_json(data: dict[str, Any], where: str = "snapshot") -> Machine
     for inst in data.pop("installs", []):
         inst = dict(inst)
         vms = [_build(VMInfo, v, where) for v in inst.pop("vms", [])]
-        installs.append(_build(DetectedInstall, dict(inst, vms=vms), where))
+        slots = {k: _build(SlotInfo, v, where) for k, v in inst.pop("slots", {}).items()}
+        installs.append(_build(DetectedInstall, dict(inst, vms=vms, slots=slots), where))
     controllers = [_build(StorageController, c, where) for c in data.pop("storage_controllers", [])]
     return _build(
         MachineSnapshot,

@@ -9,8 +9,6 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .layout import LOG_DIR_ON_STORAGE
-
 DEFAULT_LOG_DIR = Path("/var/log/engine-installer")
 LOGGER_NAME = "engine_installer"
 
@@ -46,14 +44,13 @@ def current_log() -> Path | None:
     return None
 
 
-def copy_log_to(storage_root: Path) -> Path | None:
-    """Copy the current log into engine/logs/ on the mounted storage partition."""
+def copy_log_to(target_dir: Path) -> Path | None:
+    """Copy the current log into target_dir (engine/logs/ on the mounted storage partition)."""
     source = current_log()
     if source is None:
         return None
     for handler in log.handlers:
         handler.flush()
-    target_dir = storage_root / LOG_DIR_ON_STORAGE
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / source.name
     shutil.copyfile(source, target)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
 
 
 def parse_version(text: str) -> tuple[int, ...]:

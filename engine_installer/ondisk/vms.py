@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .layout import VMS_DIR
-from .snapshot import VM_KINDS, VMInfo
-from .versions import compare_versions, parse_version
+from engine_installer.base.errors import UserError
+from engine_installer.base.versions import parse_version
+from engine_installer.ondisk.layout import VMS_DIR
+
+VM_KINDS = ("shared", "custom", "local")
+
+
+@dataclass
+class VMInfo:
+    name: str
+    kind: str  # shared | custom | local
+    published_for: str  # Engine version the VM was published for
+    pv_driver: str = ""
 
 
 def vm_from_json(data: dict[str, Any], fallback_name: str = "") -> VMInfo:
@@ -54,17 +64,3 @@ def load_vms(storage_root: Path) -> list[VMInfo]:
             except ValueError:
                 continue
     return vms
-
-
-def needs_pv_upgrade(vms: list[VMInfo]) -> list[VMInfo]:
-    """After an upgrade, local and custom VMs need a manual PV-driver upgrade; shared do not."""
-    return [vm for vm in vms if vm.kind in ("local", "custom")]
-
-
-def blocked_by_downgrade(vms: list[VMInfo], media_version: str) -> list[VMInfo]:
-    """VMs published for a newer Engine than the media: they will not run after a downgrade."""
-    return [vm for vm in vms if compare_versions(vm.published_for, media_version) > 0]
-
-
-def describe_vms(vms: list[VMInfo]) -> str:
-    return ", ".join(f"{vm.name} ({vm.kind}, for {vm.published_for})" for vm in vms)

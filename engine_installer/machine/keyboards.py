@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import UserError
+from engine_installer.base.errors import UserError
 
 # Always offered, even on a developer machine without keymaps installed.
 COMMON_LAYOUTS = ("us", "gb", "de", "fr", "es", "it", "jp106")

@@ -1,5 +1,8 @@
-"""Is this an Engine installer ISO, and is it intact? Shared by engine-iso, engine-usb and the
-installer's "check the medium" step.
+"""Engine installer media: is this one, is it intact, and where are its payload's bytes?
+
+Shared by engine-iso check, engine-usb, the live system's "check the medium" step and the
+installer itself, which reads its payload from a medium (an ISO file read in place, a mounted
+medium or a payload directory) through open_medium().
 
 The medium layout (project-wide): ISO9660 + Rock Ridge + Joliet; the Engine payload under
 /engine/ (manifest.json and its artifacts); /SHA256SUMS at the root in `sha256sum` format covering
@@ -15,17 +18,23 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from ..errors import UserError
-from ..payload import MANIFEST_NAME, load_manifest
-from ..progress import ProgressCallback, ProgressEvent
+from engine_installer.base.errors import UserError
+from engine_installer.base.progress import ProgressCallback, ProgressEvent
+from engine_installer.ondisk.payload import (
+    MANIFEST_NAME,
+    Manifest,
+    find_payload_dir,
+    load_manifest,
+    parse_manifest,
+)
 
 SUMS_NAME = "SHA256SUMS"
 PAYLOAD_DIR = "engine"
@@ -212,20 +221,14 @@ def _check_all(where, sums_data, manifest_data, sizes, read, progress) -> None:
 
 
 def _manifest_artifacts(data: bytes, where: str) -> dict[str, tuple[str, int]]:
-    """Validate the manifest with payload.load_manifest; return {medium path: (sha256, size)}."""
-    # load_manifest reads a directory; a throw-away copy keeps one validator for every caller.
-    with tempfile.TemporaryDirectory(prefix="engine-manifest-") as tmp:
-        Path(tmp, MANIFEST_NAME).write_bytes(data)
-        try:
-            manifest = load_manifest(Path(tmp))
-        except UserError as err:
-            detail = str(err).replace(str(Path(tmp, MANIFEST_NAME)), MANIFEST_PATH)
-            raise UserError(f"{where}: {detail}") from None
-        result = {}
-        for artifact in manifest.artifacts.values():
-            rel = PurePosixPath(PAYLOAD_DIR, artifact.path.relative_to(tmp).as_posix()).as_posix()
-            result[rel] = (artifact.sha256, artifact.size)
-    return result
+    """Validate the manifest; return {medium path: (sha256, size)} of its artifacts."""
+    try:
+        manifest = parse_manifest(
+            data, f"{where}: {MANIFEST_PATH}", Path(where), lambda rel: (Path(rel), 0)
+        )
+    except UserError as err:
+        raise UserError(str(err)) from None
+    return {a.medium_path: (a.sha256, a.size) for a in manifest.artifacts.values()}
 
 
 # --- pycdlib helpers -----------------------------------------------------------------------
@@ -338,3 +341,143 @@ def manifest_from_iso(path: Path) -> dict:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"/{MANIFEST_PATH} on {path} is not valid JSON: {_DAMAGED}") from None
+
+
+# --- the installer's source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Medium:
+    """Where the Engine to install comes from, with its manifest checked against SHA256SUMS.
+
+    kind is "iso" (an ISO file read in place: artifacts point at byte offsets in it),
+    "medium" (a mounted medium directory with SHA256SUMS, e.g. /run/live/medium) or
+    "payload" (a bare payload directory, as built by engine-iso sample-payload: no SHA256SUMS).
+    The root image's own hash is checked while it is written, so opening reads no big file.
+    """
+
+    kind: str
+    location: Path
+    manifest: Manifest
+
+    def describe(self) -> str:
+        return {"iso": "ISO", "medium": "medium", "payload": "payload directory"}[
+            self.kind
+        ] + f" {self.location}"
+
+
+def open_medium(source: Path) -> Medium:
+    """The Engine on an ISO file, a mounted medium or a payload directory; UserError if none."""
+    source = Path(source)
+    if "\0" in str(source):
+        raise UserError("the source path contains a NUL byte: name the Engine ISO or payload")
+    if source.is_file():
+        return _open_iso_medium(source)
+    if not source.exists():
+        raise UserError(f"source {source} does not exist: point it at a payload or an Engine ISO")
+    if not source.is_dir():
+        raise UserError(f"source {source} is neither a file nor a directory: name the ISO")
+    payload = find_payload_dir(source)
+    root = payload.parent if payload.name == PAYLOAD_DIR else None
+    if root is not None and (root / SUMS_NAME).is_file():
+        return _open_medium_dir(root, payload)
+    manifest = load_manifest(payload)
+    for artifact in manifest.artifacts.values():
+        try:
+            size = artifact.path.stat().st_size
+        except OSError:
+            raise UserError(
+                f"payload file {artifact.path} is missing: the payload is incomplete, rebuild it"
+            ) from None
+        if size != artifact.size:
+            raise UserError(
+                f"payload file {artifact.path} is truncated or wrong ({size} bytes, the manifest "
+                f"says {artifact.size}): rebuild or copy the payload again"
+            )
+    return Medium("payload", payload, manifest)
+
+
+def _checked_against_sums(
+    manifest: Manifest, sums: dict[str, str], manifest_data: bytes, where: str
+) -> None:
+    """The manifest is the one SHA256SUMS names, and it names the same artifact hashes."""
+    expected = sums.get(MANIFEST_PATH)
+    if expected is None:
+        raise UserError(f"{SUMS_NAME} on {where} does not list {MANIFEST_PATH}: {_DAMAGED}")
+    if hashlib.sha256(manifest_data).hexdigest() != expected:
+        raise UserError(
+            f"{MANIFEST_PATH} on {where} does not match {SUMS_NAME} (it was changed after the "
+            f"build): {_DAMAGED}"
+        )
+    for artifact in manifest.artifacts.values():
+        listed = sums.get(artifact.medium_path)
+        if listed is None:
+            raise UserError(
+                f"{artifact.medium_path} is not listed in {SUMS_NAME} on {where}: {_DAMAGED}"
+            )
+        if listed != artifact.sha256:
+            raise UserError(
+                f"{artifact.medium_path} on {where}: the manifest's hash differs from "
+                f"{SUMS_NAME}: {_DAMAGED}"
+            )
+
+
+def _open_medium_dir(root: Path, payload: Path) -> Medium:
+    try:
+        sums_data = (root / SUMS_NAME).read_bytes()
+        manifest_data = (payload / MANIFEST_NAME).read_bytes()
+    except OSError as err:
+        raise UserError(f"{root} cannot be read ({err.strerror}): {_DAMAGED}") from None
+    where = str(root)
+    manifest = parse_manifest(
+        manifest_data,
+        f"{root}/{MANIFEST_PATH}",
+        payload,
+        lambda rel: (payload / rel, 0),
+        prefix=PAYLOAD_DIR,
+    )
+    _checked_against_sums(manifest, parse_sums(sums_data, where), manifest_data, where)
+    for artifact in manifest.artifacts.values():
+        try:
+            size = artifact.path.stat().st_size
+        except OSError:
+            raise UserError(f"{artifact.medium_path} is missing on {where}: {_DAMAGED}") from None
+        if size != artifact.size:
+            raise UserError(
+                f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
+                f"{artifact.size}: {_DAMAGED}"
+            )
+    return Medium("medium", root, manifest)
+
+
+def _open_iso_medium(path: Path) -> Medium:
+    """Read SHA256SUMS and the manifest with pycdlib; artifacts become byte ranges of the ISO
+    (ISO9660 stores a file in one extent, so the bytes are read in place, no mount needed)."""
+    _check_not_truncated(path)
+    with _open_iso(path) as iso:
+        files = _iso_files(iso)
+        sums_data = _read_iso_file(iso, files, SUMS_NAME, path)
+        manifest_data = _read_iso_file(iso, files, MANIFEST_PATH, path)
+        extents: dict[str, tuple[int, int]] = {}
+        for rel, (kind, name, size) in files.items():
+            if rel.startswith(PAYLOAD_DIR + "/"):
+                record = iso.get_record(**{kind: name})
+                extents[rel] = (record.extent_location() * ISO_SECTOR, size)
+    where = path.name
+
+    def locate(relpath: str) -> tuple[Path, int]:
+        rel = f"{PAYLOAD_DIR}/{relpath}"
+        if rel not in extents:
+            raise UserError(f"{rel} named by the manifest is missing on {where}: {_DAMAGED}")
+        return path, extents[rel][0]
+
+    manifest = parse_manifest(manifest_data, f"{where}:/{MANIFEST_PATH}", path, locate)
+    _checked_against_sums(manifest, parse_sums(sums_data, where), manifest_data, where)
+    for artifact in manifest.artifacts.values():
+        size = extents[artifact.medium_path][1]
+        if size != artifact.size:
+            raise UserError(
+                f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
+                f"{artifact.size}: {_DAMAGED}"
+            )
+    return Medium("iso", path, manifest)

@@ -9,8 +9,9 @@ same file. Keys:
     engine_tries    3 | 2 | 1 | 0   boots the trial slot has left; GRUB has no arithmetic, so
                     grub.cfg steps the string down (see disks/grub_config.py)
 
-Upgrade commit: write_bootenv(esp / GRUBENV_PATH, BootEnv(active=old, trial=new, tries=3)).
-The new Engine, on its first good boot, rewrites it to BootEnv(active=new) itself.
+Upgrade commit: BootEnv(active=old, trial=new, tries=3), rewritten in place on the ESP (one
+sector: disks/esp.py). The new Engine, on its first good boot, rewrites it to
+BootEnv(active=new) itself.
 
 The format is GRUB's own (grub-core/lib/envblk.c): a 1024-byte block that starts with
 "# GRUB Environment Block\\n", holds "key=value\\n" lines (backslash escapes "\\\\" and a newline
@@ -20,13 +21,11 @@ and calling grub-editenv would not give the write-temp-then-rename atomicity we 
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .layout import SLOTS
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import SLOTS
 
 GRUBENV_HEADER = b"# GRUB Environment Block\n"
 GRUBENV_SIZE = 1024
@@ -134,30 +133,3 @@ def bootenv_values(env: BootEnv) -> dict[str, str]:
     if not 0 <= env.tries <= MAX_TRIES:
         raise ValueError(f"tries must be 0..{MAX_TRIES}, not {env.tries}")
     return {KEY_ACTIVE: env.active, KEY_TRIAL: env.trial, KEY_TRIES: str(env.tries)}
-
-
-def write_bootenv(path: Path, env: BootEnv) -> None:
-    """Atomically replace the boot environment: temp file, fsync, rename, fsync the directory.
-
-    A power cut leaves either the old or the new block, never a mix. Variables other than
-    ours (e.g. GRUB's saved_entry) are kept.
-    """
-    path = Path(path)
-    values: dict[str, str] = {}
-    with contextlib.suppress(OSError, ValueError):
-        values = parse_grubenv(path.read_bytes())
-    values.update(bootenv_values(env))
-    block = format_grubenv(values)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, block)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -16,6 +16,9 @@ ENGINE_LABELS = (LABEL_BIOS, LABEL_ESP, LABEL_ROOT_A, LABEL_ROOT_B, LABEL_STORAG
 SLOTS = ("A", "B")
 SLOT_LABELS = {"A": LABEL_ROOT_A, "B": LABEL_ROOT_B}
 SLOT_PARTITION_NUMBERS = {"A": 3, "B": 4}
+ESP_NUMBER = 2
+STORAGE_NUMBER = 5
+BIOS_NUMBER = 1
 
 BIOS_BOOT_SIZE = 1 * MiB
 # 300 MiB, not 256: FAT32 needs >= 65525 clusters, which 256 MiB misses on 4Kn disks.
@@ -24,14 +27,19 @@ STORAGE_MIN_SIZE = 256 * MiB
 ALIGNMENT = 1 * MiB
 
 # Files on the ESP (FAT32).
-MARKER_PATH = "engine/install.json"  # the install marker
+MARKER_PATH = "engine/install.json"  # the install marker (first copy)
+MARKER_PATHS = (MARKER_PATH, "engine/install.2.json")  # two copies: see ondisk/marker.py
 GRUB_DIR = "boot/grub"  # grub.cfg + grubenv (the boot environment), shared by BIOS and UEFI
 GRUBENV_PATH = "boot/grub/grubenv"
+# Per-slot boot options (kernel arguments, keymap): a GRUB environment block per slot.
+SLOT_ENV_PATHS = {"A": "boot/grub/slot-A.env", "B": "boot/grub/slot-B.env"}
 EFI_REMOVABLE_PATH = "EFI/BOOT/BOOTX64.EFI"
 
 # Files on the storage partition (ext4).
 VMS_DIR = "vms"  # vms/<name>/vm.json
 LOG_DIR_ON_STORAGE = "engine/logs"
+CONFIG_PATH = "engine/config.json"  # keyboard, kernel arguments, installed version
+REPORTS_DIR = "engine/reports"  # one upgrade report per installer run
 
 
 def slot_other(slot: str) -> str:
@@ -67,3 +75,8 @@ def compute_layout(disk_size: int, slot_size: int) -> list[PartitionSpec]:
     end = (disk_size - ALIGNMENT) // ALIGNMENT * ALIGNMENT
     specs.append(PartitionSpec(5, LABEL_STORAGE, start, end - start))
     return specs
+
+
+def partition_path(disk: str, number: int) -> str:
+    """/dev/sda + 1 → /dev/sda1; /dev/loop0 + 1 → /dev/loop0p1 (names ending in a digit)."""
+    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"

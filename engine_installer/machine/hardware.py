@@ -1,4 +1,5 @@
-"""Probe the running machine into a MachineSnapshot (read-only: sysfs, procfs, psutil).
+"""What the hardware check needs from the machine: DMI, CPU, memory, firmware, storage
+controllers (read-only: sysfs, procfs, psutil). machine.probe.probe_machine assembles them.
 
 `root` lets tests point the sysfs/procfs reads at a recorded tree; on a real machine it is "/".
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from ..snapshot import DiskInfo, MachineSnapshot, StorageController
+from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, StorageController
 
 # Identity strings only: serial numbers and UUIDs stay out of snapshots and profile drafts.
 DMI_KEYS = (
@@ -113,8 +114,9 @@ def disk_controller(root: Path, name: str) -> str:
     return nearest
 
 
-def _fallback_disks(root: Path) -> list[DiskInfo]:
-    """Used until engine_installer.probe.probe_disks is on this branch: whole disks only."""
+def sysfs_disks(root: Path) -> list[DiskInfo]:
+    """Whole disks of a recorded sysfs tree under root (tests, captured machines): sysfs
+    attributes only, no udev, blkid or mounts."""
     disks = []
     for entry in sorted((root / "sys/block").glob("*")):
         if entry.name.startswith(_VIRTUAL_BLOCK):
@@ -148,24 +150,8 @@ def _fallback_disks(root: Path) -> list[DiskInfo]:
     return disks
 
 
-def probe_disks(root: Path) -> list[DiskInfo]:
-    disks: list[DiskInfo] | None = None
-    if root == Path("/"):
-        try:  # the disk engineer's probe (pyudev); guarded until it is on every branch
-            from ..probe import probe_disks as udev_probe_disks
-
-            disks = udev_probe_disks()
-        except ImportError:
-            disks = None
-    if disks is None:
-        disks = _fallback_disks(root)
-    for disk in disks:
-        if not disk.controller:
-            disk.controller = disk_controller(root, os.path.basename(disk.path))
-    return disks
-
-
-def probe_machine(root: Path = Path("/")) -> MachineSnapshot:
+def probe_hardware(root: Path = Path("/")) -> MachineSnapshot:
+    """Everything but the disks (machine.probe.probe_machine adds those)."""
     model, flags = probe_cpu(root)
     memory = psutil.virtual_memory().total if root == Path("/") else 0
     if root != Path("/"):
@@ -180,7 +166,6 @@ def probe_machine(root: Path = Path("/")) -> MachineSnapshot:
         memory_bytes=memory,
         firmware="uefi" if (root / "sys/firmware/efi").is_dir() else "bios",
         acpi_dmar=(root / "sys/firmware/acpi/tables/DMAR").exists(),
-        disks=probe_disks(root),
         storage_controllers=probe_controllers(root),
-        description="probed live by engine-installer hw-capture",
+        description="probed live",
     )

@@ -13,11 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import UserError
-from .snapshot import DiskInfo, PartitionInfo
+from engine_installer.base.errors import UserError
+from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
 
-log = logging.getLogger("engine_installer.probe")
-
+log = logging.getLogger("engine_installer")
 SYS_BLOCK = Path("/sys/block")
 UDEV_CONTROL = Path("/run/udev/control")  # exists while a udev daemon runs
 UDEV_DATA = Path("/run/udev/data")  # udev's database: b<major>:<minor> per block device seen
@@ -35,16 +34,19 @@ def _read(path: Path, default: str = "") -> str:
         return default
 
 
-def partition_path(disk: str, number: int) -> str:
-    """/dev/sda + 1 → /dev/sda1; /dev/loop0 + 1 → /dev/loop0p1 (names ending in a digit)."""
-    return f"{disk}p{number}" if disk[-1].isdigit() else f"{disk}{number}"
-
-
 def resolve_disk_path(path: str) -> str:
     """Resolve /dev/disk/by-id/... links; refuse what is missing."""
     if not os.path.exists(path):
         raise UserError(f"{path} does not exist: name a disk such as /dev/sda (see lsblk)")
     return os.path.realpath(path)
+
+
+def _entries(path: Path) -> list[Path]:
+    """A sysfs directory's entries; [] when it vanished (a disk pulled, a table re-read)."""
+    try:
+        return list(path.iterdir())
+    except OSError:
+        return []
 
 
 def _mounts() -> dict[str, str]:
@@ -177,7 +179,7 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
     sys_path = SYS_BLOCK / name
     device = f"/dev/{name}"
     props = _udev_props(context, sys_path)
-    size = int(_read(sys_path / "size", "0")) * 512
+    size = int(_read(sys_path / "size", "0") or "0") * 512
     info = DiskInfo(
         path=device,
         size=size,
@@ -197,8 +199,8 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         info.model = info.model or "loop"
         info.serial = info.serial or os.path.basename(_read(sys_path / "loop" / "backing_file"))
     parts = sorted(
-        (p for p in sys_path.iterdir() if (p / "partition").exists()),
-        key=lambda p: int(_read(p / "partition", "0")),
+        (p for p in _entries(sys_path) if (p / "partition").exists()),
+        key=lambda p: int(_read(p / "partition", "0") or "0"),
     )
     part_props: dict[str, dict[str, str]] = {}
     if context is not None:
@@ -215,8 +217,8 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         info.partitions.append(
             PartitionInfo(
                 path=path,
-                number=int(_read(part / "partition", "0")),
-                size=int(_read(part / "size", "0")) * 512,
+                number=int(_read(part / "partition", "0") or "0"),
+                size=int(_read(part / "size", "0") or "0") * 512,
                 label=pprops.get("ID_PART_ENTRY_NAME", pprops.get("PART_ENTRY_NAME", "")),
                 fstype=pprops.get("ID_FS_TYPE", pprops.get("TYPE", "")),
                 mountpoint=mountpoint,
@@ -226,13 +228,13 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
             reasons.append(f"partition {path} is mounted at {mountpoint}")
         elif path in swaps:
             reasons.append(f"partition {path} is active swap")
-        elif any((part / "holders").iterdir()):
+        elif _entries(part / "holders"):
             reasons.append(f"partition {path} is held by {_holders(part)}")
     if mounts.get(_read(sys_path / "dev")):
         reasons.insert(0, f"{device} is mounted at {mounts[_read(sys_path / 'dev')]}")
     if device in swaps:
         reasons.insert(0, f"{device} is active swap")
-    if (sys_path / "holders").is_dir() and any((sys_path / "holders").iterdir()):
+    if _entries(sys_path / "holders"):
         reasons.insert(0, f"{device} is held by {_holders(sys_path)}")
     info.in_use = reasons[0] if reasons else ""
     info.is_boot_medium = device in boot
@@ -240,7 +242,7 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
 
 
 def _holders(sys_path: Path) -> str:
-    names = sorted(h.name for h in (sys_path / "holders").iterdir())
+    names = sorted(h.name for h in _entries(sys_path / "holders"))
     return ", ".join(names) + " (LVM, RAID or encryption)"
 
 
@@ -252,9 +254,12 @@ def _is_candidate(name: str) -> bool:
 
 
 def _devnums(name: str) -> list[str]:
-    """major:minor of a disk and of each of its partitions."""
+    """major:minor of a disk and of each of its partitions (none when it has vanished)."""
     sys_path = SYS_BLOCK / name
-    parts = [p for p in sys_path.iterdir() if (p / "partition").exists()]
+    try:
+        parts = [p for p in sys_path.iterdir() if (p / "partition").exists()]
+    except OSError:
+        return []
     return [n for n in (_read(p / "dev") for p in [sys_path, *parts]) if n]
 
 
@@ -289,7 +294,15 @@ def probe_disks(source: Path | None = None) -> list[DiskInfo]:
     if context is not None:
         wait_for_udev(names)
     mounts, swaps, boot = _mounts(), _swaps(), boot_medium_disks(source)
-    return [_probe(name, context, mounts, swaps, boot) for name in names]
+    disks = []
+    for name in names:
+        if not (SYS_BLOCK / name).exists():
+            log.info("/dev/%s vanished while probing; skipped", name)
+            continue
+        info = _probe(name, context, mounts, swaps, boot)
+        if info.size:
+            disks.append(info)
+    return disks
 
 
 def probe_disk(path: str, source: Path | None = None) -> DiskInfo:
@@ -311,3 +324,25 @@ def probe_disk(path: str, source: Path | None = None) -> DiskInfo:
     if context is not None:
         wait_for_udev([name])
     return _probe(name, context, _mounts(), _swaps(), boot_medium_disks(source))
+
+
+def probe_machine(
+    root: Path = Path("/"), source: Path | None = None, only: list[str] | None = None
+) -> MachineSnapshot:
+    """The one machine probe: hardware facts and every disk (or only the named ones), read
+    only. root points the reads at a recorded sysfs/procfs tree (tests); source is the payload
+    or ISO being installed (its disk is the boot medium)."""
+    from engine_installer.machine.hardware import disk_controller, probe_hardware, sysfs_disks
+
+    snapshot = probe_hardware(root)
+    if root != Path("/"):
+        disks = sysfs_disks(root)
+    elif only:
+        disks = [probe_disk(path, source) for path in only]
+    else:
+        disks = probe_disks(source)
+    for disk in disks:
+        if not disk.controller:
+            disk.controller = disk_controller(root, os.path.basename(disk.path))
+    snapshot.disks = disks
+    return snapshot

@@ -1,0 +1,1 @@
+"""Base layer: errors, progress events, versions and the run log. Imports nothing above it."""

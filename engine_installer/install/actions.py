@@ -1,0 +1,373 @@
+"""The disk plan as data (the curtin pattern): an ordered list of actions, validated before
+anything runs, shown by every face with the same words, and executed one by one by runner.py.
+
+Each action names its target device, a title a technician reads ("Writing Engine 5.0 (build
+50) into slot B"), a detail for the log, and says whether it destroys what is there (wipe) or
+keeps it (preserve). Validation enforces the safety rules in one place: an upgrade never wipes
+and never touches storage's VMs or the slot that boots today, and switches only after the new
+slot is verified; an install marks itself complete last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine_installer.base.errors import UserError
+from engine_installer.ondisk.layout import (
+    ALIGNMENT,
+    ESP_NUMBER,
+    LABEL_ESP,
+    LABEL_STORAGE,
+    SLOT_PARTITION_NUMBERS,
+    STORAGE_NUMBER,
+    PartitionSpec,
+    compute_layout,
+    partition_path,
+    slot_other,
+)
+from engine_installer.ondisk.payload import Manifest
+
+KINDS = (
+    "partition",
+    "format",
+    "marker",
+    "write-slot",
+    "verify-slot",
+    "bootloader",
+    "slot-options",
+    "bootenv",
+    "config",
+    "repair-table",
+    "bios-boot",
+    "save-report",
+)
+# Progress weight of a step that is not a byte copy, in "bytes": every step moves the bar.
+SMALL_STEP = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DiskAction:
+    kind: str
+    target: str  # the device the action writes (or reads, for verify-slot)
+    title: str  # what the technician reads: "Writing Engine 5.0 (build 50) into slot B"
+    detail: str = ""  # the technical line for the log and the dry run
+    params: dict[str, Any] = field(default_factory=dict)
+    wipe: bool = False  # destroys what the target holds
+    preserve: bool = False  # explicitly keeps what the target holds
+    weight: int = SMALL_STEP  # share of the overall progress bar (bytes moved)
+
+
+def _human(size: int) -> str:
+    for unit, div in (("GiB", 1024**3), ("MiB", 1024**2)):
+        if size >= div:
+            return f"{size / div:.1f} {unit}"
+    return f"{size} B"
+
+
+def _slot_options(
+    esp: str, slot: str, kernel_args: list[str], keyboard: str, verb: str = "Setting"
+) -> DiskAction:
+    args = " ".join(kernel_args) or "none"
+    return DiskAction(
+        "slot-options",
+        esp,
+        f"{verb} the boot options of slot {slot}",
+        f"slot {slot}: keyboard {keyboard}, kernel arguments: {args}",
+        {"slot": slot, "kernel_args": list(kernel_args), "keyboard": keyboard},
+    )
+
+
+def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, verb: str):
+    return DiskAction(
+        "config",
+        storage,
+        f"{verb} the Engine configuration",
+        f"engine/config.json on {storage}: keyboard {keyboard}, Engine {manifest.version} "
+        f"build {manifest.build}",
+        {"keyboard": keyboard, "kernel_args": list(kernel_args)},
+    )
+
+
+def _save_report(storage: str, what: str) -> DiskAction:
+    return DiskAction(
+        "save-report",
+        storage,
+        f"Saving the {what} report and the log on the disk",
+        f"engine/reports/ and engine/logs/ on {storage}",
+    )
+
+
+def install_actions(
+    disk: str,
+    disk_size: int,
+    manifest: Manifest,
+    keyboard: str,
+    kernel_args: list[str],
+    disk_serial: str = "",
+    reinstall: bool = False,
+) -> list[DiskAction]:
+    """New GPT, filesystems, slot A, boot loader, boot options, marker complete last."""
+    specs = compute_layout(disk_size, manifest.slot_size)
+    esp = partition_path(disk, ESP_NUMBER)
+    storage = partition_path(disk, STORAGE_NUMBER)
+    slot_a = partition_path(disk, SLOT_PARTITION_NUMBERS["A"])
+    table = "; ".join(f"{s.number} {s.label} {_human(s.size)}" for s in specs)
+    size = manifest.root_image.size
+    return [
+        DiskAction(
+            "partition",
+            disk,
+            f"Erasing {disk} and partitioning it" if reinstall else f"Partitioning {disk}",
+            f"new GPT on {disk}: {table}",
+            {"specs": specs},
+            wipe=True,
+        ),
+        DiskAction(
+            "format",
+            esp,
+            "Creating the EFI system partition",
+            f"mkfs.fat -F 32 on {esp}",
+            {"fstype": "vfat"},
+            wipe=True,
+        ),
+        DiskAction(
+            "marker",
+            esp,
+            "Recording that the install has started",
+            f"install marker complete=false on {esp}",
+            {"mode": "new", "slot": "A", "disk_serial": disk_serial},
+        ),
+        DiskAction(
+            "format",
+            storage,
+            "Creating the storage partition",
+            f"mkfs.ext4 on {storage}",
+            {"fstype": "ext4"},
+            wipe=True,
+        ),
+        DiskAction(
+            "write-slot",
+            slot_a,
+            f"Writing {manifest.label()} into slot A",
+            f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) "
+            f"to {slot_a}",
+            {"slot": "A"},
+            wipe=True,
+            weight=size,
+        ),
+        DiskAction(
+            "verify-slot",
+            slot_a,
+            "Verifying slot A",
+            f"read back {slot_a} against the manifest SHA-256",
+            {"slot": "A"},
+            weight=size,
+        ),
+        DiskAction(
+            "bootloader",
+            disk,
+            "Installing the boot loader (BIOS and UEFI)",
+            f"GRUB in engine-bios and the MBR of {disk}; EFI/BOOT/BOOTX64.EFI and grub.cfg on "
+            f"{esp}",
+        ),
+        _slot_options(esp, "A", kernel_args, keyboard),
+        DiskAction(
+            "bootenv",
+            esp,
+            "Making slot A the boot default",
+            "boot environment: engine_active=A",
+            {"active": "A", "trial": "", "tries": 0},
+        ),
+        _config(storage, manifest, kernel_args, keyboard, "Writing"),
+        DiskAction(
+            "marker",
+            esp,
+            "Marking the install complete",
+            f"install marker complete=true on {esp}",
+            {"mode": "complete"},
+        ),
+        _save_report(storage, "installation"),
+    ]
+
+
+def upgrade_actions(
+    disk: str,
+    manifest: Manifest,
+    active_slot: str,
+    keyboard: str,
+    kernel_args: list[str],
+    downgrade: bool = False,
+) -> list[DiskAction]:
+    """New version into the inactive slot, verified, then the one-sector boot switch."""
+    new = slot_other(active_slot)
+    target = partition_path(disk, SLOT_PARTITION_NUMBERS[new])
+    esp = partition_path(disk, ESP_NUMBER)
+    storage = partition_path(disk, STORAGE_NUMBER)
+    size = manifest.root_image.size
+    what = "downgrade" if downgrade else "upgrade"
+    return [
+        DiskAction(
+            "write-slot",
+            target,
+            f"Writing {manifest.label()} into slot {new}",
+            f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) to "
+            f"{target}; slot {active_slot} keeps booting until the switch",
+            {"slot": new},
+            wipe=True,
+            weight=size,
+        ),
+        DiskAction(
+            "verify-slot",
+            target,
+            f"Verifying slot {new}",
+            f"read back {target} against the manifest SHA-256",
+            {"slot": new},
+            weight=size,
+        ),
+        _slot_options(esp, new, kernel_args, keyboard),
+        DiskAction(
+            "marker",
+            esp,
+            f"Recording Engine {manifest.version} in slot {new}",
+            f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
+            {"mode": "slot-table", "slot": new},
+        ),
+        DiskAction(
+            "bootenv",
+            esp,
+            f"Switching to slot {new} for a trial boot (slot {active_slot} stays the fallback)",
+            f"boot environment: engine_active={active_slot} engine_trial={new} engine_tries=3",
+            {"active": active_slot, "trial": new, "tries": 3},
+        ),
+        DiskAction(
+            "marker",
+            esp,
+            f"Recording Engine {manifest.version} as the installed version",
+            f"install marker: version {manifest.version} build {manifest.build} slot {new}",
+            {"mode": "switch", "slot": new},
+        ),
+        _config(storage, manifest, kernel_args, keyboard, "Updating"),
+        _save_report(storage, what),
+    ]
+
+
+def repair_actions(
+    disk: str,
+    repairs: list[str],
+    bios_boot: bool,
+    active_slot: str,
+    marker: dict[str, Any] | None,
+) -> list[DiskAction]:
+    """Restore what detection found damaged; nothing is wiped and storage is not touched."""
+    esp = partition_path(disk, ESP_NUMBER)
+    storage = partition_path(disk, STORAGE_NUMBER)
+    actions = []
+    if "gpt" in repairs:
+        actions.append(
+            DiskAction(
+                "repair-table",
+                disk,
+                f"Repairing the partition table of {disk} from its good copy",
+                f"sgdisk --move-second-header {disk} (rebuilds the damaged copy and the "
+                "protective MBR from the good copy)",
+            )
+        )
+    if bios_boot:
+        actions.append(
+            DiskAction(
+                "bios-boot",
+                disk,
+                "Restoring the BIOS boot code",
+                f"grub-bios-setup on {disk} (boot code in the MBR, core in engine-bios)",
+            )
+        )
+    if "marker" in repairs:
+        actions.append(
+            DiskAction(
+                "marker",
+                esp,
+                "Rewriting the install marker from what the slots hold",
+                f"install marker on {esp}",
+                {"mode": "rebuild", "marker": dict(marker or {})},
+            )
+        )
+    if "bootenv" in repairs:
+        actions.append(
+            DiskAction(
+                "bootenv",
+                esp,
+                f"Rewriting the boot environment (slot {active_slot} boots)",
+                f"boot environment: engine_active={active_slot}",
+                {"active": active_slot, "trial": "", "tries": 0, "create": True},
+            )
+        )
+    actions.append(_save_report(storage, "repair"))
+    return actions
+
+
+def _check_specs(specs: list[PartitionSpec], disk_size: int) -> None:
+    end = ALIGNMENT
+    for spec in specs:
+        if spec.start < end or spec.start % ALIGNMENT or spec.size <= 0:
+            raise UserError(f"internal layout error at partition {spec.number}: report a bug")
+        end = spec.start + spec.size
+    if end > disk_size - ALIGNMENT // 2:
+        raise UserError("internal layout error: partitions exceed the disk; report a bug")
+
+
+def validate_actions(
+    actions: list[DiskAction], kind: str, disk: str, disk_size: int, active_slot: str = ""
+) -> None:
+    """Refuse a plan that breaks a safety rule; runs before anything is written."""
+    for action in actions:
+        if action.kind not in KINDS:
+            raise UserError(f"internal error: unknown disk action {action.kind}; report a bug")
+        if not action.target.startswith(disk):
+            raise UserError(f"internal error: action {action.kind} leaves {disk}; report a bug")
+    if kind in ("install", "reinstall"):
+        if actions[0].kind != "partition":
+            raise UserError("internal error: an install must start with partitioning")
+        _check_specs(actions[0].params["specs"], disk_size)
+        markers = [a for a in actions if a.kind == "marker"]
+        if markers[-1].params.get("mode") != "complete" or actions[-2] is not markers[-1]:
+            raise UserError("internal error: the install marker must be written last")
+        labels = [s.label for s in actions[0].params["specs"]]
+        if LABEL_ESP not in labels or LABEL_STORAGE not in labels:
+            raise UserError("internal error: layout lacks ESP or storage; report a bug")
+        return
+    if any(a.wipe or a.kind in ("partition", "format") for a in actions if a.kind != "write-slot"):
+        raise UserError(f"internal error: a {kind} never repartitions or formats; report a bug")
+    if kind == "repair":
+        return
+    # Upgrade and downgrade: only the inactive slot is written, switch after verify.
+    active = partition_path(disk, SLOT_PARTITION_NUMBERS[active_slot])
+    verified = False
+    for action in actions:
+        if action.target == active:
+            raise UserError(f"internal error: {kind} would write {action.target}; report a bug")
+        if action.kind == "verify-slot":
+            verified = True
+        if action.kind == "bootenv" and not verified:
+            raise UserError("internal error: boot switch before the slot is verified")
+
+
+def step_lines(actions: list[DiskAction]) -> list[str]:
+    """ "Step i of N: title" for every action: the words the summary, the dry run, the
+    progress screen and the log all use."""
+    return [step_line(i, len(actions), a) for i, a in enumerate(actions, 1)]
+
+
+def step_line(index: int, total: int, action: DiskAction) -> str:
+    return f"Step {index} of {total}: {action.title}"
+
+
+def format_actions(actions: list[DiskAction]) -> str:
+    """The dry run's listing: each step line, its technical detail and what it destroys."""
+    lines = []
+    for index, action in enumerate(actions, 1):
+        tag = " [erases]" if action.wipe else " [keeps]" if action.preserve else ""
+        lines.append(step_line(index, len(actions), action) + tag)
+        if action.detail:
+            lines.append(f"    {action.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,301 @@
+"""prepare(plan, machine, media): the one place that decides what the installer will do.
+
+Pure: it probes nothing and writes nothing. Given the plan (filled by the screens or an answer
+file), a machine snapshot (probed live, or recorded for a dry run) and the media's manifest, it
+decides the action (install, upgrade, reinstall, downgrade, repair), collects every refusal as
+data (faces word them: install/refusals.py), builds the ordered action list and the upgrade
+report. The text UI, answer files, the dry run, the real run and the update kit all call it, so
+what any of them shows is what the disk gets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from engine_installer.hw.check import FAIL, HwReport, check_machine
+from engine_installer.install.actions import (
+    DiskAction,
+    install_actions,
+    repair_actions,
+    upgrade_actions,
+    validate_actions,
+)
+from engine_installer.install.plan import Action, Plan
+from engine_installer.install.refusals import Refusal
+from engine_installer.install.report import UpgradeReport, needs_pv_upgrade, will_not_run
+from engine_installer.install.results import InstallResult
+from engine_installer.machine.snapshot import (
+    ENGINE_STATES,
+    REPAIR_BIOS_BOOT,
+    STATE_DAMAGED,
+    STATE_FOREIGN,
+    STATE_INCOMPLETE,
+    STATE_NEWER,
+    STATE_REPAIRABLE,
+    DetectedInstall,
+    DiskInfo,
+    MachineSnapshot,
+)
+from engine_installer.ondisk.cmdline import MAX_TOTAL_LENGTH, merged_kernel_args
+from engine_installer.ondisk.layout import SLOT_LABELS, minimum_disk_size, slot_other
+from engine_installer.ondisk.payload import Manifest
+
+log = logging.getLogger("engine_installer")
+
+# What each action is called on every screen, in the log and in results.
+KIND_WORDS = {
+    "install": "install",
+    "reinstall": "reinstall",
+    "upgrade": "upgrade",
+    "downgrade": "downgrade",
+    "repair": "repair",
+}
+
+
+@dataclass
+class Prepared:
+    plan: Plan
+    manifest: Manifest
+    disk: DiskInfo | None
+    install: DetectedInstall | None  # what detection found on the target (None: blank)
+    kind: str  # install | reinstall | upgrade | downgrade | repair ("" when refused early)
+    refusals: list[Refusal] = field(default_factory=list)
+    actions: list[DiskAction] = field(default_factory=list)
+    report: UpgradeReport | None = None
+    hardware: HwReport | None = None
+    kernel_args: list[str] = field(default_factory=list)  # the plan's plus the profile's
+    active_slot: str = ""  # upgrade: the slot that boots today (kept as the fallback)
+    new_slot: str = ""  # the slot the new version goes into
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    @property
+    def previous_version(self) -> str:
+        found = self.install
+        return found.version if found and found.is_engine else ""
+
+    def result(self, steps: list[str]) -> InstallResult:
+        """What a finished run (real or simulated) of these actions hands back."""
+        assert self.disk is not None
+        repair = self.kind == "repair" and self.install is not None
+        return InstallResult(
+            action=self.kind,
+            disk=self.disk.path,
+            version=self.install.version if repair else self.manifest.version,
+            build=self.install.build if repair else self.manifest.build,
+            slot=self.new_slot or self.active_slot,
+            previous_version=self.previous_version,
+            report=self.report,
+            steps=steps,
+        )
+
+
+def find_disk(machine: MachineSnapshot, target: str) -> DiskInfo | None:
+    """The disk a plan names: its path or one of its /dev/disk/by-id links."""
+    for disk in machine.disks:
+        if target == disk.path or target in disk.by_id:
+            return disk
+    return None
+
+
+def find_install(machine: MachineSnapshot, disk: str) -> DetectedInstall | None:
+    return next((i for i in machine.installs if i.disk == disk), None)
+
+
+def target_refusals(disk: DiskInfo, manifest: Manifest) -> list[Refusal]:
+    """Why a disk cannot take Engine at all, whatever the action (the target list uses it)."""
+    refusals = []
+    if disk.is_boot_medium:
+        refusals.append(Refusal("boot-medium", disk.path))
+    elif disk.in_use:
+        refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
+    if disk.read_only:
+        refusals.append(Refusal("read-only", disk.path))
+    need = minimum_disk_size(manifest.slot_size)
+    if disk.size < need:
+        refusals.append(
+            Refusal(
+                "too-small",
+                disk.path,
+                {
+                    "size": f"{disk.size / 1e9:.2f} GB",
+                    "need": f"{need / 1e9:.2f} GB",
+                    "version": manifest.version,
+                },
+            )
+        )
+    return refusals
+
+
+def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> tuple[str, list]:
+    """The action for the plan and what is on the disk, or the refusals (pure rules)."""
+    disk = plan.target or ""
+    state = install.state if install else ""
+    engine = install is not None and install.is_engine
+    if plan.action is Action.REINSTALL:
+        return "reinstall", []
+    if plan.action is Action.REPAIR:
+        if state == STATE_REPAIRABLE:
+            return "repair", []
+        if not engine:
+            return "", [Refusal("no-engine", disk, {"reason": _what(install)})]
+        if state in (STATE_DAMAGED, STATE_INCOMPLETE):
+            return "", [Refusal("not-repairable", disk, {"reason": install.reason})]
+        return "", [Refusal("nothing-to-repair", disk, {"reason": _what(install)})]
+    if plan.action is Action.INSTALL:
+        if engine:
+            return "", [
+                Refusal(
+                    "holds-engine",
+                    disk,
+                    {"version": install.version or "?", "vms": str(len(install.vms))},
+                )
+            ]
+        return "install", []
+    # AUTO and UPGRADE keep what is on the disk.
+    if state == STATE_REPAIRABLE:
+        return "", [Refusal("needs-repair", disk, {"reason": install.reason})]
+    if state in (STATE_DAMAGED, STATE_INCOMPLETE):
+        return "", [Refusal("damaged", disk, {"reason": install.reason})]
+    if state in ENGINE_STATES:
+        if state == STATE_NEWER:
+            if not plan.allow_downgrade:
+                blocked = will_not_run(install.vms, manifest.version)
+                names = (
+                    ", ".join(f"{vm.name} ({vm.kind}, for {vm.published_for})" for vm in blocked)
+                    or "none of its VMs"
+                )
+                return "", [
+                    Refusal(
+                        "downgrade",
+                        disk,
+                        {"version": install.version, "media": manifest.version, "vms": names},
+                    )
+                ]
+            return "downgrade", []
+        return "upgrade", []
+    if plan.action is Action.UPGRADE:
+        return "", [Refusal("no-engine", disk, {"reason": _what(install)})]
+    if state == STATE_FOREIGN:
+        return "", [Refusal("not-blank", disk, {"reason": install.reason})]
+    return "install", []
+
+
+def _what(install: DetectedInstall | None) -> str:
+    if install is None:
+        return "the disk is blank"
+    return f"{install.state}: {install.reason}" if install.reason else install.state
+
+
+def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepared:
+    """Decide everything for plan on machine with manifest's Engine; writes nothing."""
+    prepared = Prepared(plan, manifest, None, None, "")
+    if not plan.eula_accepted:
+        prepared.refusals.append(Refusal("eula"))
+    if not plan.target:
+        prepared.refusals.append(Refusal("no-target"))
+        return prepared
+    disk = find_disk(machine, plan.target)
+    if disk is None:
+        prepared.refusals.append(Refusal("unknown-disk", plan.target))
+        return prepared
+    prepared.disk = disk
+    install = find_install(machine, disk.path)
+    prepared.install = install
+    prepared.refusals += target_refusals(disk, manifest)
+    hardware = check_machine(machine)
+    prepared.hardware = hardware
+    if hardware.verdict == FAIL and not plan.lab_override:
+        reason = "; ".join(item.message for item in hardware.blocking)
+        prepared.refusals.append(Refusal("hardware", disk.path, {"reason": reason}))
+    kind, refusals = decide(_with_disk(plan, disk.path), install, manifest)
+    prepared.kind = kind
+    prepared.refusals += refusals
+    args = merged_kernel_args(hardware.kernel_args, plan.kernel_args)
+    if len(" ".join(args)) > MAX_TOTAL_LENGTH:
+        args = list(plan.kernel_args)  # the plan's own were checked; drop the profile's
+    prepared.kernel_args = args
+    if not kind:
+        return prepared
+    prepared.report = _report(kind, disk, install, manifest)
+    if kind in ("install", "reinstall"):
+        prepared.new_slot = "A"
+        prepared.actions = install_actions(
+            disk.path,
+            disk.size,
+            manifest,
+            plan.keyboard,
+            args,
+            disk_serial=disk.serial,
+            reinstall=kind == "reinstall",
+        )
+    elif kind == "repair":
+        assert install is not None
+        prepared.active_slot = install.active_slot or "A"
+        prepared.actions = repair_actions(
+            disk.path,
+            install.repairs,
+            bios_boot=REPAIR_BIOS_BOOT in install.repairs,
+            active_slot=prepared.active_slot,
+            marker=_rebuilt_marker(install),
+        )
+    else:
+        assert install is not None
+        active = install.active_slot or "A"
+        new = slot_other(active)
+        prepared.active_slot, prepared.new_slot = active, new
+        span = install.partitions.get(SLOT_LABELS[new])
+        if span and manifest.root_image.size > span[2]:
+            prepared.refusals.append(
+                Refusal("slot-too-small", disk.path, {"media": manifest.version, "slot": new})
+            )
+            return prepared
+        prepared.actions = upgrade_actions(
+            disk.path, manifest, active, plan.keyboard, args, downgrade=kind == "downgrade"
+        )
+    validate_actions(prepared.actions, kind, disk.path, disk.size, active_slot=prepared.active_slot)
+    return prepared
+
+
+def _with_disk(plan: Plan, path: str) -> Plan:
+    """The plan with its target resolved to the disk's path (a by-id link names the same)."""
+    from dataclasses import replace
+
+    return replace(plan, target=path)
+
+
+def _report(
+    kind: str, disk: DiskInfo, install: DetectedInstall | None, manifest: Manifest
+) -> UpgradeReport:
+    keeps = kind in ("upgrade", "downgrade", "repair")
+    vms = install.vms if install and keeps else []
+    return UpgradeReport(
+        action=kind,
+        disk=disk.path,
+        from_version=install.version if install and install.is_engine else "",
+        to_version=manifest.version if kind != "repair" else (install.version if install else ""),
+        to_build=manifest.build,
+        media_pv_driver=manifest.pv_driver,
+        vms_needing_pv_upgrade=needs_pv_upgrade(vms, manifest.pv_driver, manifest.version)
+        if kind in ("upgrade", "downgrade")
+        else [],
+        vms_that_will_not_run=will_not_run(vms, manifest.version) if kind == "downgrade" else [],
+    )
+
+
+def _rebuilt_marker(install: DetectedInstall) -> dict:
+    """The marker a repair writes when no copy survived: from what the slots hold."""
+    slot = install.active_slot or "A"
+    return {
+        "product": "Engine",
+        "version": install.version,
+        "build": install.build,
+        "installed_at": install.installed_at,
+        "slot": slot,
+        "disk_serial": "",
+        "complete": True,
+        "slots": {s: {"version": i.version, "build": i.build} for s, i in install.slots.items()},
+    }

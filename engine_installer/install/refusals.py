@@ -1,0 +1,129 @@
+"""Why prepare() will not run a plan, as data, and the words each face uses for it.
+
+prepare() returns Refusal objects; it never words them. The text UI shows `sentence()` (what is
+wrong and what the technician can do on screen), answer files and the CLIs show `hint()` (the
+same, naming the answer-file key to change). Every refusal the product can give is listed here,
+once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine_installer.base.errors import RefusedError, UserError
+
+# code → (sentence for the screens, hint for answer files). {placeholders} come from detail.
+WORDS: dict[str, tuple[str, str]] = {
+    "eula": (
+        "The licence agreement was not accepted.",
+        'the licence agreement was not accepted: set eula = "accepted" in [install]',
+    ),
+    "no-target": (
+        "No disk was chosen.",
+        'no target disk chosen: set target = "/dev/..." in [install]',
+    ),
+    "unknown-disk": (
+        "{disk} is not a disk of this laptop.",
+        "{disk} is not a disk on this machine: name a whole disk such as /dev/sda (see lsblk)",
+    ),
+    "boot-medium": (
+        "{disk} is the boot medium the installer runs from.",
+        "{disk} is the boot medium this installer runs from: choose another disk",
+    ),
+    "in-use": (
+        "{disk} is in use ({reason}).",
+        "{disk} is in use ({reason}): unmount or release it, or choose another disk",
+    ),
+    "read-only": (
+        "{disk} is read-only.",
+        "{disk} is read-only: choose a writable disk or remove write-protect",
+    ),
+    "too-small": (
+        "{disk} is too small ({size}; Engine {version} needs {need}).",
+        "{disk} is too small ({size}; Engine {version} needs at least {need}): "
+        "choose a bigger disk",
+    ),
+    "hardware": (
+        "This laptop failed the hardware check: {reason}",
+        "this machine failed the hardware check ({reason}); set lab_override = true in "
+        "[install] only on a lab machine",
+    ),
+    "not-blank": (
+        "{disk} is not empty ({reason}). Choose it on the target list to erase it.",
+        '{disk} is not empty ({reason}); action = "auto" installs only on a blank disk: '
+        'use action = "install" to erase it',
+    ),
+    "holds-engine": (
+        "{disk} already holds Engine {version} with {vms} VM(s). Upgrade keeps them; "
+        "Remove and reinstall erases them.",
+        '{disk} already holds Engine {version} with {vms} VM(s): use action = "upgrade" to '
+        'keep them or "reinstall" to erase them',
+    ),
+    "no-engine": (
+        "{disk} holds no Engine to upgrade ({reason}).",
+        '{disk} holds no Engine to upgrade ({reason}): use action = "install"',
+    ),
+    "needs-repair": (
+        "The Engine disk {disk} needs a repair first: {reason}. Repair keeps its VMs.",
+        "{disk} holds Engine with a damaged disk structure ({reason}); its VMs are intact: "
+        'repair it first with action = "repair", then upgrade',
+    ),
+    "nothing-to-repair": (
+        "Nothing on {disk} needs a repair ({reason}).",
+        '{disk} needs no repair ({reason}): use action = "auto" or "upgrade"',
+    ),
+    "not-repairable": (
+        "The Engine install on {disk} cannot be repaired: {reason}.",
+        '{disk} cannot be repaired ({reason}): use action = "reinstall" to erase it and '
+        "install afresh",
+    ),
+    "damaged": (
+        "The Engine install on {disk} is damaged: {reason}. Only Remove and reinstall can fix "
+        "it; that erases its VMs.",
+        '{disk} holds a damaged Engine install ({reason}): use action = "reinstall" to erase '
+        "it and install afresh",
+    ),
+    "downgrade": (
+        "{disk} holds Engine {version}, newer than this medium's {media}. A downgrade stops "
+        "these VMs: {vms}. Tick the confirmation to downgrade anyway.",
+        "{disk} holds Engine {version}, newer than this medium's {media}; a downgrade stops "
+        "VMs published for the newer Engine: {vms}; set allow_downgrade = true in [install] "
+        "to do it anyway",
+    ),
+    "slot-too-small": (
+        "Engine {media} does not fit slot {slot} of {disk}; only Remove and reinstall can "
+        "re-partition it (that erases the VMs).",
+        'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to '
+        "re-partition it (erases the VMs)",
+    ),
+    "disk-changed": (
+        "{disk} changed since it was checked ({reason}). Go back and check it again.",
+        "{disk} changed while the installer was preparing ({reason}): run the installer again",
+    ),
+}
+
+# Refusals caused by what the user asked (bad input) rather than by protecting a disk.
+INPUT_CODES = frozenset({"eula", "no-target", "unknown-disk"})
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    disk: str = ""
+    detail: dict[str, str] = field(default_factory=dict)
+
+    def _fill(self, template: str) -> str:
+        return template.format(disk=self.disk, **self.detail)
+
+    def sentence(self) -> str:
+        """For the screens: a sentence a technician can act on without an answer file."""
+        return self._fill(WORDS[self.code][0])
+
+    def hint(self) -> str:
+        """For answer files and CLIs: problem and the key to change (no trailing period)."""
+        return self._fill(WORDS[self.code][1])
+
+    def error(self) -> UserError:
+        """The exception a CLI raises for it (exit 2 for bad input, 3 for refusals)."""
+        cls = UserError if self.code in INPUT_CODES else RefusedError
+        return cls(self.hint())
