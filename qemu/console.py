@@ -99,6 +99,21 @@ class SerialConsole:
                 raise HarnessError(f"{needle!r} not on screen after {timeout:.0f} s:\n{screen}")
             time.sleep(0.3)
 
+    def wait_focused(self, label: str, timeout: float = 30.0) -> str:
+        """Wait until `label` is in the focused text (under emulation on a busy machine the
+        guest can take seconds to act on a key); return the focused text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            focused = self.focused()
+            if label in focused:
+                return focused
+            if not self.vm.running or time.monotonic() > deadline:
+                raise HarnessError(
+                    f"{label!r} is not focused after {timeout:.0f} s (focused: {focused!r}):\n"
+                    f"{self.text()}"
+                )
+            time.sleep(0.2)
+
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> str:
         """Wait until the guest has written nothing for `seconds` (a redraw has finished)."""
         deadline = time.monotonic() + timeout

@@ -8,8 +8,9 @@
 
 TCG only: nested KVM hangs on the CI machines, so asking for KVM (accel="kvm" or
 ENGINE_QEMU_ACCEL=kvm) fails at once with a plain message instead of hanging. The serial console
-is a unix-socket chardev (keys go in through it) whose log file records every byte the guest
-wrote, from power-on, whether or not anyone is connected; wait_for() polls that log. A monitor
+is a unix-socket chardev: keys go in through it, and QEMU starts the guest only once the harness
+is connected, so a reader thread gets every byte from power-on; wait_for() polls those bytes
+(QEMU's own log file, kept as an artifact, can repeat bytes under load). A monitor
 socket gives screendump (PNG artifacts on failure). The VM is always killed when the context
 exits; on an exception a screenshot is saved in the workdir first.
 """
@@ -111,6 +112,7 @@ class VM:
         # (host time, bytes received so far) per chunk from the serial socket: when each
         # console byte arrived (boot-time breakdowns, qemu/boot_times.py).
         self.console_arrivals: list[tuple[float, int]] = []
+        self._drainer: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -134,10 +136,13 @@ class VM:
             "std",
         ]
         if self.serial_socket is not None:
-            # Keys go in through the socket; the log file gets every byte from power-on.
+            # Keys go in through the socket, and every byte comes out of it from power-on: QEMU
+            # waits for the harness to connect before it starts the guest (wait=on). The log
+            # file is a copy for people (artifacts); under load QEMU's log can repeat bytes of
+            # a write the slow socket client took in parts, so the harness reads the socket.
             cmd += [
                 "-chardev",
-                f"socket,id=ser0,path={self.serial_socket},server=on,wait=off,"
+                f"socket,id=ser0,path={self.serial_socket},server=on,wait=on,"
                 f"logfile={self.log_path},logappend=on",
                 "-serial",
                 "chardev:ser0",
@@ -248,6 +253,7 @@ class VM:
             )
         self.console_stream = bytearray()
         self.console_arrivals = []
+        self._drainer = None
         self.__dict__.pop("_serial_conn", None)
         try:
             self._connect_serial()
@@ -341,6 +347,11 @@ class VM:
 
     # -- console ----------------------------------------------------------------------------
     def serial_bytes(self) -> bytes:
+        """Every byte the guest wrote to its serial port since power-on."""
+        if self._drainer is not None:
+            if not self.running:
+                self._drainer.join(timeout=5)  # QEMU is gone: take in what it last sent
+            return bytes(self.console_stream)
         if self.log_path is None or not self.log_path.exists():
             return b""
         return self.log_path.read_bytes()
@@ -379,13 +390,14 @@ class VM:
                     ) from None
                 time.sleep(0.05)
         self._serial_conn = conn
-        threading.Thread(
+        self._drainer = threading.Thread(
             target=_drain, args=(conn, self.console_stream, self.console_arrivals), daemon=True
-        ).start()
+        )
+        self._drainer.start()
 
     def console_bytes(self) -> bytes:
-        """Everything QEMU sent to the serial client since start (the console driver's view;
-        the log file holds the same bytes plus anything before the connection)."""
+        """Everything QEMU sent to the serial client since power-on (the console driver's
+        view; the same as serial_bytes())."""
         return bytes(self.console_stream)
 
     def arrival_time(self, offset: int) -> float | None:

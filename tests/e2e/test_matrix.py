@@ -134,7 +134,7 @@ def through_keyboard(
     With firmware ("bios"/"uefi"), the welcome screen's hardware check must recognise the
     machine as the matching QEMU lab profile (hw-profiles/qemu-q35-{seabios,ovmf}.toml)."""
     console.wait_for("1/5 Install choice", timeout=GUEST_TIMEOUT)
-    assert "Install Engine" in console.focused()
+    console.wait_focused("Install Engine")
     console.press("enter")
     screen = console.wait_for("2/5 Welcome")
     assert f"Welcome to the Engine {version}" in screen
@@ -144,9 +144,9 @@ def through_keyboard(
         assert f"Compatibility: PASS  ({profile} profile)" in screen, screen
     console.press("enter")
     console.wait_for("3/5 Licence agreement")
-    assert "< Back >" in console.focused()  # the safe default
+    console.wait_focused("< Back >")  # the safe default
     console.press("tab")
-    assert "< Accept >" in console.focused()
+    console.wait_focused("< Accept >")
     console.press("enter")
     console.wait_for("4/5 Keyboard layout")
     if layout:
@@ -163,9 +163,9 @@ QEMU_PROFILES = {  # the name= of hw-profiles/qemu-q35-seabios.toml and qemu-q35
 
 def confirm_summary(console: SerialConsole, button: str) -> str:
     screen = console.wait_for("Summary")
-    assert "< Back >" in console.focused()
+    console.wait_focused("< Back >")
     console.press("tab")
-    assert f"< {button} >" in console.focused()
+    console.wait_focused(f"< {button} >")
     console.press("enter")
     return screen
 
@@ -173,7 +173,7 @@ def confirm_summary(console: SerialConsole, button: str) -> str:
 def power_off(console: SerialConsole, vm) -> None:
     """The done screen's Power off: the machine switches off (QEMU exits)."""
     console.press("tab")
-    assert "< Power off >" in console.focused()
+    console.wait_focused("< Power off >")
     console.press("enter")
     vm.wait_exit(120)
 
@@ -182,7 +182,7 @@ def fresh_install(console: SerialConsole, vm, disk_line: str, layout: str = "") 
     through_keyboard(console, "5.0", layout)
     screen = console.wait_for("5/5 Target disk", timeout=120)
     assert "No Engine installation was found" in screen
-    assert disk_line in console.focused()
+    console.wait_focused(disk_line)
     console.press("enter")
     summary = confirm_summary(console, "Install Engine")
     assert "WILL BE ERASED" in summary
@@ -241,7 +241,7 @@ def test_upgrade_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
         screen = console.wait_for("An Engine installation was found", timeout=120)
         assert "Engine 4.5 (build 45), can be upgraded" in screen
         assert "This medium:  Engine 5.0 (build 50)" in screen
-        assert "< Upgrade >" in console.focused()
+        console.wait_focused("< Upgrade >")
         console.press("enter")
         summary = confirm_summary(console, "Upgrade Engine")
         assert "kept" in summary
@@ -269,7 +269,7 @@ def test_remove_and_reinstall_over_serial(tmp_path, payloads, tool_initramfs, en
         through_keyboard(console, "5.0")
         console.wait_for("An Engine installation was found", timeout=120)
         console.press("tab")
-        assert "< Remove and reinstall >" in console.focused()
+        console.wait_focused("< Remove and reinstall >")
         console.press("enter")
         summary = confirm_summary(console, "Erase and reinstall")
         assert "ALL DATA ON /dev/sda WILL BE ERASED" in summary
@@ -297,7 +297,7 @@ def test_downgrade_refused_over_serial(tmp_path, payloads, tool_initramfs, engin
         assert "stops running (for 5.0)" in vms["finance-desktop"]
         assert "stops running (for 5.0)" in vms["field-notes"]
         assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
-        assert "< Back >" in console.focused()
+        console.wait_focused("< Back >")
         console.press("tab", "enter")  # Downgrade, without ticking the confirmation
         console.wait_for("Tick the confirmation to")
     raw = flatten(disk, tmp_path / "after.raw")
@@ -382,7 +382,7 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
         # Issue 7: hw-check in the live system recognises the QEMU lab profile of this firmware.
         through_keyboard(console, "5.0", "de", firmware=firmware)
         screen = console.wait_for("5/5 Target disk", timeout=300)
-        assert "QEMU HARDDISK" in console.focused()
+        console.wait_focused("QEMU HARDDISK")
         if media == "usb":  # the stick the installer runs from is never offered
             assert "not offered" in screen and "boot medium" in screen
         console.press("enter")
@@ -474,7 +474,7 @@ def test_iso_remove_and_reinstall(tmp_path, installer_iso, engine45_disk):
         through_keyboard(console, "5.0")
         console.wait_for("An Engine installation was found", timeout=300)
         console.press("tab")
-        assert "< Remove and reinstall >" in console.focused()
+        console.wait_focused("< Remove and reinstall >")
         console.press("enter")
         summary = confirm_summary(console, "Erase and reinstall")
         assert "WILL BE ERASED" in summary
@@ -501,7 +501,7 @@ def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
         assert "stops running (for 5.0)" in vms["finance-desktop"]
         assert "stops running (for 5.0)" in vms["field-notes"]
         assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
-        assert "< Back >" in console.focused()
+        console.wait_focused("< Back >")
         console.press("tab", "enter")  # Downgrade, without ticking the confirmation
         console.wait_for("Tick the confirmation to")
     assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from engine_installer.machine import probe
 from engine_installer.iso.bootloader import LOADING_MESSAGE
+from engine_installer.machine import probe
 from engine_installer.tui import boot_times
 from qemu.boot_times import PHASES, BootTimes, from_stream
 
