@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,21 +27,23 @@ from pathlib import Path
 from engine_installer.base.errors import RefusedError, UserError
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
-from engine_installer.disks import esp, filesystems
+from engine_installer.disks import esp, filesystems, nvram
 from engine_installer.disks.blockcopy import Copied
 from engine_installer.disks.bootloader import install_bios_boot, install_bootloader
+from engine_installer.disks.efi_chain import update_chain
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
 from engine_installer.disks.lock import disk_write_lock
-from engine_installer.disks.mounts import mounted
+from engine_installer.disks.mounts import mounted_rw, release_own
 from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
 from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
 from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
+from engine_installer.install.refusals import Refusal
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
-from engine_installer.ondisk.bootenv import BootEnv, bootenv_values, format_grubenv, parse_grubenv
+from engine_installer.ondisk.bootenv import BootEnv, updated_block
 from engine_installer.ondisk.esp import read_file
 from engine_installer.ondisk.layout import (
     CONFIG_PATH,
@@ -50,6 +53,7 @@ from engine_installer.ondisk.layout import (
     SLOT_ENV_PATHS,
     SLOT_PARTITION_NUMBERS,
     STORAGE_NUMBER,
+    TRUST_DIR,
     partition_path,
 )
 from engine_installer.ondisk.payload import Manifest
@@ -60,7 +64,13 @@ Recheck = Callable[[], Prepared]
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGHUP arrived while the disk was being written."""
+    """SIGTERM, SIGHUP or SIGINT arrived while the disk was being written."""
+
+
+def _release_all(signals: _Signals) -> None:
+    with signals.protected():
+        for what in release_own():
+            log.info("released %s", what)
 
 
 class _Executor:
@@ -130,8 +140,19 @@ class _Executor:
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
-        with esp.staged(partition_path(action.target, ESP_NUMBER)) as root:
-            install_bootloader(action.target, root)
+        esp_partition = partition_path(action.target, ESP_NUMBER)
+        with esp.staged(esp_partition) as root:
+            install_bootloader(action.target, root, self.p.manifest)
+        if self.p.manifest.boot_chain:
+            self._boot_entry(esp_partition)
+
+    def do_bootchain(self, action: DiskAction) -> None:
+        update_chain(action.target, self.p.manifest, lambda: self._boot_entry(action.target))
+
+    def _boot_entry(self, esp_partition: str) -> None:
+        """The firmware boot entry for EFI/debian's shim (only on the live system, UEFI)."""
+        assert self.p.disk is not None
+        log.info(nvram.register(self.p.disk.path, ESP_NUMBER, esp_partition))
 
     def do_bios_boot(self, action: DiskAction) -> None:
         install_bios_boot(action.target)
@@ -166,18 +187,14 @@ class _Executor:
             tries=action.params["tries"],
         )
         current = read_file(action.target, GRUBENV_PATH)
-        values: dict[str, str] = {}
-        with contextlib.suppress(ValueError):
-            values = parse_grubenv(current or b"")
-        # Ours first, so they stay in the block's first sector: the switch is one sector.
-        block = format_grubenv(bootenv_values(env) | values | bootenv_values(env))
+        block = updated_block(current, env)
         if current is None or len(current) != len(block):
             esp.write_file(action.target, GRUBENV_PATH, block)
         else:
             esp.rewrite_in_place(action.target, GRUBENV_PATH, block)
 
     def do_config(self, action: DiskAction) -> None:
-        with mounted(action.target, "ext4") as storage:
+        with mounted_rw(action.target, "ext4") as storage:
             path = storage / CONFIG_PATH
             config: dict = {}
             with contextlib.suppress(OSError, ValueError):
@@ -196,9 +213,15 @@ class _Executor:
                 config["previous_version"] = previous
             atomic_write(path, (json.dumps(config, indent=2) + "\n").encode())
 
+    def do_trust(self, action: DiskAction) -> None:
+        certs = self.p.manifest.trust_certs
+        with mounted_rw(action.target, "ext4") as storage:
+            for name in action.params["names"]:
+                atomic_write(storage / TRUST_DIR / name, certs[name])
+
     def do_save_report(self, action: DiskAction) -> None:
         report = self.p.report
-        with mounted(action.target, "ext4") as storage:
+        with mounted_rw(action.target, "ext4") as storage:
             if report is not None:
                 report.created_at = self.when
                 target = storage / report.file_name()
@@ -224,17 +247,16 @@ def _check_unchanged(prepared: Prepared, recheck: Recheck | None) -> None:
         first = fresh.refusals[0]
         raise RefusedError(first.hint())
     if _fingerprint(fresh) != _fingerprint(prepared):
-        raise RefusedError(
-            f"{disk} changed since it was checked (the installer would now do something "
-            "else): nothing was written; start again to see what it holds now"
-        )
+        reason = "the installer would now do something else; nothing was written"
+        raise Refusal("disk-changed", disk, {"reason": reason}).error()
 
 
 def _after_failure(prepared: Prepared, index: int) -> str:
     """What the disk holds after step index failed or was cut off: one clause."""
-    kinds = [a.kind for a in prepared.actions[: index - 1]]
+    done = prepared.actions[: index - 1]
+    kinds = [a.kind for a in done]
     if prepared.kind in ("upgrade", "downgrade"):
-        switched = "bootenv" in kinds
+        switched = any(a.kind == "bootenv" and a.params.get("trial") for a in done)
         old = prepared.previous_version or "the old Engine"
         if not switched:
             return (
@@ -251,24 +273,39 @@ def _after_failure(prepared: Prepared, index: int) -> str:
     return f"the disk holds no complete Engine now: run the {prepared.kind} again"
 
 
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise Interrupted in the main thread, so `with` blocks unwind."""
-    import threading
+class _Signals:
+    """SIGTERM, SIGHUP and SIGINT end a run: the handler raises Interrupted in the main thread,
+    so the step in progress unwinds through its `with` blocks. Inside protected() (the final
+    cleanup) a signal is only noted, so nothing can cut the cleanup short."""
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    NAMES = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
-    def handler(signum: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+    def __init__(self) -> None:
+        self.received = ""
+        self._protected = False
+        self._previous: dict[int, object] = {}
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def _handler(self, signum: int, _frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        if not self._protected:
+            raise Interrupted(self.received)
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.NAMES}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def protected(self) -> Iterator[None]:
+        self._protected = True
+        try:
+            yield
+        finally:
+            self._protected = False
 
 
 def execute(
@@ -285,7 +322,11 @@ def execute(
     total = len(p.actions)
     executor = _Executor(p, progress)
     lines = []
-    with _signals_interrupt(), disk_write_lock(p.disk.path):
+    with _Signals() as signals, contextlib.ExitStack() as stack:
+        # Registered first, so it runs last, after the lock is released: every mount and temp
+        # file of this process goes, whatever stopped the run.
+        stack.callback(lambda: _release_all(signals))
+        stack.enter_context(disk_write_lock(p.disk.path))
         _check_unchanged(p, recheck)
         if p.kind not in ("install", "reinstall") and p.actions[0].kind != "repair-table":
             # An existing table (the kernel may not know it yet, e.g. a fresh loop device).
@@ -311,6 +352,12 @@ def execute(
                 log.error("%s failed: %s", line, err)
                 raise type(err)(f"{err}; {_after_failure(p, index)}") from None
             except Exception as err:
+                if signals.received:  # a signal cut a tool or a cleanup short
+                    log.error("%s interrupted (%s): %s", line, signals.received, err)
+                    raise UserError(
+                        f"interrupted during step {index} of {total} ({action.title}); "
+                        f"{_after_failure(p, index)}"
+                    ) from None
                 log.exception("%s failed unexpectedly", line)
                 raise UserError(
                     f"step {index} of {total} ({action.title}) failed: "

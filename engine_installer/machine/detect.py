@@ -15,6 +15,7 @@ non-blank ("foreign") disk. Only a disk with neither is blank.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -39,6 +40,8 @@ from engine_installer.machine.snapshot import (
     SlotInfo,
 )
 from engine_installer.ondisk import esp
+from engine_installer.ondisk.bootchain import RECORD_PATH as CHAIN_RECORD_PATH
+from engine_installer.ondisk.bootchain import parse_record
 from engine_installer.ondisk.bootenv import parse_bootenv
 from engine_installer.ondisk.gpt import inspect_gpt
 from engine_installer.ondisk.layout import (
@@ -57,6 +60,8 @@ from engine_installer.ondisk.payload import Manifest
 from engine_installer.ondisk.vms import VMInfo, parse_vm_json
 
 log = logging.getLogger("engine_installer")
+# A device pulled or a loop device detached while it is read.
+VANISHED = (errno.ENOENT, errno.ENXIO, errno.ENODEV)
 ESP_FIXED_OFFSET = ALIGNMENT + BIOS_BOOT_SIZE  # where every Engine layout puts its ESP
 
 
@@ -140,6 +145,8 @@ def inspect_disk(disk: DiskInfo, media: Manifest | None) -> DetectedInstall | No
     try:
         gpt = inspect_gpt(disk.path)
     except OSError as err:
+        if err.errno in VANISHED:
+            raise
         found.state = STATE_FOREIGN
         found.reason = f"the disk cannot be read ({err.strerror})"
         return found
@@ -240,6 +247,7 @@ def _read_engine(
         found.state = STATE_INCOMPLETE
         found.reason = f"the install of {found.version} build {found.build} never finished"
         return
+    found.boot_chain = parse_record(esp.read_file(path, CHAIN_RECORD_PATH, esp_offset))
     env_raw = esp.read_file(path, GRUBENV_PATH, esp_offset)
     try:
         bootenv = parse_bootenv(env_raw, GRUBENV_PATH) if env_raw is not None else None
@@ -309,7 +317,9 @@ def _marker_from_slots(releases: dict[str, dict[str, str]]) -> dict:
 def _inspect_or_skip(disk: DiskInfo, media: Manifest | None) -> DetectedInstall | None:
     try:
         return inspect_disk(disk, media)
-    except FileNotFoundError as err:
+    except OSError as err:
+        if err.errno not in VANISHED:
+            raise
         log.warning("%s vanished during detection (%s); skipped", disk.path, err)
         return None
 

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
+from engine_installer.ondisk.layout import SLOT_LABELS
 
 log = logging.getLogger("engine_installer")
 SYS_BLOCK = Path("/sys/block")
@@ -214,6 +216,17 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         pprops = part_props.get(path, {})
         devnum = _read(part / "dev")
         mountpoint = mounts.get(devnum, "")
+        busy = ""
+        owner = owner_pid(mountpoint) if mountpoint else None
+        if owner is not None and alive(owner):
+            busy = f"another Engine installer (pid {owner}) is writing it"
+            info.busy_installer = owner
+        elif mountpoint:
+            busy = f"partition {path} is mounted at {mountpoint}"
+        elif path in swaps:
+            busy = f"partition {path} is active swap"
+        elif _entries(part / "holders"):
+            busy = f"partition {path} is held by {_holders(part)}"
         info.partitions.append(
             PartitionInfo(
                 path=path,
@@ -222,14 +235,11 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
                 label=pprops.get("ID_PART_ENTRY_NAME", pprops.get("PART_ENTRY_NAME", "")),
                 fstype=pprops.get("ID_FS_TYPE", pprops.get("TYPE", "")),
                 mountpoint=mountpoint,
+                in_use=busy,
             )
         )
-        if mountpoint:
-            reasons.append(f"partition {path} is mounted at {mountpoint}")
-        elif path in swaps:
-            reasons.append(f"partition {path} is active swap")
-        elif _entries(part / "holders"):
-            reasons.append(f"partition {path} is held by {_holders(part)}")
+        if busy:
+            reasons.append(busy)
     if mounts.get(_read(sys_path / "dev")):
         reasons.insert(0, f"{device} is mounted at {mounts[_read(sys_path / 'dev')]}")
     if device in swaps:
@@ -346,3 +356,20 @@ def probe_machine(
             disk.controller = disk_controller(root, os.path.basename(disk.path))
     snapshot.disks = disks
     return snapshot
+
+
+def booted_engine_disk() -> str | None:
+    """The Engine disk this system runs from: the disk whose slot partition is mounted as /
+    (None in a live system, a rescue shell, or anything that is not an installed Engine)."""
+    try:
+        devnum = os.stat("/").st_dev
+    except OSError:
+        return None
+    sys_dev = Path(f"/sys/dev/block/{os.major(devnum)}:{os.minor(devnum)}")
+    if not (sys_dev / "partition").exists():
+        return None
+    partition = f"/dev/{Path(os.path.realpath(sys_dev)).name}"
+    label = _blkid([partition]).get(partition, {}).get("PART_ENTRY_NAME", "")
+    if label not in SLOT_LABELS.values():
+        return None
+    return _whole_disk_of_devnum(devnum)

@@ -3,12 +3,22 @@
 Layout (all under one directory called engine/):
     manifest.json   {"product", "version", "build", "slot_size", "created", "pv_driver",
                      "artifacts": {"root": {"path", "sha256", "size"}, "kernel": {...},
-                                   "initrd": {...}}}
+                                   "initrd": {...}, ["shim", "grub", "mm": {...}]},
+                     ["boot_chain": {"shim": <version>, "grub": <version>}],
+                     ["secure_boot": true|false]}
     root.img        the slot image: an ext4 filesystem written block for block into a slot.
                     It carries /boot/vmlinuz and /boot/initrd.img (the same bytes as the
                     kernel and initrd artifacts) so a slot is self-contained and GRUB boots
                     it straight from its partition.
     vmlinuz, initrd.img
+    efi/shimx64.efi, efi/grubx64.efi, efi/mmx64.efi
+                    the signed UEFI boot chain (shim, signed GRUB, MOK manager) the installer
+                    puts on the ESP, and its Debian package versions in "boot_chain"; a payload
+                    without them (Engine before Secure Boot support) gets a GRUB built by the
+                    installer, which boots with Secure Boot off only. "secure_boot": true says
+                    Engine runs with Secure Boot on (signed chain and kernel); missing = false.
+    trust/*.pem     optional: the certificates whose signed update kits an Engine installed from
+                    this medium accepts (copied into its trust store, see docs/update-kit.md)
 
 Every field is checked by type before anything uses it: a bad manifest is one error line naming
 the field, never a traceback and never a half-written disk.
@@ -20,7 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,12 +39,19 @@ from engine_installer.base.versions import parse_version
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = ("root", "kernel", "initrd")
+CHAIN_ARTIFACTS = ("shim", "grub", "mm")  # with "boot_chain": the signed UEFI chain
+CHAIN_COMPONENTS = ("shim", "grub")  # the versions "boot_chain" records (mm ships with shim)
 HASH_CHUNK = 4 * 1024 * 1024
 MiB = 1024 * 1024
 MIN_SLOT_SIZE = MiB
 MAX_MANIFEST_BYTES = 1024 * 1024
 _BUILD = re.compile(r"[A-Za-z0-9._+-]{1,32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+TRUST_SUBDIR = "trust"  # in the payload directory: engine/trust/*.pem on a medium
+_TRUST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.pem")
+MAX_TRUST_CERTS = 16
+MAX_TRUST_CERT_BYTES = 64 * 1024
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -58,10 +75,22 @@ class Manifest:
     directory: Path  # the payload directory, or the ISO file it was read from
     pv_driver: str = ""  # PV-driver version this Engine brings for its VMs
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # fields we do not use
+    boot_chain: dict[str, str] = field(default_factory=dict)  # component → package version
+    # Engine runs with Secure Boot on; None when not known (a recorded medium in a dry run).
+    secure_boot: bool | None = None
+    # The medium's update-kit certificates (trust/*.pem): name → PEM bytes, checked against
+    # the medium's SHA256SUMS when it has one. Installs copy them into the trust store.
+    trust_certs: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def root_image(self) -> Artifact:
         return self.artifacts["root"]
+
+    def chain_artifacts(self) -> dict[str, Artifact]:
+        """The signed UEFI chain ({} for a payload without one)."""
+        if not self.boot_chain:
+            return {}
+        return {name: self.artifacts[name] for name in CHAIN_ARTIFACTS}
 
     def label(self) -> str:
         return f"{self.product} {self.version} (build {self.build})"
@@ -78,6 +107,35 @@ def find_payload_dir(source: Path) -> Path:
     )
 
 
+def check_trust_cert(name: str, data: bytes, where: str) -> bytes:
+    """One update-kit certificate of a medium: a PEM certificate under a plain file name."""
+    if not _TRUST_NAME.fullmatch(name):
+        raise UserError(
+            f"{where}: trust certificate name {name!r} is invalid (letters, digits, . _ - and "
+            "the suffix .pem): rebuild the medium"
+        )
+    if len(data) > MAX_TRUST_CERT_BYTES or PEM_CERTIFICATE not in data:
+        raise UserError(f"{where}: {name} is not a PEM certificate: rebuild the medium")
+    return data
+
+
+def read_trust_dir(directory: Path, where: str) -> dict[str, bytes]:
+    """The certificates in a payload's trust/ directory ({} when it has none)."""
+    if not directory.is_dir():
+        return {}
+    names = sorted(p.name for p in directory.iterdir() if p.is_file())
+    if len(names) > MAX_TRUST_CERTS:
+        raise UserError(f"{where} holds {len(names)} files; at most {MAX_TRUST_CERTS} fit")
+    certs = {}
+    for name in names:
+        try:
+            data = (directory / name).read_bytes()
+        except OSError as err:
+            raise UserError(f"{where}/{name} cannot be read ({err.strerror})") from None
+        certs[name] = check_trust_cert(name, data, where)
+    return certs
+
+
 def load_manifest(payload_dir: Path) -> Manifest:
     """The manifest of a payload directory, every field checked."""
     path = payload_dir / MANIFEST_NAME
@@ -92,7 +150,9 @@ def load_manifest(payload_dir: Path) -> Manifest:
     def locate(relpath: str) -> tuple[Path, int]:
         return payload_dir / relpath, 0
 
-    return parse_manifest(data, str(path), payload_dir, locate)
+    manifest = parse_manifest(data, str(path), payload_dir, locate)
+    certs = read_trust_dir(payload_dir / TRUST_SUBDIR, str(payload_dir / TRUST_SUBDIR))
+    return replace(manifest, trust_certs=certs) if certs else manifest
 
 
 def parse_manifest(
@@ -144,11 +204,25 @@ def parse_manifest(
     slot_size = raw.get("slot_size")
     if not _is_int(slot_size) or slot_size < MIN_SLOT_SIZE or slot_size % MiB:
         raise bad("slot_size", slot_size, f"a whole number of MiB, at least {MIN_SLOT_SIZE}")
+    boot_chain = raw.get("boot_chain", {})
+    if not isinstance(boot_chain, dict) or (
+        boot_chain
+        and (
+            sorted(boot_chain) != sorted(CHAIN_COMPONENTS)
+            or not all(isinstance(v, str) and v for v in boot_chain.values())
+        )
+    ):
+        raise bad("boot_chain", boot_chain, f"the versions of {' and '.join(CHAIN_COMPONENTS)}")
+    secure_boot = raw.get("secure_boot", False)
+    if not isinstance(secure_boot, bool):
+        raise bad("secure_boot", secure_boot, "true or false")
+    if secure_boot and not boot_chain:
+        raise bad("secure_boot", secure_boot, "true only with a boot_chain")
     entries = raw.get("artifacts")
     if not isinstance(entries, dict):
         raise bad("artifacts", entries, "an object naming root, kernel and initrd")
     artifacts = {}
-    for name in ARTIFACT_NAMES:
+    for name in ARTIFACT_NAMES + (CHAIN_ARTIFACTS if boot_chain else ()):
         entry = entries.get(name)
         key = f"artifacts.{name}"
         if not isinstance(entry, dict):
@@ -179,7 +253,8 @@ def parse_manifest(
         )
     if artifacts["root"].size > slot_size:
         raise bad("slot_size", slot_size, "at least the size of the root image")
-    known = {"product", "version", "build", "created", "pv_driver", "slot_size", "artifacts"}
+    known = {"product", "version", "build", "created", "pv_driver", "slot_size", "artifacts",
+             "boot_chain", "secure_boot"}  # fmt: skip
     return Manifest(
         product=product,
         version=version,
@@ -190,6 +265,8 @@ def parse_manifest(
         directory=directory,
         pv_driver=pv_driver,
         extra={k: v for k, v in raw.items() if k not in known},
+        boot_chain=dict(boot_chain),
+        secure_boot=secure_boot,
     )
 
 
@@ -210,6 +287,20 @@ def sha256_file(path: Path, chunk: int = HASH_CHUNK, offset: int = 0, size: int 
             digest.update(block)
             left -= len(block) if left > 0 else 0
     return digest.hexdigest()
+
+
+def read_artifact(artifact: Artifact) -> bytes:
+    """An artifact's bytes (from its file, or in place from an ISO), checked against the
+    manifest: for the small ones (the boot chain), read whole."""
+    with open(artifact.path, "rb") as handle:
+        handle.seek(artifact.offset)
+        data = handle.read(artifact.size)
+    if len(data) != artifact.size or hashlib.sha256(data).hexdigest() != artifact.sha256:
+        raise UserError(
+            f"payload file {artifact.medium_path or artifact.path} does not match its manifest "
+            "hash: the medium is damaged, rewrite it"
+        )
+    return data
 
 
 def verify_artifact(artifact: Artifact) -> None:

@@ -36,8 +36,7 @@ from diskhelpers import (
 from engine_installer.base.errors import UserError
 from engine_installer.disks.lock import disk_write_lock, lock_path
 from engine_installer.install.plan import Action, Plan
-from engine_installer.install.prepare import prepare
-from engine_installer.install.runner import execute, run_plan
+from engine_installer.install.runner import run_plan
 from engine_installer.ondisk.payload import load_manifest, write_manifest
 
 MiB = 1024 * 1024
@@ -112,7 +111,7 @@ def test_slot_write_io_error_ends_the_install(big_payload: Path, tmp_path: Path)
                 at_slot.append(used(mount))
 
         with loop_device(mount / "good.img", DISK) as disk:
-            run_plan(Plan(target=disk, eula_accepted=True), manifest, measure)
+            run_plan(Plan(target=disk, eula_accepted=True, lab_override=True), manifest, measure)
         (mount / "good.img").unlink()
         assert at_slot and manifest.root_image.size > 2 * ROOM
         run(["mount", "-o", f"remount,size={at_slot[0] + ROOM}", str(mount)])
@@ -149,7 +148,8 @@ def test_slot_write_io_error_ends_the_install(big_payload: Path, tmp_path: Path)
                     failed_at.append(time.monotonic())
 
             with pytest.raises(UserError, match="failed at byte") as caught:
-                run_plan(Plan(target=disk, eula_accepted=True), manifest, note)
+                plan = Plan(target=disk, eula_accepted=True, lab_override=True)
+                run_plan(plan, manifest, note)
             assert time.monotonic() - failed_at[0] < EXIT_WITHIN
             assert "the disk holds no complete Engine now" in str(caught.value)
             assert engine_threads() == []
@@ -174,12 +174,12 @@ def test_closed_stdout_never_stops_the_install(make_loop, payloads, tmp_path: Pa
     finally:
         proc.kill()
         proc.wait()
-    assert all(line.startswith("[") for line in head), head
+    assert len([line for line in head if line.strip()]) == 3, head
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr
     mark = marker(disk)
     assert (mark["version"], mark["complete"]) == ("4.5", True)
-    assert slot_release(disk, "A") == "ENGINE 4.5 build 45"
+    assert "VERSION=4.5" in slot_release(disk, "A")
     assert grubenv(disk, tmp_path)["engine_active"] == "A"
 
 
@@ -193,12 +193,10 @@ def test_install_payload_mismatch_found_while_writing(make_loop, payloads, tmp_p
     with open(manifest.root_image.path, "r+b") as handle:
         handle.seek(manifest.root_image.size - 4096)
         handle.write(b"\xff" * 16)
-    prepared = prepare(
-        Plan(action=Action.INSTALL, target=disk, eula_accepted=True), manifest, verify=False
-    )
     phases: list[str] = []
+    plan = Plan(action=Action.INSTALL, target=disk, eula_accepted=True, lab_override=True)
     with pytest.raises(UserError, match="changed or read wrongly") as caught:
-        execute(prepared, lambda event: phases.append(event.phase))
+        run_plan(plan, manifest, lambda event: phases.append(event.phase))
     assert "the disk holds no complete Engine now: run the install again" in str(caught.value)
     assert "write-slot" in phases and "verify-slot" not in phases and "bootloader" not in phases
     assert marker(disk)["complete"] is False
