@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, PartitionInfo
 from engine_installer.ondisk.layout import SLOT_LABELS
@@ -25,6 +26,7 @@ UDEV_DATA = Path("/run/udev/data")  # udev's database: b<major>:<minor> per bloc
 UDEV_WAIT_SECONDS = 60.0
 BY_ID = Path("/dev/disk/by-id")
 LIVE_MEDIUM = Path("/run/live/medium")
+LIVE_ROOT = "/run/live/"  # live-boot's medium, layers and toram copies live below it
 # Device-mapper, RAM disks, optical drives and zram are never install targets.
 SKIP_PREFIXES = ("ram", "dm-", "md", "sr", "zram", "fd", "nbd")
 
@@ -219,14 +221,16 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         busy = ""
         owner = owner_pid(mountpoint) if mountpoint else None
         if owner is not None and alive(owner):
-            busy = f"another Engine installer (pid {owner}) is writing it"
+            busy = _("another Engine installer (pid {pid}) is writing it").format(pid=owner)
             info.busy_installer = owner
         elif mountpoint:
-            busy = f"partition {path} is mounted at {mountpoint}"
+            busy = _("partition {path} is mounted at {mount}").format(path=path, mount=mountpoint)
         elif path in swaps:
-            busy = f"partition {path} is active swap"
+            busy = _("partition {path} is active swap").format(path=path)
         elif _entries(part / "holders"):
-            busy = f"partition {path} is held by {_holders(part)}"
+            busy = _("partition {path} is held by {holders}").format(
+                path=path, holders=_holders(part)
+            )
         info.partitions.append(
             PartitionInfo(
                 path=path,
@@ -241,11 +245,14 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
         if busy:
             reasons.append(busy)
     if mounts.get(_read(sys_path / "dev")):
-        reasons.insert(0, f"{device} is mounted at {mounts[_read(sys_path / 'dev')]}")
+        mount = mounts[_read(sys_path / "dev")]
+        reasons.insert(0, _("{path} is mounted at {mount}").format(path=device, mount=mount))
     if device in swaps:
-        reasons.insert(0, f"{device} is active swap")
+        reasons.insert(0, _("{path} is active swap").format(path=device))
     if _entries(sys_path / "holders"):
-        reasons.insert(0, f"{device} is held by {_holders(sys_path)}")
+        reasons.insert(
+            0, _("{path} is held by {holders}").format(path=device, holders=_holders(sys_path))
+        )
     info.in_use = reasons[0] if reasons else ""
     info.is_boot_medium = device in boot
     return info
@@ -253,7 +260,7 @@ def _probe(name: str, context, mounts: dict[str, str], swaps: set[str], boot: se
 
 def _holders(sys_path: Path) -> str:
     names = sorted(h.name for h in _entries(sys_path / "holders"))
-    return ", ".join(names) + " (LVM, RAID or encryption)"
+    return _("{names} (LVM, RAID or encryption)").format(names=", ".join(names))
 
 
 def _is_candidate(name: str) -> bool:
@@ -297,8 +304,26 @@ def wait_for_udev(names: list[str], timeout: float = UDEV_WAIT_SECONDS) -> bool:
     return True
 
 
+def medium_loop_backing(name: str, mounts: dict[str, str]) -> str:
+    """What makes loop device `name` part of the live medium, or ''.
+
+    live-boot stacks the medium's squashfs layers on loop devices (backed by
+    /run/live/medium/live/*.squashfs, or a copy under /run/live/ with toram) and mounts them
+    under /run/live/rootfs/. They are never targets and nothing a technician can act on, so
+    the target list does not show them (the log does). Loop devices elsewhere (tests, a
+    technician's own image) are listed as usual."""
+    if not name.startswith("loop"):
+        return ""
+    backing = _read(SYS_BLOCK / name / "loop" / "backing_file")
+    if backing.startswith(LIVE_ROOT):
+        return backing
+    mount = mounts.get(_read(SYS_BLOCK / name / "dev"), "")
+    return f"mounted at {mount}" if mount.startswith(LIVE_ROOT) else ""
+
+
 def probe_disks(source: Path | None = None) -> list[DiskInfo]:
-    """Every whole disk with a medium (loop devices included: tests use them)."""
+    """Every whole disk with a medium (loop devices included: tests use them), except the
+    boot medium's own loop devices (medium_loop_backing)."""
     context = _udev_context()
     names = sorted(n.name for n in SYS_BLOCK.iterdir() if _is_candidate(n.name))
     if context is not None:
@@ -308,6 +333,10 @@ def probe_disks(source: Path | None = None) -> list[DiskInfo]:
     for name in names:
         if not (SYS_BLOCK / name).exists():
             log.info("/dev/%s vanished while probing; skipped", name)
+            continue
+        backing = medium_loop_backing(name, mounts)
+        if backing:
+            log.info("/dev/%s not listed: it is part of the boot medium (%s)", name, backing)
             continue
         info = _probe(name, context, mounts, swaps, boot)
         if info.size:

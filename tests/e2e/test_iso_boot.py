@@ -60,9 +60,9 @@ def harddisk_iso(tmp_path_factory):
 
 
 def test_boot_from_first_hard_disk_entry(harddisk_iso, tmp_path):
-    """The third menu entry boots the laptop's disk, not the medium: its MBR under BIOS, its
-    ESP's EFI/BOOT/BOOTX64.EFI under UEFI (a few seconds after GRUB's menu). The two small VMs
-    (one vCPU each, each its own disk) run side by side."""
+    """The "Boot from the first hard disk" entry boots the laptop's disk, not the medium: its
+    MBR under BIOS, its ESP's EFI/BOOT/BOOTX64.EFI under UEFI (seconds after GRUB's menu). The
+    two small VMs (one vCPU each, each its own disk) run side by side."""
     vms = {}
     for firmware in ("bios", "uefi"):
         work = tmp_path / firmware
