@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
@@ -20,6 +21,9 @@ from engine_installer.ondisk.layout import SLOT_LABELS
 
 log = logging.getLogger("engine_installer")
 SYS_BLOCK = Path("/sys/block")
+UDEV_CONTROL = Path("/run/udev/control")  # exists while a udev daemon runs
+UDEV_DATA = Path("/run/udev/data")  # udev's database: b<major>:<minor> per block device seen
+UDEV_WAIT_SECONDS = 60.0
 BY_ID = Path("/dev/disk/by-id")
 LIVE_MEDIUM = Path("/run/live/medium")
 LIVE_ROOT = "/run/live/"  # live-boot's medium, layers and toram copies live below it
@@ -74,7 +78,7 @@ def _swaps() -> set[str]:
 
 def _udev_context():
     """A pyudev context when a udev daemon runs (its database exists), else None."""
-    if not Path("/run/udev/control").exists():
+    if not UDEV_CONTROL.exists():
         return None
     try:
         import pyudev
@@ -282,6 +286,40 @@ def _is_candidate(name: str) -> bool:
     return _read(SYS_BLOCK / name / "size", "0") != "0"
 
 
+def _devnums(name: str) -> list[str]:
+    """major:minor of a disk and of each of its partitions (none when it has vanished)."""
+    sys_path = SYS_BLOCK / name
+    try:
+        parts = [p for p in sys_path.iterdir() if (p / "partition").exists()]
+    except OSError:
+        return []
+    return [n for n in (_read(p / "dev") for p in [sys_path, *parts]) if n]
+
+
+def wait_for_udev(names: list[str], timeout: float = UDEV_WAIT_SECONDS) -> bool:
+    """Wait until udev has seen these disks and their partitions, then for its queue to drain.
+
+    The live system starts the installer while udev's coldplug may still be running, and a
+    device the coldplug has not reached yet has no by-id links or properties. udev records
+    each device it has processed in its database, so wait for those records (not for a
+    fixed time), then `udevadm settle` for events still in flight. False when the time ran
+    out: the probe then goes on with what sysfs and blkid say."""
+    deadline = time.monotonic() + timeout
+    waiting = [n for name in names for n in _devnums(name)]
+    while waiting and time.monotonic() < deadline:
+        waiting = [n for n in waiting if not (UDEV_DATA / f"b{n}").exists()]
+        if waiting:
+            time.sleep(0.1)
+    left = max(1, round(deadline - time.monotonic()))
+    settled = subprocess.run(["udevadm", "settle", f"--timeout={left}"],
+                             capture_output=True, check=False).returncode == 0  # fmt: skip
+    if waiting or not settled:
+        log.warning("udev has not processed %s after %.0f s", ", ".join(waiting) or "its queue",
+                    timeout)  # fmt: skip
+        return False
+    return True
+
+
 def medium_loop_backing(name: str, mounts: dict[str, str]) -> str:
     """What makes loop device `name` part of the live medium, or ''.
 
@@ -303,14 +341,13 @@ def probe_disks(source: Path | None = None) -> list[DiskInfo]:
     """Every whole disk with a medium (loop devices included: tests use them), except the
     boot medium's own loop devices (medium_loop_backing)."""
     context = _udev_context()
+    names = sorted(n.name for n in SYS_BLOCK.iterdir() if _is_candidate(n.name))
+    if context is not None:
+        wait_for_udev(names)
     mounts, swaps, boot = _mounts(), _swaps(), boot_medium_disks(source)
     # A network boot's medium lives in RAM: listing it would name a disk that does not exist.
     hidden = {disk for disk in boot if is_ram_medium(disk)}
-    names = sorted(
-        n.name
-        for n in SYS_BLOCK.iterdir()
-        if _is_candidate(n.name) and f"/dev/{n.name}" not in hidden
-    )
+    names = [name for name in names if f"/dev/{name}" not in hidden]
     disks = []
     for name in names:
         if not (SYS_BLOCK / name).exists():
@@ -341,7 +378,10 @@ def probe_disk(path: str, source: Path | None = None) -> DiskInfo:
         raise UserError(f"{path} is not a block device: name a whole disk such as /dev/sda")
     if _read(sys_path / "size", "0") == "0":
         raise UserError(f"{path} has no medium (size 0): attach or insert the disk first")
-    return _probe(name, _udev_context(), _mounts(), _swaps(), boot_medium_disks(source))
+    context = _udev_context()
+    if context is not None:
+        wait_for_udev([name])
+    return _probe(name, context, _mounts(), _swaps(), boot_medium_disks(source))
 
 
 def probe_machine(
