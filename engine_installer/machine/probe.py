@@ -46,6 +46,12 @@ def _read(path: Path, default: str = "") -> str:
         return default
 
 
+def _int(path: Path, default: int = 0) -> int:
+    """A number from sysfs; default when the file vanished or holds no number."""
+    text = _read(path)
+    return int(text) if text.isdigit() else default
+
+
 def _entries(path: Path) -> list[Path]:
     """A sysfs directory's entries; [] when it vanished (a disk pulled, a table re-read)."""
     try:
@@ -178,7 +184,7 @@ class _Machine:
         entry = self.sys_block / name
         self._add(name, _read(entry / "dev"))
         parts = [p for p in _entries(entry) if (p / "partition").exists()]
-        self.partitions[name] = sorted(parts, key=lambda p: int(_read(p / "partition", "0")))
+        self.partitions[name] = sorted(parts, key=lambda p: _int(p / "partition"))
         for part in parts:
             self._add(part.name, _read(part / "dev"))
             self.parent[part.name] = name
@@ -316,12 +322,12 @@ class _Machine:
     def candidates(self) -> list[str]:
         """Whole disks with a medium (unattached loop devices and empty readers have size 0)."""
         names = [n for n in self.disk_names if not n.startswith(SKIP_PREFIXES)]
-        return [n for n in names if _read(self.sys_block / n / "size", "0") not in ("", "0")]
+        return [n for n in names if _int(self.sys_block / n / "size")]
 
     def disk(self, name: str) -> DiskInfo | None:
         """The disk's record, or None when it vanished or lost its medium while probing."""
         entry = self.sys_block / name
-        size = int(_read(entry / "size", "0") or "0") * SECTOR
+        size = _int(entry / "size") * SECTOR
         if not size:
             log.info("/dev/%s vanished while probing; skipped", name)
             return None
@@ -342,7 +348,7 @@ class _Machine:
             or _read(entry / "serial")
             or (_usb_serial(real) if bus == "usb" else ""),
             bus=bus,
-            logical_sector_size=int(_read(entry / "queue" / "logical_block_size", "512") or 512),
+            logical_sector_size=_int(entry / "queue" / "logical_block_size", 512),
             removable=_read(entry / "removable") == "1",
             read_only=_read(entry / "ro") == "1",
             by_id=sorted(self.by_id.get(device, [])),
@@ -377,8 +383,8 @@ class _Machine:
             result.append(
                 PartitionInfo(
                     path=path,
-                    number=int(_read(part / "partition", "0") or "0"),
-                    size=int(_read(part / "size", "0") or "0") * SECTOR,
+                    number=_int(part / "partition"),
+                    size=_int(part / "size") * SECTOR,
                     label=pprops.get("ID_PART_ENTRY_NAME", pprops.get("PART_ENTRY_NAME", "")),
                     fstype=pprops.get("ID_FS_TYPE", pprops.get("TYPE", "")) or self._fstype(devnum),
                     mountpoint=mountpoints[0] if mountpoints else "",
@@ -434,7 +440,7 @@ def _disk_name(path: str) -> str:
                 f"{path} is a partition, not a whole disk: name the disk itself (see lsblk)"
             )
         raise UserError(f"{path} is not a block device: name a whole disk such as /dev/sda")
-    if _read(LIVE / "sys" / "block" / name / "size", "0") == "0":
+    if not _int(LIVE / "sys" / "block" / name / "size"):
         raise UserError(f"{path} has no medium (size 0): attach or insert the disk first")
     return name
 
