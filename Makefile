@@ -11,7 +11,7 @@ APT_PACKAGES := \
 	qemu-system-x86 qemu-utils ovmf \
 	xorriso genisoimage mmdebstrap squashfs-tools \
 	busybox-static linux-image-amd64 kmod cpio zstd xz-utils \
-	udev kbd console-data imagemagick \
+	udev kbd console-data imagemagick openssl \
 	libparted-dev pkg-config python3-dev python3-venv gcc
 APT_STAMP := $(VENV)/.apt-stamp
 

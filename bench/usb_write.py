@@ -3,7 +3,7 @@
 
     sudo .venv/bin/python bench/usb_write.py [--size-mib 1024] [--rounds 5] [--stick]
 
-Goals (issue 14), each printed beside its figure:
+Goals, each printed beside its figure:
   write phase vs `dd bs=4M oflag=direct conv=fsync` (throughput ratio)         >= 0.95x
   write + verify vs that dd + `dd bs=4M iflag=direct` read-back (time ratio)  <= 1.15x
 

@@ -50,7 +50,8 @@ def run_detect(args) -> int:
     machine = live_snapshot(media, source=location, only=args.disk or None)
     installs = machine.installs
     if args.json:
-        print(json.dumps([i.to_json() for i in installs], indent=2))
+        entries = [dict(i.to_json(), hint=STATE_HINTS.get(i.state, "")) for i in installs]
+        print(json.dumps(entries, indent=2))
         return 0
     if not installs:
         print("no Engine install and no other system found on any disk")

@@ -13,9 +13,9 @@ reader: O_DIRECT writes straight from the source's mapping, so the kernel hands 
 page-cache pages to the device and no byte passes through this process.
 verify_image() reads the target back with O_DIRECT and checks it the fastest strict way:
 byte for byte against the source while the source is in the page cache (memcmp runs at memory
-speed, SHA-256 at ~2 GB/s), and by SHA-256 from the first block that is not cached, resuming
-from the hash state the write pass saved at that block, so a slow medium (a DVD) is never
-read twice and every byte is checked once.
+speed, SHA-256 at ~2 GB/s), and by SHA-256 from the first block that is not cached (beyond a
+few MiB it may re-read), resuming from the hash state the write pass saved at that block, so
+a slow medium (a DVD) is never read twice in full and every byte is checked once.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ MiB = 1024 * 1024
 CHUNK = 4 * MiB  # one I/O: dd's bs=4M, and a multiple of every logical block size
 DEPTH = 6  # buffers per pool: enough to keep reader, writer and hasher all busy
 PIECE = MiB  # source reads for comparison: small enough to stay in the CPU cache
+REREAD_LIMIT = 16 * MiB  # source bytes a verify may re-read from the medium (see _Rereads)
 HEAD = MiB  # the USB policy's boot area: partition tables, boot code, ISO volume descriptors
 JOIN_SECONDS = 10.0  # a thread stuck in a syscall on a dead device is abandoned after this
 
@@ -356,7 +357,7 @@ def copy_image(
     copied = Copied(size)
     head_copy = _Buffer(head_len) if head_len else None
     with contextlib.suppress(OSError):  # a hint for the source's read-ahead
-        os.posix_fadvise(source, 0, size, os.POSIX_FADV_SEQUENTIAL)
+        os.posix_fadvise(source, source_offset, size, os.POSIX_FADV_SEQUENTIAL)
     # A byte range of a bigger file (source_offset) always takes the piped reader.
     mapping = None if hash_image or source_offset else _map(source, size)
     pipe = _Pipeline()
@@ -481,46 +482,64 @@ def _reraise(err: BaseException) -> None:
 # --- verify ----------------------------------------------------------------------------------
 
 
+class _Rereads:
+    """How much of the source a verify may still read from the medium where the page cache
+    lost it: on a busy machine a few pages of a just-read image get evicted, and re-reading
+    those beats hashing the whole rest; a slow medium (a DVD) is re-read at most this much."""
+
+    def __init__(self) -> None:
+        self.left = REREAD_LIMIT
+
+
 def _compare_with_source(
     source: int,
     buf: _Buffer,
     offset: int,
     length: int,
     piece: _Buffer,
-    cached_only: bool,
+    rereads: _Rereads | None,
     source_offset: int = 0,
 ) -> bool:
     """Compare buf[:length] with source[offset:offset+length]; Mismatch at the first bad block.
 
     The source is read in pieces into a small buffer that stays in the CPU cache between the
-    read and memcmp. cached_only: read only what the page cache holds (RWF_NOWAIT) and return
-    False at the first piece it does not hold (the caller goes on by hash)."""
+    read and memcmp. rereads (when the check could go on by hash instead): read what the page
+    cache holds (RWF_NOWAIT), read the rest from the medium while rereads allow, and return
+    False where they do not or the source cannot be read (the caller goes on by hash)."""
     step = len(piece.view)
     for start in range(0, length, step):
         n = min(step, length - start)
         at = source_offset + offset + start
-        if cached_only:
-            if not _read_cached(source, piece, n, at):
-                return False
-        else:
+        if rereads is None:
             _read_exactly(source, piece, n, at, "source")
+        else:
+            cached = _read_cached(source, piece, n, at)
+            if cached is None or (not cached and rereads.left < n):
+                return False
+            if not cached:
+                rereads.left -= n
+                try:
+                    _read_exactly(source, piece, n, at, "source")
+                except CopyError:
+                    return False  # the hash does not need the source
         if _memcmp(buf.address + start, piece.address, n):
             raise Mismatch(offset + start + _first_difference(buf, start, piece, n))
     return True
 
 
-def _read_cached(fd: int, buf: _Buffer, length: int, offset: int) -> bool:
-    """Read buf[:length] only from the page cache; False if any of it would wait for I/O."""
+def _read_cached(fd: int, buf: _Buffer, length: int, offset: int) -> bool | None:
+    """Read buf[:length] only from the page cache: True when read, False when some of it is
+    not cached, None when the filesystem cannot tell or the source fails or ends early."""
     got = 0
     while got < length:
         try:
             count = os.preadv(fd, [buf.view[got:length]], offset + got, os.RWF_NOWAIT)
-        except OSError:
-            # EAGAIN: not cached; EOPNOTSUPP: this filesystem cannot tell; anything else: the
-            # source fails. In each case the hash, which does not need the source, decides.
+        except BlockingIOError:
             return False
+        except OSError:
+            return None  # EOPNOTSUPP (e.g. iso9660, tmpfs), or a failing source
         if count == 0:
-            return False  # the source ends early: the hash decides
+            return None if got < length else True
         got += count
     return True
 
@@ -541,7 +560,8 @@ def verify_image(
     """Read target[0:size) back with O_DIRECT and check it; Mismatch if it differs.
 
     With a source fd: byte for byte against it. With copied (the write pass hashed) or an
-    expected SHA-256, from the first block the page cache does not hold the check goes on by
+    expected SHA-256, from the first block the page cache does not hold (once REREAD_LIMIT bytes
+    were re-read from the medium) the check goes on by
     hash, from the hash state saved at that block (without a source: all by hash). digest=True
     also returns the SHA-256 of the target's bytes (for a report), from a hasher thread.
     head (the USB policy; target opened for writing): when the check fails, the first `head`
@@ -558,6 +578,7 @@ def verify_image(
     result = Verified()
     state = None if source is not None else hashlib.sha256()
     piece = _Buffer(PIECE)
+    rereads = _Rereads()
     try:
         pipe.spawn("verify-reader", _reader(pipe, target, size, free, full, "target", block))
         if digest:
@@ -567,10 +588,10 @@ def verify_image(
         for offset, length, buf in _items(pipe, full):
             if state is None:
                 index = offset // CHUNK
-                cached_only = bool(expected) and index < len(checkpoints)
+                can_hash = bool(expected) and index < len(checkpoints)
                 assert source is not None
                 if _compare_with_source(
-                    source, buf, offset, length, piece, cached_only, source_offset
+                    source, buf, offset, length, piece, rereads if can_hash else None, source_offset
                 ):
                     result.compared += length
                 else:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError
 from engine_installer.disks.grub_config import render_grub_cfg
-from engine_installer.disks.mounts import SCRATCH_PREFIX
+from engine_installer.machine.ownership import SCRATCH_PREFIX
 from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
 
 GRUB_LIB = Path("/usr/lib/grub")

@@ -14,9 +14,29 @@ from engine_installer.base.errors import RefusedError
 LOCK_DIR = Path(os.environ.get("ENGINE_INSTALLER_LOCK_DIR", "/run/lock"))
 
 
-def lock_path(disk: str) -> Path:
+def lock_path(disk: str, what: str = "installer") -> Path:
     """/run/lock/engine-installer-sda.lock for /dev/sda (or a by-id link to it)."""
-    return LOCK_DIR / f"engine-installer-{Path(os.path.realpath(disk)).name}.lock"
+    return LOCK_DIR / f"engine-{what}-{Path(os.path.realpath(disk)).name}.lock"
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, busy: str) -> Iterator[None]:
+    """An exclusive flock on path, the holder's pid and terminal written in it; RefusedError
+    with busy (holder filled in) when another process holds it. flock dies with the process,
+    so a killed holder leaves no stale lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise RefusedError(busy.format(holder=holder)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {_tty_name()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -25,23 +45,41 @@ def disk_write_lock(disk: str) -> Iterator[None]:
 
     Not a flock on the device node itself: udev takes a shared lock there while it probes,
     and libparted runs `udevadm settle` after a commit, which would then wait out its whole
-    timeout. flock dies with the process, so a killed installer leaves no stale lock.
+    timeout.
     """
-    path = lock_path(disk)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    busy = (
+        f"another installer ({{holder}}) is already writing {disk}: wait for it to finish, "
+        "or reboot to start over"
+    )
+    with _exclusive(lock_path(disk), busy):
+        yield
+
+
+@contextlib.contextmanager
+def update_lock(disk: str) -> Iterator[None]:
+    """One engine-update at a time per Engine disk (stage, apply, cancel, a status that
+    rewrites the status file); held for the whole command, around the disk write lock."""
+    busy = (
+        f"engine-update ({{holder}}) is already working on {disk}: wait for it to finish; "
+        "engine-update status shows its progress"
+    )
+    with _exclusive(lock_path(disk, "update"), busy):
+        yield
+
+
+def update_lock_holder(disk: str) -> str:
+    """Who holds the update lock of disk ("" when nobody: no engine-update runs on it)."""
+    path = lock_path(disk, "update")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise RefusedError(
-                f"another installer ({holder}) is already writing {disk}: wait for it to "
-                "finish, or reboot to start over"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {_tty_name()}".encode(), 0)
-        yield
+            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        return ""
     finally:
         os.close(fd)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -17,10 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-
-MOUNT_PREFIX = "engine-mnt-"
-SCRATCH_PREFIX = "engine-grub-"  # disks/bootloader.py's scratch filesystem
-_OURS = re.compile(rf"^(?:{MOUNT_PREFIX}|{SCRATCH_PREFIX})(\d+)-")
+from engine_installer.machine.ownership import MOUNT_PREFIX, alive, owner_pid
 
 
 def umount(target: Path) -> None:
@@ -53,16 +49,6 @@ def mounted(
             target.rmdir()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_mounts() -> list[str]:
     """Unmount what installers that no longer run left mounted; returns what was cleaned."""
     try:
@@ -78,11 +64,39 @@ def clean_stale_mounts() -> list[str]:
     )
     for point in points:
         path = Path(point)
-        owner = next((m for part in path.parts if (m := _OURS.match(part))), None)
-        if owner is None or _alive(int(owner.group(1))):
+        owner = owner_pid(path)
+        if owner is None or alive(owner):
             continue
         umount(path)
         with contextlib.suppress(OSError):
             path.rmdir()
         cleaned.append(point)
     return cleaned
+
+
+def mount_point_of(device: str) -> Path | None:
+    """Where device's filesystem is mounted read-write as a whole (its root), or None."""
+    try:
+        rdev = os.stat(device).st_rdev
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+    for line in lines:
+        fields = line.split()
+        whole = len(fields) > 5 and fields[2] == wanted and fields[3] == "/"
+        if whole and "rw" in fields[5].split(","):
+            return Path(fields[4].replace("\\040", " "))
+    return None
+
+
+@contextlib.contextmanager
+def mounted_rw(device: str, fstype: str) -> Iterator[Path]:
+    """The filesystem on device, read-write: where the running system has it mounted (an
+    Engine's storage partition), else in a temporary mount for the duration."""
+    existing = mount_point_of(device)
+    if existing is not None:
+        yield existing
+        return
+    with mounted(device, fstype) as target:
+        yield target

@@ -5,7 +5,9 @@ Each action names its target device, a title a technician reads ("Writing Engine
 50) into slot B"), a detail for the log, and says whether it destroys what is there (wipe) or
 keeps it (preserve). Validation enforces the safety rules in one place: an upgrade never wipes
 and never touches storage's VMs or the slot that boots today, and switches only after the new
-slot is verified; an install marks itself complete last.
+slot is verified; an install marks itself complete last; an update of the running Engine (the
+update kit) writes nothing but the inactive slot, the boot environment, the marker, the slot
+options and Engine's own files on storage.
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ KINDS = (
     "repair-table",
     "bios-boot",
     "save-report",
+    "trust",
 )
+# What an update of the running Engine may do: never the boot loader, a table or a filesystem.
+RUNNING_ENGINE_KINDS = frozenset(
+    {"write-slot", "verify-slot", "slot-options", "marker", "bootenv", "config", "trust",
+     "save-report"}
+)  # fmt: skip
 # Progress weight of a step that is not a byte copy, in "bytes": every step moves the bar.
 SMALL_STEP = 8 * 1024 * 1024
 
@@ -98,6 +106,18 @@ def _save_report(storage: str, what: str) -> DiskAction:
     )
 
 
+def trust_action(storage: str, names: list[str]) -> DiskAction:
+    """The medium's update-kit certificates into the trust store (docs/update-kit.md)."""
+    what = "update-kit certificate" if len(names) == 1 else f"{len(names)} update-kit certificates"
+    return DiskAction(
+        "trust",
+        storage,
+        f"Adding the medium's {what} to the trust store",
+        f"engine/trust/ on {storage}: {', '.join(names)}",
+        {"names": list(names)},
+    )
+
+
 def install_actions(
     disk: str,
     disk_size: int,
@@ -106,8 +126,10 @@ def install_actions(
     kernel_args: list[str],
     disk_serial: str = "",
     reinstall: bool = False,
+    trust: list[str] | None = None,
 ) -> list[DiskAction]:
-    """New GPT, filesystems, slot A, boot loader, boot options, marker complete last."""
+    """New GPT, filesystems, slot A, boot loader, boot options, marker complete last.
+    trust: the medium's update-kit certificates (names) for the new trust store."""
     specs = compute_layout(disk_size, manifest.slot_size)
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
@@ -179,6 +201,7 @@ def install_actions(
             "boot environment: engine_active=A",
             {"active": "A", "trial": "", "tries": 0},
         ),
+        *([trust_action(storage, trust)] if trust else []),
         _config(storage, manifest, kernel_args, keyboard, "Writing"),
         DiskAction(
             "marker",
@@ -198,15 +221,29 @@ def upgrade_actions(
     keyboard: str,
     kernel_args: list[str],
     downgrade: bool = False,
+    trust: list[str] | None = None,
+    disarm_trial: bool = False,
 ) -> list[DiskAction]:
-    """New version into the inactive slot, verified, then the one-sector boot switch."""
+    """New version into the inactive slot, verified, then the one-sector boot switch.
+
+    disarm_trial: the inactive slot is armed for a trial boot (an earlier upgrade not yet
+    booted): the trial is cancelled first, so a power cut while the slot is rewritten never
+    leaves GRUB trying a half-written slot. trust: the medium's update-kit certificates."""
     new = slot_other(active_slot)
     target = partition_path(disk, SLOT_PARTITION_NUMBERS[new])
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
     size = manifest.root_image.size
     what = "downgrade" if downgrade else "upgrade"
+    disarm = DiskAction(
+        "bootenv",
+        esp,
+        f"Cancelling the pending trial boot of slot {new} before it is rewritten",
+        f"boot environment: engine_active={active_slot} engine_trial= engine_tries=0",
+        {"active": active_slot, "trial": "", "tries": 0},
+    )
     return [
+        *([disarm] if disarm_trial else []),
         DiskAction(
             "write-slot",
             target,
@@ -233,6 +270,7 @@ def upgrade_actions(
             f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
             {"mode": "slot-table", "slot": new},
         ),
+        *([trust_action(storage, trust)] if trust else []),
         DiskAction(
             "bootenv",
             esp,
@@ -317,7 +355,12 @@ def _check_specs(specs: list[PartitionSpec], disk_size: int) -> None:
 
 
 def validate_actions(
-    actions: list[DiskAction], kind: str, disk: str, disk_size: int, active_slot: str = ""
+    actions: list[DiskAction],
+    kind: str,
+    disk: str,
+    disk_size: int,
+    active_slot: str = "",
+    running_engine: bool = False,
 ) -> None:
     """Refuse a plan that breaks a safety rule; runs before anything is written."""
     for action in actions:
@@ -325,6 +368,13 @@ def validate_actions(
             raise UserError(f"internal error: unknown disk action {action.kind}; report a bug")
         if not action.target.startswith(disk):
             raise UserError(f"internal error: action {action.kind} leaves {disk}; report a bug")
+        if running_engine and action.kind not in RUNNING_ENGINE_KINDS:
+            raise UserError(
+                f"internal error: an update of the running Engine would {action.kind}; "
+                "report a bug"
+            )
+    if running_engine and kind not in ("upgrade", "downgrade"):
+        raise UserError(f"internal error: an update of the running Engine cannot {kind}")
     if kind in ("install", "reinstall"):
         if actions[0].kind != "partition":
             raise UserError("internal error: an install must start with partitioning")
@@ -348,8 +398,10 @@ def validate_actions(
             raise UserError(f"internal error: {kind} would write {action.target}; report a bug")
         if action.kind == "verify-slot":
             verified = True
-        if action.kind == "bootenv" and not verified:
+        if action.kind == "bootenv" and action.params.get("trial") and not verified:
             raise UserError("internal error: boot switch before the slot is verified")
+        if action.kind == "bootenv" and not action.params.get("trial") and verified:
+            raise UserError("internal error: a trial is cancelled only before the slot write")
 
 
 def step_lines(actions: list[DiskAction]) -> list[str]:

@@ -32,6 +32,11 @@ class Plan:
     lab_override: bool = False
     # The technician confirmed the summary (an answer file is its own confirmation).
     confirmed: bool = False
+    # The target is the disk this Engine runs from (an update kit, engine-update): its active
+    # slot and storage partition may be mounted by the running system; the slot being written
+    # must not be. Only an upgrade, never a downgrade; the inactive slot, the boot environment,
+    # the marker, the slot options and Engine's files on storage are all it writes.
+    running_engine: bool = False
 
     def describe(self) -> str:
         source = str(self.source) if self.source else "boot medium"
@@ -40,6 +45,7 @@ class Plan:
             for name, on in (
                 ("allow_downgrade", self.allow_downgrade),
                 ("lab_override", self.lab_override),
+                ("running_engine", self.running_engine),
             )
             if on
         ]

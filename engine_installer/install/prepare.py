@@ -11,8 +11,9 @@ what any of them shows is what the disk gets.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from engine_installer.base.errors import UserError
 from engine_installer.hw.check import FAIL, HwReport, check_machine
 from engine_installer.install.actions import (
     DiskAction,
@@ -37,8 +38,13 @@ from engine_installer.machine.snapshot import (
     DiskInfo,
     MachineSnapshot,
 )
-from engine_installer.ondisk.cmdline import MAX_TOTAL_LENGTH, merged_kernel_args
-from engine_installer.ondisk.layout import SLOT_LABELS, minimum_disk_size, slot_other
+from engine_installer.ondisk.cmdline import check_kernel_args, merged_kernel_args
+from engine_installer.ondisk.layout import (
+    LABEL_STORAGE,
+    SLOT_LABELS,
+    minimum_disk_size,
+    slot_other,
+)
 from engine_installer.ondisk.payload import Manifest
 
 log = logging.getLogger("engine_installer")
@@ -105,10 +111,17 @@ def find_install(machine: MachineSnapshot, disk: str) -> DetectedInstall | None:
     return next((i for i in machine.installs if i.disk == disk), None)
 
 
-def target_refusals(disk: DiskInfo, manifest: Manifest) -> list[Refusal]:
-    """Why a disk cannot take Engine at all, whatever the action (the target list uses it)."""
+def target_refusals(
+    disk: DiskInfo, manifest: Manifest, running_engine: bool = False
+) -> list[Refusal]:
+    """Why a disk cannot take Engine at all, whatever the action (the target list uses it).
+
+    running_engine: the disk this Engine runs from; which of its partitions may be in use is
+    decided with the slot to write (running_refusals)."""
     refusals = []
-    if disk.is_boot_medium:
+    if running_engine:
+        pass  # its own mounts, and a kit staged on its storage: see running_refusals()
+    elif disk.is_boot_medium:
         refusals.append(Refusal("boot-medium", disk.path))
     elif disk.in_use:
         refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
@@ -130,11 +143,31 @@ def target_refusals(disk: DiskInfo, manifest: Manifest) -> list[Refusal]:
     return refusals
 
 
+def running_refusals(disk: DiskInfo, new_slot: str) -> list[Refusal]:
+    """An update of the running Engine (the update kit): the running system may hold its
+    active slot and its storage partition (where a staged kit lives too), nothing else; above
+    all not the slot the update writes."""
+    allowed = {LABEL_STORAGE, SLOT_LABELS[slot_other(new_slot)]}
+    refusals = []
+    busy = {part.in_use for part in disk.partitions if part.in_use}
+    if disk.in_use and disk.in_use not in busy:  # the whole disk itself is mounted or held
+        refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
+    for part in disk.partitions:
+        if part.mountpoint and part.label == SLOT_LABELS[new_slot]:
+            detail = {"slot": new_slot, "partition": part.path, "mountpoint": part.mountpoint}
+            refusals.append(Refusal("slot-mounted", disk.path, detail))
+        elif part.in_use and not (part.mountpoint and part.label in allowed):
+            refusals.append(Refusal("in-use", disk.path, {"reason": part.in_use}))
+    return refusals
+
+
 def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> tuple[str, list]:
     """The action for the plan and what is on the disk, or the refusals (pure rules)."""
     disk = plan.target or ""
     state = install.state if install else ""
     engine = install is not None and install.is_engine
+    if plan.running_engine and plan.action not in (Action.AUTO, Action.UPGRADE):
+        return "", [Refusal("running-action", disk, {"action": plan.action.value})]
     if plan.action is Action.REINSTALL:
         return "reinstall", []
     if plan.action is Action.REPAIR:
@@ -162,7 +195,8 @@ def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> t
         return "", [Refusal("damaged", disk, {"reason": install.reason})]
     if state in ENGINE_STATES:
         if state == STATE_NEWER:
-            if not plan.allow_downgrade:
+            # The running Engine is never downgraded by a kit: 5.0 VMs do not run on 4.5.
+            if not plan.allow_downgrade or plan.running_engine:
                 blocked = will_not_run(install.vms, manifest.version)
                 names = (
                     ", ".join(f"{vm.name} ({vm.kind}, for {vm.published_for})" for vm in blocked)
@@ -177,7 +211,7 @@ def decide(plan: Plan, install: DetectedInstall | None, manifest: Manifest) -> t
                 ]
             return "downgrade", []
         return "upgrade", []
-    if plan.action is Action.UPGRADE:
+    if plan.action is Action.UPGRADE or plan.running_engine:
         return "", [Refusal("no-engine", disk, {"reason": _what(install)})]
     if state == STATE_FOREIGN:
         return "", [Refusal("not-blank", disk, {"reason": install.reason})]
@@ -205,7 +239,7 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
     prepared.disk = disk
     install = find_install(machine, disk.path)
     prepared.install = install
-    prepared.refusals += target_refusals(disk, manifest)
+    prepared.refusals += target_refusals(disk, manifest, plan.running_engine)
     hardware = check_machine(machine)
     prepared.hardware = hardware
     if hardware.verdict == FAIL and not plan.lab_override:
@@ -215,12 +249,15 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
     prepared.kind = kind
     prepared.refusals += refusals
     args = merged_kernel_args(hardware.kernel_args, plan.kernel_args)
-    if len(" ".join(args)) > MAX_TOTAL_LENGTH:
-        args = list(plan.kernel_args)  # the plan's own were checked; drop the profile's
+    try:
+        check_kernel_args(args, "kernel_args with the hardware profile's")
+    except UserError as err:
+        prepared.refusals.append(Refusal("kernel-args", disk.path, {"reason": str(err)}))
     prepared.kernel_args = args
     if not kind:
         return prepared
     prepared.report = _report(kind, disk, install, manifest)
+    trust = sorted(manifest.trust_certs)
     if kind in ("install", "reinstall"):
         prepared.new_slot = "A"
         prepared.actions = install_actions(
@@ -231,6 +268,7 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
             args,
             disk_serial=disk.serial,
             reinstall=kind == "reinstall",
+            trust=trust,
         )
     elif kind == "repair":
         assert install is not None
@@ -247,6 +285,8 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
         active = install.active_slot or "A"
         new = slot_other(active)
         prepared.active_slot, prepared.new_slot = active, new
+        if plan.running_engine:
+            prepared.refusals += running_refusals(disk, new)
         span = install.partitions.get(SLOT_LABELS[new])
         if span and manifest.root_image.size > span[2]:
             prepared.refusals.append(
@@ -254,16 +294,28 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
             )
             return prepared
         prepared.actions = upgrade_actions(
-            disk.path, manifest, active, plan.keyboard, args, downgrade=kind == "downgrade"
+            disk.path,
+            manifest,
+            active,
+            plan.keyboard,
+            args,
+            downgrade=kind == "downgrade",
+            trust=trust,
+            disarm_trial=install.trial_slot == new,
         )
-    validate_actions(prepared.actions, kind, disk.path, disk.size, active_slot=prepared.active_slot)
+    validate_actions(
+        prepared.actions,
+        kind,
+        disk.path,
+        disk.size,
+        active_slot=prepared.active_slot,
+        running_engine=plan.running_engine,
+    )
     return prepared
 
 
 def _with_disk(plan: Plan, path: str) -> Plan:
     """The plan with its target resolved to the disk's path (a by-id link names the same)."""
-    from dataclasses import replace
-
     return replace(plan, target=path)
 
 

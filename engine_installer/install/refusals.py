@@ -96,10 +96,54 @@ WORDS: dict[str, tuple[str, str]] = {
         'Engine {media} does not fit slot {slot} of {disk}: use action = "reinstall" to '
         "re-partition it (erases the VMs)",
     ),
+    "kernel-args": (
+        "The kernel arguments cannot be used: {reason}.",
+        "{reason}",
+    ),
+    "slot-mounted": (
+        "Slot {slot} of {disk} ({partition}) is mounted at {mountpoint}, and the update would "
+        "write it. Restart Engine first.",
+        "slot {slot} of {disk} ({partition}) is mounted at {mountpoint} and the update would "
+        "write it: unmount it, or restart first if Engine runs from it (a trial boot not yet "
+        "marked good)",
+    ),
+    "running-action": (
+        "An update of the running Engine can only upgrade it; to {action} {disk}, start from a "
+        "boot medium.",
+        "an update kit only upgrades the running Engine ({action} was asked): {action} "
+        "{disk} from a boot medium",
+    ),
     "disk-changed": (
         "{disk} changed since it was checked ({reason}). Go back and check it again.",
         "{disk} changed while the installer was preparing ({reason}): run the installer again",
     ),
+}
+
+# The update kit's words (engine-update, a CLI on a running Engine) where the answer-file hint
+# names keys or screens the kit does not have; every other code reads its hint().
+KIT_WORDS: dict[str, str] = {
+    "downgrade": (
+        "the kit holds Engine {media}, older than the running Engine {version}; a downgrade "
+        "stops VMs published for the newer Engine: {vms}: use a kit of Engine {version} or newer"
+    ),
+    "hardware": (
+        "this laptop failed the hardware check ({reason}): pass --lab-override only on a lab "
+        "machine"
+    ),
+    "slot-too-small": (
+        "Engine {media} does not fit slot {slot} of {disk}: only a reinstall from a boot medium "
+        "can re-partition the disk (it erases the VMs)"
+    ),
+    "no-engine": "{disk} holds no Engine to update ({reason}): name the Engine disk with --disk",
+    "needs-repair": (
+        "the Engine disk {disk} needs a repair first ({reason}): repair it from a boot medium, "
+        "then apply the kit again"
+    ),
+    "damaged": (
+        "the Engine install on {disk} is damaged ({reason}): only a reinstall from a boot "
+        "medium can fix it"
+    ),
+    "boot-medium": "{disk} is the boot medium this system runs from: name the Engine disk",
 }
 
 # Refusals caused by what the user asked (bad input) rather than by protecting a disk.
@@ -123,7 +167,11 @@ class Refusal:
         """For answer files and CLIs: problem and the key to change (no trailing period)."""
         return self._fill(WORDS[self.code][1])
 
-    def error(self) -> UserError:
+    def kit_hint(self) -> str:
+        """For engine-update: the hint, in the kit's words where the CLI's differ."""
+        return self._fill(KIT_WORDS[self.code]) if self.code in KIT_WORDS else self.hint()
+
+    def error(self, kit: bool = False) -> UserError:
         """The exception a CLI raises for it (exit 2 for bad input, 3 for refusals)."""
         cls = UserError if self.code in INPUT_CODES else RefusedError
-        return cls(self.hint())
+        return cls(self.kit_hint() if kit else self.hint())

@@ -32,15 +32,16 @@ from engine_installer.disks.bootloader import install_bios_boot, install_bootloa
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
 from engine_installer.disks.lock import disk_write_lock
-from engine_installer.disks.mounts import mounted
+from engine_installer.disks.mounts import mounted_rw
 from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
 from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
 from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
+from engine_installer.install.refusals import Refusal
 from engine_installer.install.results import InstallResult
 from engine_installer.ondisk import marker
-from engine_installer.ondisk.bootenv import BootEnv, bootenv_values, format_grubenv, parse_grubenv
+from engine_installer.ondisk.bootenv import BootEnv, updated_block
 from engine_installer.ondisk.esp import read_file
 from engine_installer.ondisk.layout import (
     CONFIG_PATH,
@@ -50,6 +51,7 @@ from engine_installer.ondisk.layout import (
     SLOT_ENV_PATHS,
     SLOT_PARTITION_NUMBERS,
     STORAGE_NUMBER,
+    TRUST_DIR,
     partition_path,
 )
 from engine_installer.ondisk.payload import Manifest
@@ -166,18 +168,14 @@ class _Executor:
             tries=action.params["tries"],
         )
         current = read_file(action.target, GRUBENV_PATH)
-        values: dict[str, str] = {}
-        with contextlib.suppress(ValueError):
-            values = parse_grubenv(current or b"")
-        # Ours first, so they stay in the block's first sector: the switch is one sector.
-        block = format_grubenv(bootenv_values(env) | values | bootenv_values(env))
+        block = updated_block(current, env)
         if current is None or len(current) != len(block):
             esp.write_file(action.target, GRUBENV_PATH, block)
         else:
             esp.rewrite_in_place(action.target, GRUBENV_PATH, block)
 
     def do_config(self, action: DiskAction) -> None:
-        with mounted(action.target, "ext4") as storage:
+        with mounted_rw(action.target, "ext4") as storage:
             path = storage / CONFIG_PATH
             config: dict = {}
             with contextlib.suppress(OSError, ValueError):
@@ -196,9 +194,15 @@ class _Executor:
                 config["previous_version"] = previous
             atomic_write(path, (json.dumps(config, indent=2) + "\n").encode())
 
+    def do_trust(self, action: DiskAction) -> None:
+        certs = self.p.manifest.trust_certs
+        with mounted_rw(action.target, "ext4") as storage:
+            for name in action.params["names"]:
+                atomic_write(storage / TRUST_DIR / name, certs[name])
+
     def do_save_report(self, action: DiskAction) -> None:
         report = self.p.report
-        with mounted(action.target, "ext4") as storage:
+        with mounted_rw(action.target, "ext4") as storage:
             if report is not None:
                 report.created_at = self.when
                 target = storage / report.file_name()
@@ -224,17 +228,16 @@ def _check_unchanged(prepared: Prepared, recheck: Recheck | None) -> None:
         first = fresh.refusals[0]
         raise RefusedError(first.hint())
     if _fingerprint(fresh) != _fingerprint(prepared):
-        raise RefusedError(
-            f"{disk} changed since it was checked (the installer would now do something "
-            "else): nothing was written; start again to see what it holds now"
-        )
+        reason = "the installer would now do something else; nothing was written"
+        raise Refusal("disk-changed", disk, {"reason": reason}).error()
 
 
 def _after_failure(prepared: Prepared, index: int) -> str:
     """What the disk holds after step index failed or was cut off: one clause."""
-    kinds = [a.kind for a in prepared.actions[: index - 1]]
+    done = prepared.actions[: index - 1]
+    kinds = [a.kind for a in done]
     if prepared.kind in ("upgrade", "downgrade"):
-        switched = "bootenv" in kinds
+        switched = any(a.kind == "bootenv" and a.params.get("trial") for a in done)
         old = prepared.previous_version or "the old Engine"
         if not switched:
             return (

@@ -1,6 +1,7 @@
 """engine-iso build: the installer ISO from the recipe in iso-build/ and an Engine payload.
 
     engine-iso build --payload DIR -o FILE [--dual-layer] [--cache DIR] [--rebuild-base]
+                     [--sign-key KEY --sign-cert CERT [--trust-cert CERT]...]
 
 Medium layout (project-wide, see docs/iso.md):
     /.engine-id/<build-id>       GRUB finds this medium by it (bootloader.py)
@@ -9,6 +10,7 @@ Medium layout (project-wide, see docs/iso.md):
     /live/{vmlinuz,initrd.img,filesystem.squashfs,installer.squashfs}
     /engine/                     the Engine payload (manifest.json and its artifacts)
     /SHA256SUMS                  every regular file except itself and the boot catalog
+    /SHA256SUMS.p7s              signed media: a CMS signature of SHA256SUMS (iso/signing.py)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.iso import app_layer, base, bootloader, iso_image
+from engine_installer.iso import app_layer, base, bootloader, iso_image, signing
 from engine_installer.ondisk.payload import find_payload_dir, load_manifest, verify_payload
 
 BUILD_FORMAT = "engine-iso-1"
@@ -54,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "check = always check the medium first)")  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
                         help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
+    parser.add_argument("--sign-key", type=Path, metavar="KEY",
+                        help="sign the medium as an update kit with this private key (PEM, "
+                        "unencrypted): a CMS signature of SHA256SUMS")  # fmt: skip
+    parser.add_argument("--sign-cert", type=Path, metavar="CERT",
+                        help="the certificate of --sign-key (PEM); Engines installed from "
+                        "this medium trust kits it signs")  # fmt: skip
+    parser.add_argument("--trust-cert", type=Path, metavar="CERT", action="append",
+                        default=[], help="another certificate whose kits Engines installed "
+                        "from this medium accept (repeatable; with --sign-key)")  # fmt: skip
 
 
 def source_date_epoch() -> int:
@@ -127,9 +138,18 @@ def build_iso(
     dual_layer: bool = False,
     rebuild_base: bool = False,
     menu_default: str = "install",
+    sign_key: Path | None = None,
+    sign_cert: Path | None = None,
+    trust_certs: list[Path] | None = None,
     say=print,
 ) -> iso_image.Layout:
     started = time.monotonic()
+    if (sign_key is None) != (sign_cert is None):
+        raise UserError("--sign-key and --sign-cert go together: give both, or neither")
+    if trust_certs and sign_key is None:
+        raise UserError("--trust-cert needs --sign-key and --sign-cert: a kit must be signed")
+    if sign_key is not None and sign_cert is not None:
+        signing.check_sign_key(sign_key, sign_cert)
     payload_dir = find_payload_dir(payload)
     manifest = load_manifest(payload_dir)
     verify_payload(manifest)  # an ISO never carries a payload that fails its own manifest
@@ -151,6 +171,12 @@ def build_iso(
             "live/installer.squashfs": app,
             **payload_files(payload_dir),
         }
+        sign = None
+        if sign_key is not None and sign_cert is not None:
+            prefix = f"{signing.TRUST_ON_MEDIUM}/"
+            own = {rel.removeprefix(prefix) for rel in files if rel.startswith(prefix)}
+            files |= signing.trust_files([sign_cert, *(trust_certs or [])], own)
+            sign = signing.signer(sign_key, sign_cert)
         # The build ID is derived from every input, so the same inputs give the same ISO.
         digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n{menu_default}\n".encode())
         for rel in sorted(files):
@@ -181,11 +207,14 @@ def build_iso(
             epoch=epoch,
             disk_signature=bytes.fromhex(build_id[:8]),
             size_check=lambda size: verdict.append(size_report(size, dual_layer)),
+            sign=sign,
         )
         os.utime(partial, (epoch, epoch))
         partial.replace(output)
     say(f"{output}: {label}, build {build_id}")
     say(f"size {output.stat().st_size:,} bytes, {verdict[0]}")
+    if sign is not None:
+        say(f"signed with {sign_cert} (SHA256SUMS.p7s): an update kit")
     say(f"built in {time.monotonic() - started:.1f} s (live system base {base_layer.key})")
     return layout
 
@@ -198,6 +227,9 @@ def run(args: argparse.Namespace) -> int:
         dual_layer=args.dual_layer,
         rebuild_base=args.rebuild_base,
         menu_default=args.menu_default,
+        sign_key=args.sign_key,
+        sign_cert=args.sign_cert,
+        trust_certs=args.trust_cert,
     )
     return 0
 

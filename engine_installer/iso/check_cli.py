@@ -2,7 +2,8 @@
 
 Structure (ISO9660, not truncated), the payload manifest, and every file's SHA-256 against
 /SHA256SUMS (medium_check.check_iso); the first bad file is named and the exit code is
-non-zero. Also reports whether the image carries the hybrid MBR it needs to boot from USB.
+non-zero. Also reports whether the image carries the hybrid MBR it needs to boot from USB, and
+whether it is signed as an update kit (with --trust CERT: by one of those certificates).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from pathlib import Path
 
 from engine_installer.base.errors import UserError
 from engine_installer.base.progress import ProgressEvent
-from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, manifest_from_iso
+from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, open_medium
+from engine_installer.ondisk.signature import signature_signer, verify_sums_signature
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("iso", type=Path, metavar="FILE", help="the installer ISO to verify")
     parser.add_argument("--quiet", action="store_true", help="print only the verdict")
+    parser.add_argument("--trust", type=Path, action="append", default=[], metavar="CERT",
+                        help="require a kit signature by this certificate (PEM; "
+                        "repeatable)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +47,23 @@ def run(args: argparse.Namespace) -> int:
             f"{path}: files are intact but there is no hybrid MBR, so it boots only from a "
             "DVD; rebuild it with engine-iso build"
         )
-    manifest = manifest_from_iso(path)
-    print(f"{path}: OK, {manifest.get('product', 'Engine')} {manifest.get('version', '?')} "
-          f"(build {manifest.get('build', '?')}); every file matches SHA256SUMS")  # fmt: skip
+    medium = open_medium(path)
+    manifest = medium.manifest
+    print(f"{path}: OK, {manifest.label()}; every file matches SHA256SUMS")
+    if args.trust:
+        trusted = {str(cert): _read_cert(cert) for cert in args.trust}
+        signer = verify_sums_signature(medium.sums, medium.signature, trusted, path.name)
+        print(f"{path}: signed by {signer}, a trusted signer: an update kit")
+    elif medium.signature:
+        signer = signature_signer(medium.sums, medium.signature, path.name)
+        print(f"{path}: signed by {signer} (the signature matches; --trust CERT checks who)")
+    else:
+        print(f"{path}: not signed: it installs from a boot medium, not as an update kit")
     return 0
+
+
+def _read_cert(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UserError(f"--trust {path} cannot be read ({err.strerror}): check the path") from None

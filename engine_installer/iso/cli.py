@@ -1,4 +1,4 @@
-"""engine-iso: sample-payload (issue 2), build and check (issue 4).
+"""engine-iso: sample-payload, build and check.
 
 Each sub-command lives in its own module with `add_arguments(parser)` and `run(args) -> int`;
 this file only routes, so the modules can grow independently.

@@ -1,5 +1,6 @@
 """Assemble the medium with pycdlib: ISO9660 level 3 + Rock Ridge + Joliet, El Torito for BIOS
-and UEFI, /SHA256SUMS over every file, then the hybrid MBR (hybrid_mbr.py) for USB sticks.
+and UEFI, /SHA256SUMS over every file (and, for a signed medium, /SHA256SUMS.p7s: its detached
+CMS signature), then the hybrid MBR (hybrid_mbr.py) for USB sticks.
 
 Reproducible: files and directories are added in sorted order, every timestamp is the given
 epoch (pycdlib itself has no SOURCE_DATE_EPOCH support, see pycdlib_clock), and nothing random
@@ -22,6 +23,7 @@ import pycdlib
 
 from engine_installer.base.errors import UserError
 from engine_installer.iso import hybrid_mbr
+from engine_installer.ondisk.signature import SIGNATURE_NAME
 
 SECTOR = 2048
 SUMS_NAME = "SHA256SUMS"
@@ -38,6 +40,9 @@ WRITE_BLOCK = 1024 * 1024
 # keeps the image a whole number of 64-head/32-sector "cylinders" for USB sticks.
 MIN_PAD = 300 * 1024
 PAD_ALIGN = 1024 * 1024
+# A signature's length is fixed before the layout (its file is placed then); ECDSA signatures
+# vary by a byte or two, so signing is repeated until one has the reserved length.
+SIGN_ATTEMPTS = 32
 
 Source = Path | bytes
 
@@ -142,6 +147,17 @@ def patch_grub_eltorito(image: bytearray, lba: int) -> None:
     )
 
 
+def _signature_of_length(sign: Callable[[bytes], bytes], data: bytes, length: int) -> bytes:
+    for _attempt in range(SIGN_ATTEMPTS):
+        signature = sign(data)
+        if len(signature) == length:
+            return signature
+    raise UserError(
+        f"the signing key gives signatures of varying length (not {length} bytes in "
+        f"{SIGN_ATTEMPTS} tries): sign with an RSA key"
+    )
+
+
 def assemble(
     output: Path,
     files: dict[str, Source],
@@ -153,15 +169,21 @@ def assemble(
     epoch: int,
     disk_signature: bytes,
     size_check: Callable[[int], None] | None = None,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> Layout:
     """Write the ISO. `files` maps medium paths ("engine/root.img") to a file or bytes; the
-    BIOS boot image must be given as bytes (it is patched once its position is known)."""
-    if SUMS_NAME in files:
-        raise ValueError(f"{SUMS_NAME} is made by assemble()")
+    BIOS boot image must be given as bytes (it is patched once its position is known). sign
+    (SHA256SUMS bytes → DER signature) makes a signed medium."""
+    if SUMS_NAME in files or SIGNATURE_NAME in files:
+        raise ValueError(f"{SUMS_NAME} and {SIGNATURE_NAME} are made by assemble()")
     bios_data = bytearray(files[bios_boot])
     sources: dict[str, Source] = dict(files)
     sums_len = sum(64 + 2 + len(rel) + 1 for rel in sources)
     sums_fp = io.BytesIO(b"\0" * sums_len)
+    # The signature's file is placed with the others; its bytes come once SHA256SUMS is known.
+    signature_len = len(sign(b"\0" * sums_len)) if sign else 0
+    signature_fp = io.BytesIO(b"\0" * signature_len)
+    made = [SUMS_NAME, SIGNATURE_NAME] if sign else [SUMS_NAME]
     bios_fp = io.BytesIO(bytes(bios_data))
     directories = sorted({str(p) for rel in sources for p in PurePosixPath(rel).parents} - {"."})
     with pycdlib_clock(epoch):
@@ -181,7 +203,7 @@ def assemble(
                 joliet_path=f"/{directory}",
                 file_mode=DIR_MODE,
             )
-        for rel in sorted([*sources, SUMS_NAME]):
+        for rel in sorted([*sources, *made]):
             kwargs = {
                 "rr_name": PurePosixPath(rel).name,
                 "joliet_path": f"/{rel}",
@@ -189,6 +211,8 @@ def assemble(
             }
             if rel == SUMS_NAME:
                 iso.add_fp(sums_fp, sums_len, _iso_path(rel, False), **kwargs)
+            elif rel == SIGNATURE_NAME:
+                iso.add_fp(signature_fp, signature_len, _iso_path(rel, False), **kwargs)
             elif rel == bios_boot:
                 iso.add_fp(bios_fp, len(bios_data), _iso_path(rel, False), **kwargs)
             elif isinstance(sources[rel], Path):
@@ -234,6 +258,9 @@ def assemble(
         assert len(sums_text) == sums_len
         sums_fp.seek(0)
         sums_fp.write(sums_text)
+        if sign:
+            signature_fp.seek(0)
+            signature_fp.write(_signature_of_length(sign, sums_text, signature_len))
         try:
             iso.write(str(output), blocksize=WRITE_BLOCK)
         except OSError as err:

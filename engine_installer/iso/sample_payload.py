@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pad-to", type=_size, help="make root.img this many bytes (e.g. 1G)")
     parser.add_argument("--slot-size", type=_size, help="slot size in the manifest (>= root.img)")
+    parser.add_argument(
+        "--broken-init",
+        action="store_true",
+        help="an Engine that cannot start: its init fails before marking itself good (for "
+        "tests of GRUB's fallback)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         modules=args.modules,
         pad_to=args.pad_to,
         slot_size=args.slot_size,
+        broken_init=args.broken_init,
     )
     print(f"sample {PRODUCT} {args.version} build {args.build}: {manifest}")
     return 0
@@ -222,6 +229,7 @@ def build_slot_tree(
     build: str,
     work: Path,
     epoch: int,
+    broken_init: bool = False,
 ) -> Path:
     tree = work / "root"
     for sub in SLOT_DIRS:
@@ -244,6 +252,8 @@ def build_slot_tree(
     (tree / "etc" / "engine-release").write_text(
         f"PRODUCT={PRODUCT}\nVERSION={version}\nBUILD={build}\n"
     )
+    if broken_init:  # engine-init fails on it before marking the slot good
+        (tree / "etc" / "engine-broken").write_text("built with --broken-init\n")
     _clamp_times(tree, epoch)
     return tree
 
@@ -307,6 +317,7 @@ def build_sample_payload(
     slot_size: int | None = None,
     epoch: int | None = None,
     recipe: Path = RECIPE_DIR,
+    broken_init: bool = False,
 ) -> Path:
     """Build the payload into out (manifest.json, root.img, vmlinuz, initrd.img).
 
@@ -337,7 +348,9 @@ def build_sample_payload(
     with tempfile.TemporaryDirectory(prefix="engine-payload-") as tmp:
         work = Path(tmp)
         initrd = build_initrd(recipe, busybox, modules, kver, work, epoch)
-        tree = build_slot_tree(recipe, busybox, kernel, initrd, version, build, work, epoch)
+        tree = build_slot_tree(
+            recipe, busybox, kernel, initrd, version, build, work, epoch, broken_init
+        )
         # Content plus a quarter and 8 MiB for metadata, in whole MiB.
         needed = (_tree_size(tree) * 5 // 4 + 8 * MiB + MiB - 1) // MiB * MiB
         size = needed

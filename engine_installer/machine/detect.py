@@ -15,6 +15,7 @@ non-blank ("foreign") disk. Only a disk with neither is blank.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -57,6 +58,8 @@ from engine_installer.ondisk.payload import Manifest
 from engine_installer.ondisk.vms import VMInfo, parse_vm_json
 
 log = logging.getLogger("engine_installer")
+# A device pulled or a loop device detached while it is read.
+VANISHED = (errno.ENOENT, errno.ENXIO, errno.ENODEV)
 ESP_FIXED_OFFSET = ALIGNMENT + BIOS_BOOT_SIZE  # where every Engine layout puts its ESP
 
 
@@ -140,6 +143,8 @@ def inspect_disk(disk: DiskInfo, media: Manifest | None) -> DetectedInstall | No
     try:
         gpt = inspect_gpt(disk.path)
     except OSError as err:
+        if err.errno in VANISHED:
+            raise
         found.state = STATE_FOREIGN
         found.reason = f"the disk cannot be read ({err.strerror})"
         return found
@@ -309,7 +314,9 @@ def _marker_from_slots(releases: dict[str, dict[str, str]]) -> dict:
 def _inspect_or_skip(disk: DiskInfo, media: Manifest | None) -> DetectedInstall | None:
     try:
         return inspect_disk(disk, media)
-    except FileNotFoundError as err:
+    except OSError as err:
+        if err.errno not in VANISHED:
+            raise
         log.warning("%s vanished during detection (%s); skipped", disk.path, err)
         return None
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import (
     DiskInfo,
     MachineSnapshot,
     PartitionInfo,
     StackedDevice,
 )
+from engine_installer.ondisk.layout import SLOT_LABELS
 
 log = logging.getLogger("engine_installer")
 LIVE = Path("/")
@@ -393,19 +395,28 @@ class _Machine:
                     holders=[h.name for h in _entries(part / "holders")],
                 )
             )
+            result[-1].in_use = _partition_in_use(result[-1])
         return result
+
+
+def _partition_in_use(part: PartitionInfo) -> str:
+    """Why the installer may not write the partition's disk because of it, or ""."""
+    for mountpoint in part.mountpoints:
+        owner = owner_pid(mountpoint)
+        if owner is not None and alive(owner):
+            return f"another Engine installer (pid {owner}) is writing it"
+    if part.mountpoint:
+        return f"partition {part.path} is mounted at {part.mountpoint}"
+    if part.swap:
+        return f"partition {part.path} is active swap"
+    if part.holders:
+        return f"partition {part.path} is held by {_held(part.holders)}"
+    return ""
 
 
 def _in_use(disk: DiskInfo) -> str:
     """Why the installer may not write the disk: a mount, swap or a holder, or ""."""
-    reasons = []
-    for part in disk.partitions:
-        if part.mountpoint:
-            reasons.append(f"partition {part.path} is mounted at {part.mountpoint}")
-        elif part.swap:
-            reasons.append(f"partition {part.path} is active swap")
-        elif part.holders:
-            reasons.append(f"partition {part.path} is held by {_held(part.holders)}")
+    reasons = [part.in_use for part in disk.partitions if part.in_use]
     if disk.mountpoints:
         reasons.insert(0, f"{disk.path} is mounted at {disk.mountpoints[0]}")
     if disk.swap:
@@ -480,3 +491,16 @@ def probe_machine(
             disk.controller = disk_controller(root, os.path.basename(disk.path))
     snapshot.disks = disks
     return snapshot
+
+
+def booted_engine_disk() -> str | None:
+    """The Engine disk this system runs from: the disk whose slot partition is mounted as /
+    (None in a live system, a rescue shell, or anything that is not an installed Engine)."""
+    machine = _Machine()
+    partition = machine.names.get(machine._path_devnum("/"), "")
+    disk = machine.parent.get(partition)
+    if not disk:
+        return None
+    path = f"/dev/{partition}"
+    label = _blkid([path]).get(path, {}).get("PART_ENTRY_NAME", "")
+    return f"/dev/{disk}" if label in SLOT_LABELS.values() else None

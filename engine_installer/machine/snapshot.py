@@ -48,6 +48,7 @@ class PartitionInfo:
     label: str = ""  # GPT partition name
     fstype: str = ""
     mountpoint: str = ""  # where its filesystem is mounted first ("" when it is not)
+    in_use: str = ""  # why it is busy (mounted, swap, held), worded as DiskInfo.in_use; or ""
     mountpoints: list[str] = field(default_factory=list)  # every place it is mounted
     swap: bool = False  # active swap: the partition itself or a swap file on its filesystem
     holders: list[str] = field(default_factory=list)  # dm/md devices on it (dm-0, md127)
@@ -80,6 +81,9 @@ class DiskInfo:
     in_use: str = ""
     # The live system's medium, or the disk the payload/ISO being installed lives on.
     is_boot_medium: bool = False
+    # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
+    # virtio_blk, ...); filled by hw/probe.py, "" when unknown.
+    controller: str = ""
     # How the running system uses the disk, as facts each face applies its own policy to.
     fstype: str = ""  # a filesystem straight on the whole disk (no partition table)
     mountpoints: list[str] = field(default_factory=list)  # where that filesystem is mounted
@@ -87,9 +91,6 @@ class DiskInfo:
     holders: list[str] = field(default_factory=list)  # dm/md devices on the whole disk
     stacked: list[StackedDevice] = field(default_factory=list)  # dm/md above it, any depth
     holds_source: bool = False  # the payload or ISO the probe was given lives on it
-    # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
-    # virtio_blk, ...); filled by hw/probe.py, "" when unknown.
-    controller: str = ""
 
     def describe(self) -> str:
         gb = self.size / 1e9

@@ -133,3 +133,17 @@ def bootenv_values(env: BootEnv) -> dict[str, str]:
     if not 0 <= env.tries <= MAX_TRIES:
         raise ValueError(f"tries must be 0..{MAX_TRIES}, not {env.tries}")
     return {KEY_ACTIVE: env.active, KEY_TRIAL: env.trial, KEY_TRIES: str(env.tries)}
+
+
+def updated_block(current: bytes | None, env: BootEnv) -> bytes:
+    """The block to write for env over the current one: other variables (e.g. GRUB's
+    saved_entry) are kept, ours come first so they sit in the block's first sector and a
+    switch changes that one sector only."""
+    values: dict[str, str] = {}
+    if current:
+        try:
+            values = parse_grubenv(current)
+        except ValueError:
+            values = {}
+    ours = bootenv_values(env)
+    return format_grubenv(ours | values | ours)

@@ -40,6 +40,9 @@ VMS_DIR = "vms"  # vms/<name>/vm.json
 LOG_DIR_ON_STORAGE = "engine/logs"
 CONFIG_PATH = "engine/config.json"  # keyboard, kernel arguments, installed version
 REPORTS_DIR = "engine/reports"  # one upgrade report per installer run
+TRUST_DIR = "engine/trust"  # PEM certificates whose update kits this Engine installs
+UPDATES_DIR = "engine/updates"  # update kits staged by engine-update stage
+UPDATE_STATUS_PATH = "engine/update-status.json"  # the update kit status (docs/update-kit.md)
 
 
 def slot_other(slot: str) -> str:

@@ -6,7 +6,9 @@ medium or a payload directory) through open_medium().
 
 The medium layout (project-wide): ISO9660 + Rock Ridge + Joliet; the Engine payload under
 /engine/ (manifest.json and its artifacts); /SHA256SUMS at the root in `sha256sum` format covering
-every regular file except itself and the El Torito boot catalog; a hybrid MBR so it boots from USB.
+every regular file except itself, its signature and the El Torito boot catalog; on a signed
+medium /SHA256SUMS.p7s, a CMS signature of SHA256SUMS (ondisk/signature.py); a hybrid MBR so it
+boots from USB.
 
 The same checks run over an ISO file (read with pycdlib, never mounted, so no root is needed) and
 over a mounted medium directory (e.g. /run/live/medium in the live system).
@@ -20,7 +22,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import pycdlib
@@ -30,15 +32,21 @@ from engine_installer.base.errors import UserError
 from engine_installer.base.progress import ProgressCallback, ProgressEvent
 from engine_installer.ondisk.payload import (
     MANIFEST_NAME,
+    MAX_TRUST_CERT_BYTES,
+    MAX_TRUST_CERTS,
+    TRUST_SUBDIR,
     Manifest,
+    check_trust_cert,
     find_payload_dir,
     load_manifest,
     parse_manifest,
 )
+from engine_installer.ondisk.signature import MAX_SIGNATURE_BYTES, SIGNATURE_NAME
 
 SUMS_NAME = "SHA256SUMS"
 PAYLOAD_DIR = "engine"
 MANIFEST_PATH = f"{PAYLOAD_DIR}/{MANIFEST_NAME}"
+TRUST_PREFIX = f"{PAYLOAD_DIR}/{TRUST_SUBDIR}/"
 # On a mounted medium the boot catalog is just a file; these are the names xorriso, genisoimage
 # and grub-mkrescue give it. On an ISO file pycdlib tells us which record it is.
 BOOT_CATALOG_NAMES = frozenset({"boot.catalog", "boot.cat"})
@@ -191,7 +199,7 @@ def _check_all(where, sums_data, manifest_data, sizes, read, progress) -> None:
         if rel not in sizes:
             raise UserError(f"{rel} is listed in {SUMS_NAME} but missing on {where}: {_DAMAGED}")
     for rel in sizes:
-        if rel != SUMS_NAME and rel not in sums:
+        if rel not in (SUMS_NAME, SIGNATURE_NAME) and rel not in sums:
             raise UserError(f"{rel} on {where} is not listed in {SUMS_NAME}: {_DAMAGED}")
     for rel, (_digest, size) in artifacts.items():
         if rel not in sizes:
@@ -359,6 +367,8 @@ class Medium:
     kind: str
     location: Path
     manifest: Manifest
+    sums: bytes = b""  # SHA256SUMS as read (what the signature covers); b"" for a payload dir
+    signature: bytes | None = None  # SHA256SUMS.p7s; None when the medium is not signed
 
     def describe(self) -> str:
         return {"iso": "ISO", "medium": "medium", "payload": "payload directory"}[
@@ -436,7 +446,15 @@ def _open_medium_dir(root: Path, payload: Path) -> Medium:
         lambda rel: (payload / rel, 0),
         prefix=PAYLOAD_DIR,
     )
-    _checked_against_sums(manifest, parse_sums(sums_data, where), manifest_data, where)
+    sums = parse_sums(sums_data, where)
+    _checked_against_sums(manifest, sums, manifest_data, where)
+    trust = {}
+    trust_dir = payload / TRUST_SUBDIR
+    if trust_dir.is_dir():
+        for entry in sorted(trust_dir.iterdir())[: MAX_TRUST_CERTS + 1]:
+            trust[f"{TRUST_PREFIX}{entry.name}"] = _small_file(entry, where)
+    signed = (root / SIGNATURE_NAME).is_file()
+    signature = _small_file(root / SIGNATURE_NAME, where) if signed else None
     for artifact in manifest.artifacts.values():
         try:
             size = artifact.path.stat().st_size
@@ -447,7 +465,36 @@ def _open_medium_dir(root: Path, payload: Path) -> Medium:
                 f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
                 f"{artifact.size}: {_DAMAGED}"
             )
-    return Medium("medium", root, manifest)
+    manifest = _with_trust(manifest, trust, sums, where)
+    return Medium("medium", root, manifest, sums_data, signature)
+
+
+def _small_file(path: Path, where: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SIGNATURE_BYTES + 1)
+    except OSError as err:
+        raise UserError(
+            f"{path.name} on {where} cannot be read ({err.strerror}): {_DAMAGED}"
+        ) from None
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise UserError(f"{path.name} on {where} is implausibly large: {_DAMAGED}")
+    return data
+
+
+def _with_trust(
+    manifest: Manifest, found: dict[str, bytes], sums: dict[str, str], where: str
+) -> Manifest:
+    """The manifest with the medium's trust certificates, each checked against SHA256SUMS."""
+    if len(found) > MAX_TRUST_CERTS:
+        raise UserError(f"{where} carries more than {MAX_TRUST_CERTS} trust certificates")
+    certs = {}
+    for rel, data in sorted(found.items()):
+        if sums.get(rel) != hashlib.sha256(data).hexdigest():
+            raise UserError(f"{rel} on {where} does not match its checksum: {_DAMAGED}")
+        name = rel.removeprefix(TRUST_PREFIX)
+        certs[name] = check_trust_cert(name, data, where)
+    return replace(manifest, trust_certs=certs) if certs else manifest
 
 
 def _open_iso_medium(path: Path) -> Medium:
@@ -458,6 +505,16 @@ def _open_iso_medium(path: Path) -> Medium:
         files = _iso_files(iso)
         sums_data = _read_iso_file(iso, files, SUMS_NAME, path)
         manifest_data = _read_iso_file(iso, files, MANIFEST_PATH, path)
+        signature = None
+        if SIGNATURE_NAME in files:
+            signature = _read_iso_file(iso, files, SIGNATURE_NAME, path)
+        trust_files = [rel for rel in sorted(files) if rel.startswith(TRUST_PREFIX)]
+        if len(trust_files) > MAX_TRUST_CERTS:
+            raise UserError(f"{path.name} carries more than {MAX_TRUST_CERTS} trust certificates")
+        for rel in trust_files:
+            if files[rel][2] > MAX_TRUST_CERT_BYTES:
+                raise UserError(f"/{rel} on {path.name} is not a PEM certificate: {_DAMAGED}")
+        trust = {rel: _read_iso_file(iso, files, rel, path) for rel in trust_files}
         extents: dict[str, tuple[int, int]] = {}
         for rel, (kind, name, size) in files.items():
             if rel.startswith(PAYLOAD_DIR + "/"):
@@ -472,7 +529,9 @@ def _open_iso_medium(path: Path) -> Medium:
         return path, extents[rel][0]
 
     manifest = parse_manifest(manifest_data, f"{where}:/{MANIFEST_PATH}", path, locate)
-    _checked_against_sums(manifest, parse_sums(sums_data, where), manifest_data, where)
+    sums = parse_sums(sums_data, where)
+    _checked_against_sums(manifest, sums, manifest_data, where)
+    manifest = _with_trust(manifest, trust, sums, where)
     for artifact in manifest.artifacts.values():
         size = extents[artifact.medium_path][1]
         if size != artifact.size:
@@ -480,4 +539,4 @@ def _open_iso_medium(path: Path) -> Medium:
                 f"{artifact.medium_path} on {where} is {size} bytes, the manifest says "
                 f"{artifact.size}: {_DAMAGED}"
             )
-    return Medium("iso", path, manifest)
+    return Medium("iso", path, manifest, sums_data, signature)

@@ -9,6 +9,8 @@ Layout (all under one directory called engine/):
                     kernel and initrd artifacts) so a slot is self-contained and GRUB boots
                     it straight from its partition.
     vmlinuz, initrd.img
+    trust/*.pem     optional: the certificates whose signed update kits an Engine installed from
+                    this medium accepts (copied into its trust store, see docs/update-kit.md)
 
 Every field is checked by type before anything uses it: a bad manifest is one error line naming
 the field, never a traceback and never a half-written disk.
@@ -20,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -35,6 +37,11 @@ MIN_SLOT_SIZE = MiB
 MAX_MANIFEST_BYTES = 1024 * 1024
 _BUILD = re.compile(r"[A-Za-z0-9._+-]{1,32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+TRUST_SUBDIR = "trust"  # in the payload directory: engine/trust/*.pem on a medium
+_TRUST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.pem")
+MAX_TRUST_CERTS = 16
+MAX_TRUST_CERT_BYTES = 64 * 1024
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,9 @@ class Manifest:
     directory: Path  # the payload directory, or the ISO file it was read from
     pv_driver: str = ""  # PV-driver version this Engine brings for its VMs
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # fields we do not use
+    # The medium's update-kit certificates (trust/*.pem): name → PEM bytes, checked against
+    # the medium's SHA256SUMS when it has one. Installs copy them into the trust store.
+    trust_certs: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def root_image(self) -> Artifact:
@@ -78,6 +88,35 @@ def find_payload_dir(source: Path) -> Path:
     )
 
 
+def check_trust_cert(name: str, data: bytes, where: str) -> bytes:
+    """One update-kit certificate of a medium: a PEM certificate under a plain file name."""
+    if not _TRUST_NAME.fullmatch(name):
+        raise UserError(
+            f"{where}: trust certificate name {name!r} is invalid (letters, digits, . _ - and "
+            "the suffix .pem): rebuild the medium"
+        )
+    if len(data) > MAX_TRUST_CERT_BYTES or PEM_CERTIFICATE not in data:
+        raise UserError(f"{where}: {name} is not a PEM certificate: rebuild the medium")
+    return data
+
+
+def read_trust_dir(directory: Path, where: str) -> dict[str, bytes]:
+    """The certificates in a payload's trust/ directory ({} when it has none)."""
+    if not directory.is_dir():
+        return {}
+    names = sorted(p.name for p in directory.iterdir() if p.is_file())
+    if len(names) > MAX_TRUST_CERTS:
+        raise UserError(f"{where} holds {len(names)} files; at most {MAX_TRUST_CERTS} fit")
+    certs = {}
+    for name in names:
+        try:
+            data = (directory / name).read_bytes()
+        except OSError as err:
+            raise UserError(f"{where}/{name} cannot be read ({err.strerror})") from None
+        certs[name] = check_trust_cert(name, data, where)
+    return certs
+
+
 def load_manifest(payload_dir: Path) -> Manifest:
     """The manifest of a payload directory, every field checked."""
     path = payload_dir / MANIFEST_NAME
@@ -92,7 +131,9 @@ def load_manifest(payload_dir: Path) -> Manifest:
     def locate(relpath: str) -> tuple[Path, int]:
         return payload_dir / relpath, 0
 
-    return parse_manifest(data, str(path), payload_dir, locate)
+    manifest = parse_manifest(data, str(path), payload_dir, locate)
+    certs = read_trust_dir(payload_dir / TRUST_SUBDIR, str(payload_dir / TRUST_SUBDIR))
+    return replace(manifest, trust_certs=certs) if certs else manifest
 
 
 def parse_manifest(

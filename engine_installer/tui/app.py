@@ -20,6 +20,7 @@ from typing import Any
 import urwid
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.logs import start_log
 from engine_installer.install.plan import Plan
 from engine_installer.install.prepare import Prepared
 from engine_installer.install.results import InstallResult
@@ -273,10 +274,6 @@ def start_live_log() -> Path | None:
     """On the live system, log into the disk backend's run log (copied onto the installed
     disk at the end), so the screens and the disk actions share one file."""
     if os.environ.get("ENGINE_INSTALLER_LOG"):
-        return None
-    try:
-        from engine_installer.base.logs import start_log
-    except ImportError:
         return None
     try:
         return start_log("install")

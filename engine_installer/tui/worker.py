@@ -84,6 +84,7 @@ def run_in_child(
 def _run(request: dict[str, Any], send: Any) -> InstallResult:
     from engine_installer.install.live import live_snapshot
     from engine_installer.install.prepare import prepare
+    from engine_installer.install.refusals import Refusal
     from engine_installer.install.runner import execute
     from engine_installer.ondisk.medium import open_medium
     from engine_installer.tui.backend import only_disks
@@ -97,10 +98,8 @@ def _run(request: dict[str, Any], send: Any) -> InstallResult:
 
     prepared = fresh()
     if prepared.ok and [a.title for a in prepared.actions] != request["steps"]:
-        raise RefusedError(
-            f"{plan.target} changed since the summary was shown (the installer would now do "
-            "something else): nothing was written; go back and check it again"
-        )
+        reason = "the installer would now do something else than the summary showed"
+        raise Refusal("disk-changed", plan.target or "", {"reason": reason}).error()
     return execute(prepared, lambda event: send({"event": asdict(event)}), recheck=fresh)
 
 

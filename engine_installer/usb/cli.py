@@ -1,4 +1,4 @@
-"""engine-usb: list sticks, write the Engine ISO to them (verified), or verify one (issue 6)."""
+"""engine-usb: list sticks, write the Engine ISO to them (verified), or verify one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The end-to-end matrix (issue 5), in QEMU under TCG.
+"""The end-to-end matrix, in QEMU under TCG.
 
 Cells that need the installer ISO (`engine-iso build`) boot it as a DVD or a USB stick under
 SeaBIOS or OVMF and drive the real text UI over the serial console (qemu/console.py reads the
@@ -379,7 +379,7 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
     with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
         console = SerialConsole(vm)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
-        # Issue 7: hw-check in the live system recognises the QEMU lab profile of this firmware.
+        # hw-check in the live system recognises the QEMU lab profile of this firmware.
         through_keyboard(console, "5.0", "de", firmware=firmware)
         screen = console.wait_for("5/5 Target disk", timeout=300)
         assert "QEMU HARDDISK" in console.focused()

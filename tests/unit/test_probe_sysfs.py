@@ -3,6 +3,8 @@ partitions, the facts each face's policy reads, and the installer's busy reasons
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,29 @@ def test_busy_reasons(machine: Path) -> None:
     assert disk.partitions[0].mountpoint == "/home"
     assert disk.partitions[0].mountpoints == ["/home", "/srv/home"]
     assert disk.partitions[0].fstype == "ext4"  # from the mount, as no blkid runs here
+
+
+def test_a_running_installers_mount_names_it(machine: Path) -> None:
+    """A mount of another installer that still runs says so; a dead one's is just a mount."""
+    mount(machine, "8:241", f"/run/engine-mnt-{os.getpid()}-esp", "vfat", "/dev/sdz1")
+    [disk] = probe.probe_disks(root=machine)
+    assert (
+        disk.partitions[0].in_use == f"another Engine installer (pid {os.getpid()}) is writing it"
+    )
+    assert disk.in_use == disk.partitions[0].in_use
+    dead = _dead_pid()
+    (machine / "proc/self/mountinfo").unlink()
+    mount(machine, "8:242", f"/run/engine-mnt-{dead}-storage", "ext4", "/dev/sdz2")
+    [disk] = probe.probe_disks(root=machine)
+    assert disk.partitions[1].in_use == (
+        f"partition /dev/sdz2 is mounted at /run/engine-mnt-{dead}-storage"
+    )
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_swap_and_whole_disk_reasons(machine: Path) -> None:
