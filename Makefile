@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := \
 	parted gdisk fdisk util-linux dosfstools e2fsprogs mtools \
 	grub-pc-bin grub-efi-amd64-bin grub2-common grub-common \
+	shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed sbsigntool \
 	qemu-system-x86 qemu-utils ovmf \
 	xorriso genisoimage mmdebstrap squashfs-tools \
 	busybox-static linux-image-amd64 kmod cpio zstd xz-utils \

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine_installer import __version__
 from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.ondisk.payload import Manifest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     hw_capture.add_argument("--out", type=Path)
     for hw in (hw_check, hw_capture):  # also accept --profile after the sub-command
         hw.add_argument("--profile", type=Path, metavar="FILE", default=argparse.SUPPRESS)
+    hw_check.add_argument(
+        "--source",
+        type=Path,
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the Engine payload or ISO to check Secure Boot against (default: the boot medium)",
+    )
     return parser
+
+
+def hw_check_media(args: argparse.Namespace) -> Manifest | None:
+    """The Engine hw-check weighs Secure Boot against: --source (payload or ISO), else the
+    boot medium's when running from one; None when there is none."""
+    from engine_installer.unattended import BOOT_MEDIUM, source_medium
+
+    source = getattr(args, "source", None)
+    if source is None and not (BOOT_MEDIUM / "engine").is_dir():
+        return None
+    return source_medium(source).manifest
 
 
 @cli_entry
@@ -70,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("hw-check", "hw-capture"):
         from engine_installer.hw.cli import run_hw_command
 
+        if args.command == "hw-check":
+            return run_hw_command(args, hw_check_media(args))
         return run_hw_command(args)
     if args.answers:
         from engine_installer.unattended import run_unattended

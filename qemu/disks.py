@@ -141,6 +141,18 @@ def vm_hashes(image: Path, sector_size: int = 512) -> dict[str, str]:
         return storage_hashes(device)
 
 
+def storage_files(image: Path, folder: str, sector_size: int = 512) -> dict[str, bytes]:
+    """name → bytes of the files in one folder of a raw disk image's storage partition."""
+    with (
+        loops.loop_device(image, loops.E2E, sector_size) as device,
+        _mounted(f"{device}p{STORAGE_PART}", readonly=True) as root,
+    ):
+        base = root / folder
+        if not base.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in sorted(base.iterdir()) if p.is_file()}
+
+
 def flatten(image: Path, out: Path) -> Path:
     """A raw copy of a (qcow2) image, for host-side inspection with loop devices."""
     _run(["qemu-img", "convert", "-O", "raw", str(image), str(out)])

@@ -31,7 +31,21 @@ from pathlib import Path
 QEMU = "qemu-system-x86_64"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-FIRMWARES = ("bios", "uefi")
+# Secure Boot: OVMF built with SMM (the variable store is then writable only from SMM, so the
+# guest cannot switch enforcement off), with Microsoft's keys enrolled as on a laptop, or with
+# only the snakeoil test key (a fleet that enrolled its own key: SNAKEOIL_KEY/SNAKEOIL_CERT).
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+OVMF_VARS_SNAKEOIL = Path("/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd")
+SNAKEOIL_KEY = Path("/usr/share/ovmf/PkKek-1-snakeoil.key")  # PEM, passphrase "snakeoil"
+SNAKEOIL_CERT = Path("/usr/share/ovmf/PkKek-1-snakeoil.pem")
+# firmware name → (code, variables template); "bios" is SeaBIOS.
+UEFI_FIRMWARE = {
+    "uefi": (OVMF_CODE, OVMF_VARS),
+    "uefi-sb": (OVMF_CODE_SB, OVMF_VARS_MS),
+    "uefi-sb-snakeoil": (OVMF_CODE_SB, OVMF_VARS_SNAKEOIL),
+}
+FIRMWARES = ("bios", *UEFI_FIRMWARE)
 DISK_BUSES = ("ahci", "nvme", "virtio")
 MEDIA_KINDS = ("dvd", "usb")
 SERIAL_CONNECT_SECONDS = 60  # QEMU normally listens within a second
@@ -62,7 +76,9 @@ def requested_accel(accel: str | None = None) -> str:
 @dataclass
 class VM:
     disk: Path | None
-    firmware: str = "bios"  # "bios" (SeaBIOS) or "uefi" (OVMF)
+    # "bios" (SeaBIOS), "uefi" (OVMF), "uefi-sb" (OVMF, Secure Boot on, Microsoft keys) or
+    # "uefi-sb-snakeoil" (Secure Boot on, only the snakeoil key enrolled)
+    firmware: str = "bios"
     bus: str = "ahci"  # "ahci" (ide-hd on q35's AHCI), "nvme" or "virtio"
     logical_block_size: int = 512  # 4096 for a 4Kn disk (nvme or virtio; IDE/AHCI cannot)
     memory_mb: int = 1024
@@ -112,10 +128,11 @@ class VM:
     def command(self) -> list[str]:
         assert self.workdir is not None
         accel = requested_accel(self.accel)
+        secure_boot = self.firmware.startswith("uefi-sb")
         cmd = [
             QEMU,
             "-machine",
-            "q35",
+            "q35,smm=on" if secure_boot else "q35",
             "-accel",
             accel,
             "-m",
@@ -144,12 +161,15 @@ class VM:
             cmd += ["-serial", f"file:{self.log_path}", "-monitor", "none"]
         if self.no_reboot:
             cmd.append("-no-reboot")
-        if self.firmware == "uefi":
+        if self.firmware in UEFI_FIRMWARE:
+            code, template = UEFI_FIRMWARE[self.firmware]
             vars_copy = self.workdir / f"OVMF_VARS-{self._run}.fd"  # fresh variables each run
-            shutil.copyfile(OVMF_VARS, vars_copy)
+            shutil.copyfile(template, vars_copy)
+            if secure_boot:  # the SMM build's flash is only writable from SMM
+                cmd += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
             cmd += [
                 "-drive",
-                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                 "-drive",
                 f"if=pflash,format=raw,unit=1,file={vars_copy}",
             ]
@@ -436,6 +456,8 @@ def laptop(
 
 
 ENGINE_LINE = r"ENGINE (\S+) build (\S+) slot=([AB]) vms=(\d+)"
+# The whole status line: also what the sample Engine read from the SecureBoot variable.
+ENGINE_STATUS = ENGINE_LINE + r" secureboot=(on|off)"
 DISK_BOOT_TIMEOUT = 300  # an idle 2-core machine needs ~10 s
 
 
@@ -448,13 +470,15 @@ def boot_installed_disk(
     nvme: bool = False,
     sector_size: int = 512,
     timeout: float = DISK_BOOT_TIMEOUT,
+    pattern: str = ENGINE_LINE,
 ) -> tuple[tuple[str, ...], float]:
     """Boot an installed disk alone (no medium) until the sample Engine's status line
-    `ENGINE <version> build <build> slot=<A|B> vms=<n>`: ((version, build, slot, vms), s)."""
+    `ENGINE <version> build <build> slot=<A|B> vms=<n>`: ((version, build, slot, vms), s).
+    pattern=ENGINE_STATUS adds the line's secureboot=on|off as a fifth group."""
     vm = laptop(image, firmware=firmware, nvme=nvme, sector_size=sector_size,
                 workdir=workdir, disk_format=disk_format, memory_mb=1024)  # fmt: skip
     with vm:
-        match = vm.wait_for(ENGINE_LINE, timeout=timeout)
+        match = vm.wait_for(pattern, timeout=timeout)
         return match.groups(), vm.elapsed
 
 

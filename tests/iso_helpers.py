@@ -29,8 +29,11 @@ def fake_payload(directory: Path, version: str = "5.0", root_size: int = 64 * 10
     return directory
 
 
-def build_real_iso(workdir: Path, version: str = "5.0", menu_default: str = "install") -> Path:
-    """The full installer ISO from a sample payload; the live base comes from the cache."""
+def build_real_iso(
+    workdir: Path, version: str = "5.0", menu_default: str = "install", **build_args
+) -> Path:
+    """The full installer ISO from a sample payload; the live base comes from the cache.
+    build_args go to build_iso (e.g. db_key=, db_cert= for an own-key medium)."""
     from engine_installer.iso.builder import build_iso
     from engine_installer.iso.sample_payload import build_sample_payload
 
@@ -39,7 +42,7 @@ def build_real_iso(workdir: Path, version: str = "5.0", menu_default: str = "ins
     if not (payload / "manifest.json").exists():
         build_sample_payload(version=version, out=payload, epoch=EPOCH)
     iso = workdir / f"engine-{version}-{menu_default}.iso"
-    build_iso(payload, iso, menu_default=menu_default)
+    build_iso(payload, iso, menu_default=menu_default, **build_args)
     return iso
 
 

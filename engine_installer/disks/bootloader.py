@@ -2,8 +2,12 @@
 
 - BIOS: a core image embedded in the 1 MiB engine-bios partition (GPT type BIOS boot) plus
   the boot code in the protective MBR, written by grub-bios-setup.
-- UEFI: the image at EFI/BOOT/BOOTX64.EFI (the removable-media path), which firmware boots
-  from any disk without an NVRAM entry.
+- UEFI, payload with a signed chain: Debian's shim and signed GRUB in EFI/debian/ and again
+  at the removable-media path EFI/BOOT/ (BOOTX64.EFI = shim), which firmware boots from any
+  disk without an NVRAM entry, so Engine boots with Secure Boot on (efi_chain.py). The signed
+  GRUB's stub config hands over to the shared grub.cfg, whose modules are all built into it.
+- UEFI, payload without one (Engine before Secure Boot support): a GRUB image built here at
+  EFI/BOOT/BOOTX64.EFI, which boots with Secure Boot off only.
 
 Why grub-mkimage + grub-bios-setup instead of grub-install: grub-install probes the mounted
 ESP to find its device and filesystem UUID, so it cannot write into a staging directory (the
@@ -17,7 +21,6 @@ ESP even when a laptop carries two Engine disks, and grub.cfg takes the slots fr
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -25,9 +28,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.disks.efi_chain import stage_chain
 from engine_installer.disks.grub_config import render_grub_cfg
-from engine_installer.machine.ownership import SCRATCH_PREFIX
+from engine_installer.machine.ownership import SCRATCH_PREFIX, own_prefix
 from engine_installer.ondisk.layout import EFI_REMOVABLE_PATH, GRUB_DIR
+from engine_installer.ondisk.payload import Manifest
 
 GRUB_LIB = Path("/usr/lib/grub")
 GRUB_BIOS_SETUP = ("grub-bios-setup", str(GRUB_LIB / "i386-pc" / "grub-bios-setup"))
@@ -81,7 +86,7 @@ def _mkimage(platform: str, output: Path, prefix: str) -> None:
 def install_bios_boot(disk: str) -> None:
     """Embed a BIOS GRUB in disk's BIOS boot partition and MBR (prefix: its own ESP)."""
     setup = shutil.which(GRUB_BIOS_SETUP[0]) or GRUB_BIOS_SETUP[1]
-    scratch = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    scratch = tempfile.TemporaryDirectory(prefix=own_prefix(SCRATCH_PREFIX))
     with scratch as tmp, _scratch_dir(Path(tmp)) as work:
         shutil.copyfile(_platform_dir("i386-pc") / "boot.img", work / "boot.img")
         _mkimage("i386-pc", work / "core.img", f"(,gpt{ESP_PARTITION_NUMBER})/{GRUB_DIR}")
@@ -115,33 +120,41 @@ def _scratch_dir(tmp: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
 
 
-def populate_esp(esp_dir: Path) -> None:
-    """Write GRUB's ESP files (UEFI image, modules, grub.cfg) into esp_dir.
+def populate_esp(esp_dir: Path, manifest: Manifest | None = None) -> None:
+    """Write GRUB's ESP files (UEFI boot files, modules, grub.cfg) into esp_dir.
 
-    esp_dir is the mounted ESP or a staging directory later copied onto it.
+    esp_dir is the mounted ESP or a staging directory later copied onto it. The UEFI boot
+    files are the manifest's signed chain when it has one, else a GRUB image built here.
     """
     esp_dir = Path(esp_dir)
     if not esp_dir.is_dir():
         raise UserError(f"ESP directory {esp_dir} does not exist: mount or stage the ESP first")
     grub_dir = esp_dir / GRUB_DIR
     grub_dir.mkdir(parents=True, exist_ok=True)
-    for platform in ("i386-pc", "x86_64-efi"):
+    signed = manifest is not None and bool(manifest.boot_chain)
+    # The signed GRUB has its modules built in (and may load none from disk).
+    for platform in ("i386-pc",) if signed else ("i386-pc", "x86_64-efi"):
         _copy_modules(platform, grub_dir)
-    efi_image = esp_dir / EFI_REMOVABLE_PATH
-    efi_image.parent.mkdir(parents=True, exist_ok=True)
-    _mkimage("x86_64-efi", efi_image, f"/{GRUB_DIR}")
+    if signed:
+        assert manifest is not None
+        stage_chain(esp_dir, manifest)
+    else:
+        efi_image = esp_dir / EFI_REMOVABLE_PATH
+        efi_image.parent.mkdir(parents=True, exist_ok=True)
+        _mkimage("x86_64-efi", efi_image, f"/{GRUB_DIR}")
     cfg = grub_dir / "grub.cfg"
     tmp = cfg.with_name("grub.cfg.new")
     tmp.write_text(render_grub_cfg())
     tmp.replace(cfg)
 
 
-def install_bootloader(disk: str, esp_mount: Path) -> None:
-    """GRUB for BIOS and UEFI on disk plus grub.cfg, with disk's ESP at esp_mount.
+def install_bootloader(disk: str, esp_mount: Path, manifest: Manifest | None = None) -> None:
+    """GRUB for BIOS and UEFI on disk plus grub.cfg, with disk's ESP at esp_mount; for UEFI
+    the manifest's signed chain when it has one.
 
     esp_mount may be the mounted ESP or a staging directory copied onto the ESP afterwards.
     Writes neither the boot environment nor the per-slot boot options: the runner writes
     those afterwards (disks/esp.py).
     """
-    populate_esp(esp_mount)
+    populate_esp(esp_mount, manifest)
     install_bios_boot(disk)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.machine.ownership import ESP_PREFIX, own_prefix
 from engine_installer.ondisk.esp import (
     file_extents,
     flush_device,
@@ -48,7 +49,7 @@ def write_file(device: str, path: str, data: bytes) -> None:
     """Create or replace ::path with data, then fsync the device."""
     image = image_spec(device)
     _mkdirs(image, path)
-    with tempfile.NamedTemporaryFile(prefix="esp-") as handle:
+    with tempfile.NamedTemporaryFile(prefix=own_prefix(ESP_PREFIX)) as handle:
         handle.write(data)
         handle.flush()
         run_mtools(["mcopy", "-o", "-i", image, handle.name, f"::{path}"])
@@ -115,7 +116,7 @@ def staged(device: str) -> Iterator[Path]:
             yield root
         flush_device(device)
         return
-    stage = Path(tempfile.mkdtemp(prefix="engine-esp-"))
+    stage = Path(tempfile.mkdtemp(prefix=own_prefix(ESP_PREFIX)))
     try:
         yield stage
         entries = [str(p) for p in sorted(stage.iterdir())]
@@ -135,3 +136,22 @@ def _kernel_has_vfat() -> bool:
         return True
     # The module may just not be loaded yet.
     return subprocess.run(["modprobe", "-q", "vfat"], check=False).returncode == 0
+
+
+def replace_files(device: str, files: list[tuple[str, bytes]]) -> None:
+    """Replace files too big to rewrite in place (the boot chain): every "<path>.new" is
+    written beside the old file and synced first, then each is renamed over its path in the
+    given order, one at a time, each rename synced before the next. A rename only changes that
+    directory's entries, so a power cut tears at most the one file being renamed; the caller
+    keeps a second whole copy of what matters elsewhere (disks/efi_chain.py)."""
+    image = image_spec(device)
+    with tempfile.TemporaryDirectory(prefix="esp-") as tmp:
+        for number, (path, data) in enumerate(files):
+            _mkdirs(image, path)
+            local = Path(tmp) / str(number)
+            local.write_bytes(data)
+            run_mtools(["mcopy", "-o", "-i", image, str(local), f"::{path}.new"])
+    flush_device(device)
+    for path, _data in files:
+        run_mtools(["mmove", "-D", "o", "-i", image, f"::{path}.new", f"::{path}"])
+        flush_device(device)

@@ -14,6 +14,7 @@ from engine_installer.hw.match import match_profile
 from engine_installer.hw.profiles import load_profiles
 from engine_installer.hw.schema import Profile
 from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot
+from engine_installer.ondisk.payload import Manifest
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -44,6 +45,7 @@ class HwReport:
     profile_id: str = ""
     known_issues: list[str] = field(default_factory=list)
     lab: bool = False
+    secure_boot: str = ""  # on | off | unsupported, as probed ("" = not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +75,7 @@ def generic_profile() -> Profile:
         vt_d_setting="Intel VT-d (Virtualization Technology for Directed I/O)",
         storage_controllers=["ahci", "nvme"],
         storage_setting="SATA / storage controller mode: AHCI (not RAID, RST or VMD)",
+        secure_boot_setting="Secure Boot (under Boot or Security): Disabled",
         min_disk_gb=128,
         min_ram_gib=8,
         recommended_ram_gib=16,
@@ -316,11 +319,43 @@ def _firmware_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
     )
 
 
+def _secure_boot_item(
+    snap: MachineSnapshot, p: Profile, media: Manifest | None
+) -> CheckItem | None:
+    """Secure Boot as the firmware reports it, against what the medium's Engine can boot with
+    (its manifest's secure_boot; not judged when the medium or that field is not known)."""
+    engine = media.label() if media is not None else ""
+    engine_secure_boot = media.secure_boot if media is not None else None
+    state = snap.secure_boot or ("unsupported" if snap.firmware == "bios" else "")
+    if not state:
+        return None  # a recorded machine from before Secure Boot was probed
+    if state == "unsupported":
+        return CheckItem("secure-boot", PASS, "Secure Boot: unsupported (legacy BIOS boot)")
+    if state == "off":
+        note = f"; {engine} also boots with it on" if engine and engine_secure_boot else ""
+        return CheckItem("secure-boot", PASS, f"Secure Boot is off{note}")
+    if engine_secure_boot is False:
+        setting = p.secure_boot_setting or generic_profile().secure_boot_setting
+        return CheckItem(
+            "secure-boot",
+            FAIL,
+            f"Secure Boot is on, and {engine or 'the Engine on this medium'} cannot boot with "
+            f"it: {_in_setup(p, setting)}, then boot the medium again",
+        )
+    if engine_secure_boot:
+        return CheckItem("secure-boot", PASS, f"Secure Boot is on; {engine} boots with it")
+    return CheckItem("secure-boot", PASS, "Secure Boot is on")
+
+
 def worst(items: list[CheckItem]) -> str:
     return max((i.status for i in items), key=_RANK.__getitem__, default=PASS)
 
 
-def check_with_profile(snapshot: MachineSnapshot, profile: Profile | None) -> HwReport:
+def check_with_profile(
+    snapshot: MachineSnapshot, profile: Profile | None, media: Manifest | None = None
+) -> HwReport:
+    """media: the Engine on the medium, whose manifest says whether it boots with Secure Boot
+    on (None: not known; Secure Boot is then only reported)."""
     model = describe_model(snapshot)
     p = profile or generic_profile()
     if profile is None:
@@ -342,6 +377,8 @@ def check_with_profile(snapshot: MachineSnapshot, profile: Profile | None) -> Hw
     items = [first, _firmware_item(snapshot, p), *_cpu_items(snapshot, p)]
     items.append(_memory_item(snapshot, p))
     items.extend(_storage_items(snapshot, p))
+    secure_boot = _secure_boot_item(snapshot, p, media)
+    items += [secure_boot] if secure_boot else []
     kernel_args = [k.arg for k in p.kernel_args]
     if p.kernel_args:
         reasons = "; ".join(f"{k.arg} ({k.reason})" for k in p.kernel_args)
@@ -356,13 +393,18 @@ def check_with_profile(snapshot: MachineSnapshot, profile: Profile | None) -> Hw
         profile_id=profile.id if profile else "",
         known_issues=issues,
         lab=bool(profile and profile.lab),
+        secure_boot=snapshot.secure_boot or ("unsupported" if snapshot.firmware == "bios" else ""),
     )
 
 
-def check_machine(snapshot: MachineSnapshot, profiles_dir: Path | None = None) -> HwReport:
-    """Find the machine's profile in profiles_dir (default: see default_profiles_dir) and check."""
+def check_machine(
+    snapshot: MachineSnapshot, profiles_dir: Path | None = None, media: Manifest | None = None
+) -> HwReport:
+    """Find the machine's profile in profiles_dir (default: see default_profiles_dir) and check
+    it, and Secure Boot against the medium's Engine when given (see check_with_profile)."""
     profiles = load_profiles(profiles_dir)
-    return check_with_profile(snapshot, match_profile(snapshot, profiles))
+    profile = match_profile(snapshot, profiles)
+    return check_with_profile(snapshot, profile, media)
 
 
 def merge_kernel_args(report: HwReport, requested: list[str]) -> list[str]:

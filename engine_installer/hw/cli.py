@@ -12,6 +12,7 @@ from engine_installer.hw.capture import capture, draft_id
 from engine_installer.hw.check import FAIL, HwReport, check_machine
 from engine_installer.machine.probe import probe_machine
 from engine_installer.machine.snapshot import MachineSnapshot, load_snapshot
+from engine_installer.ondisk.payload import Manifest
 
 
 def machine_snapshot(args: argparse.Namespace) -> MachineSnapshot:
@@ -32,8 +33,9 @@ def format_report(report: HwReport) -> str:
     return "\n".join(lines)
 
 
-def run_hw_check(args: argparse.Namespace) -> int:
-    report = check_machine(machine_snapshot(args))
+def run_hw_check(args: argparse.Namespace, media: Manifest | None = None) -> int:
+    """media: the medium's Engine, for the Secure Boot check (None: only report it)."""
+    report = check_machine(machine_snapshot(args), media=media)
     if getattr(args, "json", False):
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -57,9 +59,9 @@ def run_hw_capture(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_hw_command(args: argparse.Namespace) -> int:
+def run_hw_command(args: argparse.Namespace, media: Manifest | None = None) -> int:
     if args.command == "hw-check":
-        return run_hw_check(args)
+        return run_hw_check(args, media)
     if args.command == "hw-capture":
         return run_hw_capture(args)
     raise UserError(f"unknown hardware command {args.command!r}: use hw-check or hw-capture")

@@ -72,6 +72,8 @@ class Profile:
     # What a real unit reports (DMI strings, CPU model): documents the match patterns and
     # lets tests build a machine snapshot of this model.
     sample: dict[str, str] = field(default_factory=dict)
+    # Where Secure Boot is switched off in the firmware setup ("" = not known for this model).
+    secure_boot_setting: str = ""
 
 
 _MISSING = object()
@@ -195,6 +197,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
             fw.fail("firmware.modes", f"has {mode!r}", f"use {' and/or '.join(FIRMWARE_MODES)}")
     setup_key = fw.text("setup_key", "")
     uefi_setting = fw.text("uefi_setting", "")
+    secure_boot_setting = fw.text("secure_boot_setting", "")
     fw.done()
 
     cpu = top.table("cpu")
@@ -256,4 +259,5 @@ def parse_profile(data: dict[str, Any], path: Path) -> Profile:
         kernel_args=kernel_args,
         known_issues=issues,
         sample=sample,
+        secure_boot_setting=secure_boot_setting,
     )

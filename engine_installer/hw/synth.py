@@ -41,6 +41,7 @@ def snapshot_for_profile(
     disk_gb: float | None = None,
     firmware: str | None = None,
     storage: str = "ok",
+    secure_boot: str = "",
 ) -> MachineSnapshot:
     """A snapshot of this model; defaults give a machine that passes every requirement."""
     if storage not in STORAGE_STATES:
@@ -78,6 +79,7 @@ def snapshot_for_profile(
         cpu_count=4,
         memory_bytes=memory,
         firmware=mode,
+        secure_boot=secure_boot or ("unsupported" if mode == "bios" else "off"),
         acpi_dmar=vt_d and profile.vt_d != "ignore",
         disks=disks,
         storage_controllers=controllers,

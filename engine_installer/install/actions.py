@@ -37,6 +37,7 @@ KINDS = (
     "write-slot",
     "verify-slot",
     "bootloader",
+    "bootchain",
     "slot-options",
     "bootenv",
     "config",
@@ -103,6 +104,32 @@ def _save_report(storage: str, what: str) -> DiskAction:
         storage,
         f"Saving the {what} report and the log on the disk",
         f"engine/reports/ and engine/logs/ on {storage}",
+    )
+
+
+def _uefi_files(manifest: Manifest) -> str:
+    if manifest.boot_chain:
+        return (
+            "Debian's signed shim and GRUB (Secure Boot) in EFI/debian and EFI/BOOT, firmware "
+            "boot entry Engine"
+        )
+    return "EFI/BOOT/BOOTX64.EFI"
+
+
+def _chain_words(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+
+
+def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -> DiskAction:
+    esp = partition_path(disk, ESP_NUMBER)
+    was = _chain_words(installed) if installed else "a GRUB without Secure Boot support"
+    return DiskAction(
+        "bootchain",
+        esp,
+        "Updating the signed boot loader (Secure Boot)",
+        f"shim and GRUB on {esp} to {_chain_words(manifest.boot_chain)} (was {was}): EFI/debian "
+        "then EFI/BOOT, new files beside the old, then renamed; firmware boot entry Engine",
+        {"versions": dict(manifest.boot_chain)},
     )
 
 
@@ -190,8 +217,8 @@ def install_actions(
             "bootloader",
             disk,
             "Installing the boot loader (BIOS and UEFI)",
-            f"GRUB in engine-bios and the MBR of {disk}; EFI/BOOT/BOOTX64.EFI and grub.cfg on "
-            f"{esp}",
+            f"GRUB in engine-bios and the MBR of {disk}; {_uefi_files(manifest)} and grub.cfg "
+            f"on {esp}",
         ),
         _slot_options(esp, "A", kernel_args, keyboard),
         DiskAction(
@@ -221,6 +248,7 @@ def upgrade_actions(
     keyboard: str,
     kernel_args: list[str],
     downgrade: bool = False,
+    chain_from: dict[str, str] | None = None,
     trust: list[str] | None = None,
     disarm_trial: bool = False,
 ) -> list[DiskAction]:
@@ -228,13 +256,17 @@ def upgrade_actions(
 
     disarm_trial: the inactive slot is armed for a trial boot (an earlier upgrade not yet
     booted): the trial is cancelled first, so a power cut while the slot is rewritten never
-    leaves GRUB trying a half-written slot. trust: the medium's update-kit certificates."""
+    leaves GRUB trying a half-written slot. trust: the medium's update-kit certificates.
+    chain_from: the ESP's boot chain versions when the payload's chain is newer and replaces
+    it (before the switch, so the old slot keeps booting whatever happens); None leaves the
+    ESP's boot loader alone."""
     new = slot_other(active_slot)
     target = partition_path(disk, SLOT_PARTITION_NUMBERS[new])
     esp = partition_path(disk, ESP_NUMBER)
     storage = partition_path(disk, STORAGE_NUMBER)
     size = manifest.root_image.size
     what = "downgrade" if downgrade else "upgrade"
+    chain = [] if chain_from is None else [bootchain_action(disk, manifest, chain_from)]
     disarm = DiskAction(
         "bootenv",
         esp,
@@ -270,6 +302,7 @@ def upgrade_actions(
             f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
             {"mode": "slot-table", "slot": new},
         ),
+        *chain,
         *([trust_action(storage, trust)] if trust else []),
         DiskAction(
             "bootenv",

@@ -38,6 +38,7 @@ from engine_installer.machine.snapshot import (
     DiskInfo,
     MachineSnapshot,
 )
+from engine_installer.ondisk.bootchain import chain_is_newer
 from engine_installer.ondisk.cmdline import check_kernel_args, merged_kernel_args
 from engine_installer.ondisk.layout import (
     LABEL_STORAGE,
@@ -123,6 +124,8 @@ def target_refusals(
         pass  # its own mounts, and a kit staged on its storage: see running_refusals()
     elif disk.is_boot_medium:
         refusals.append(Refusal("boot-medium", disk.path))
+    elif disk.busy_installer:
+        refusals.append(Refusal("being-written", disk.path, {"pid": str(disk.busy_installer)}))
     elif disk.in_use:
         refusals.append(Refusal("in-use", disk.path, {"reason": disk.in_use}))
     if disk.read_only:
@@ -240,7 +243,7 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
     install = find_install(machine, disk.path)
     prepared.install = install
     prepared.refusals += target_refusals(disk, manifest, plan.running_engine)
-    hardware = check_machine(machine)
+    hardware = check_machine(machine, media=manifest)
     prepared.hardware = hardware
     if hardware.verdict == FAIL and not plan.lab_override:
         reason = "; ".join(item.message for item in hardware.blocking)
@@ -300,6 +303,8 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
             plan.keyboard,
             args,
             downgrade=kind == "downgrade",
+            # An update of the running Engine never touches the boot loader (update kit).
+            chain_from=None if plan.running_engine else _chain_to_replace(install, manifest),
             trust=trust,
             disarm_trial=install.trial_slot == new,
         )
@@ -312,6 +317,14 @@ def prepare(plan: Plan, machine: MachineSnapshot, manifest: Manifest) -> Prepare
         running_engine=plan.running_engine,
     )
     return prepared
+
+
+def _chain_to_replace(install: DetectedInstall, manifest: Manifest) -> dict[str, str] | None:
+    """The ESP's boot chain versions when the payload's chain should replace it, else None:
+    an upgrade never rewrites the ESP's boot loader unless the payload's chain is newer."""
+    if not manifest.boot_chain or not chain_is_newer(manifest.boot_chain, install.boot_chain):
+        return None
+    return dict(install.boot_chain)
 
 
 def _with_disk(plan: Plan, path: str) -> Plan:

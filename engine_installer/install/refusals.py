@@ -30,6 +30,11 @@ WORDS: dict[str, tuple[str, str]] = {
         "{disk} is the boot medium the installer runs from.",
         "{disk} is the boot medium this installer runs from: choose another disk",
     ),
+    "being-written": (
+        "Another Engine installer (process {pid}) is writing {disk}. Wait for it to finish.",
+        "another Engine installer (process {pid}) is writing {disk}: wait for it to finish, or "
+        "choose another disk",
+    ),
     "in-use": (
         "{disk} is in use ({reason}).",
         "{disk} is in use ({reason}): unmount or release it, or choose another disk",

@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,13 +27,14 @@ from pathlib import Path
 from engine_installer.base.errors import RefusedError, UserError
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
-from engine_installer.disks import esp, filesystems
+from engine_installer.disks import esp, filesystems, nvram
 from engine_installer.disks.blockcopy import Copied
 from engine_installer.disks.bootloader import install_bios_boot, install_bootloader
+from engine_installer.disks.efi_chain import update_chain
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
 from engine_installer.disks.lock import disk_write_lock
-from engine_installer.disks.mounts import mounted_rw
+from engine_installer.disks.mounts import mounted_rw, release_own
 from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
 from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
@@ -62,7 +64,13 @@ Recheck = Callable[[], Prepared]
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGHUP arrived while the disk was being written."""
+    """SIGTERM, SIGHUP or SIGINT arrived while the disk was being written."""
+
+
+def _release_all(signals: _Signals) -> None:
+    with signals.protected():
+        for what in release_own():
+            log.info("released %s", what)
 
 
 class _Executor:
@@ -132,8 +140,19 @@ class _Executor:
         )
 
     def do_bootloader(self, action: DiskAction) -> None:
-        with esp.staged(partition_path(action.target, ESP_NUMBER)) as root:
-            install_bootloader(action.target, root)
+        esp_partition = partition_path(action.target, ESP_NUMBER)
+        with esp.staged(esp_partition) as root:
+            install_bootloader(action.target, root, self.p.manifest)
+        if self.p.manifest.boot_chain:
+            self._boot_entry(esp_partition)
+
+    def do_bootchain(self, action: DiskAction) -> None:
+        update_chain(action.target, self.p.manifest, lambda: self._boot_entry(action.target))
+
+    def _boot_entry(self, esp_partition: str) -> None:
+        """The firmware boot entry for EFI/debian's shim (only on the live system, UEFI)."""
+        assert self.p.disk is not None
+        log.info(nvram.register(self.p.disk.path, ESP_NUMBER, esp_partition))
 
     def do_bios_boot(self, action: DiskAction) -> None:
         install_bios_boot(action.target)
@@ -254,24 +273,39 @@ def _after_failure(prepared: Prepared, index: int) -> str:
     return f"the disk holds no complete Engine now: run the {prepared.kind} again"
 
 
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise Interrupted in the main thread, so `with` blocks unwind."""
-    import threading
+class _Signals:
+    """SIGTERM, SIGHUP and SIGINT end a run: the handler raises Interrupted in the main thread,
+    so the step in progress unwinds through its `with` blocks. Inside protected() (the final
+    cleanup) a signal is only noted, so nothing can cut the cleanup short."""
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    NAMES = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
-    def handler(signum: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+    def __init__(self) -> None:
+        self.received = ""
+        self._protected = False
+        self._previous: dict[int, object] = {}
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def _handler(self, signum: int, _frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        if not self._protected:
+            raise Interrupted(self.received)
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.NAMES}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def protected(self) -> Iterator[None]:
+        self._protected = True
+        try:
+            yield
+        finally:
+            self._protected = False
 
 
 def execute(
@@ -288,7 +322,11 @@ def execute(
     total = len(p.actions)
     executor = _Executor(p, progress)
     lines = []
-    with _signals_interrupt(), disk_write_lock(p.disk.path):
+    with _Signals() as signals, contextlib.ExitStack() as stack:
+        # Registered first, so it runs last, after the lock is released: every mount and temp
+        # file of this process goes, whatever stopped the run.
+        stack.callback(lambda: _release_all(signals))
+        stack.enter_context(disk_write_lock(p.disk.path))
         _check_unchanged(p, recheck)
         if p.kind not in ("install", "reinstall") and p.actions[0].kind != "repair-table":
             # An existing table (the kernel may not know it yet, e.g. a fresh loop device).
@@ -314,6 +352,12 @@ def execute(
                 log.error("%s failed: %s", line, err)
                 raise type(err)(f"{err}; {_after_failure(p, index)}") from None
             except Exception as err:
+                if signals.received:  # a signal cut a tool or a cleanup short
+                    log.error("%s interrupted (%s): %s", line, signals.received, err)
+                    raise UserError(
+                        f"interrupted during step {index} of {total} ({action.title}); "
+                        f"{_after_failure(p, index)}"
+                    ) from None
                 log.exception("%s failed unexpectedly", line)
                 raise UserError(
                     f"step {index} of {total} ({action.title}) failed: "

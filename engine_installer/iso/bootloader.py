@@ -1,9 +1,19 @@
 """GRUB for the installer medium: a BIOS El Torito image, a UEFI FAT image, one menu.
 
-Both GRUB images carry every module they need and a tiny config (in a memdisk) that finds
-*this* medium by its per-build ID file (`search --file /.engine-id/<id>`), never by guessing: a
-laptop's own disk may carry another Engine, or an older installer stick may be plugged in.
-The menu itself (boot/grub/grub.cfg on the ISO) is shared by BIOS and UEFI.
+Both boot paths run a tiny config that finds *this* medium by its per-build ID file
+(`search --file /.engine-id/<id>`), never by guessing: a laptop's own disk may carry another
+Engine, or an older installer stick may be plugged in. The menu itself (boot/grub/grub.cfg on
+the ISO) is shared by BIOS and UEFI.
+
+- BIOS: a GRUB core built here with every module it needs and that config in a memdisk.
+- UEFI: Debian's signed chain, so the medium boots with Secure Boot on (signed_chain.py):
+  EFI/BOOT/BOOTX64.EFI is shim, beside it the signed GRUB (grubx64.efi, which shim starts) and
+  the MOK manager (mmx64.efi). Debian's signed GRUB is one monolithic image that cannot load
+  modules from disk under Secure Boot; its built-in config sources `<prefix>/grub.cfg`, the
+  prefix being EFI/debian on the device it was loaded from, so the config above sits at
+  EFI/debian/grub.cfg in the FAT image (USB: GRUB runs from that partition) and in the ISO9660
+  tree (DVD: GRUB sees the whole CD as its device). Everything the menu uses (search, regexp,
+  serial, linux, chain, iso9660, fat...) is built into that image.
 """
 
 from __future__ import annotations
@@ -19,12 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.iso.signed_chain import SignedChain, host_chain
 
 GRUB_PREFIX = "/boot/grub"
 ID_DIR = ".engine-id"
 # The El Torito UEFI image is a FAT file system. pycdlib 1.22 crashes writing one over
-# 32 MiB; GRUB with its modules needs a few MiB.
-EFI_IMAGE_BYTES = 4 * 1024 * 1024
+# 32 MiB; shim, the signed GRUB and the MOK manager take about 6 MiB.
+EFI_IMAGE_BYTES = 8 * 1024 * 1024
+# Where Debian's signed GRUB (grubx64.efi, prefix /EFI/debian) reads its config.
+EFI_STUB_PATH = "EFI/debian/grub.cfg"
+# The files of the removable-media path, as UEFI firmware and shim look for them.
+EFI_BOOT_FILES = {"shim": "EFI/BOOT/BOOTX64.EFI", "grub": "EFI/BOOT/grubx64.efi",
+                  "mm": "EFI/BOOT/mmx64.efi"}  # fmt: skip
 MENU_TIMEOUT = 5
 SERIAL = "ttyS0,115200n8"
 
@@ -35,14 +51,14 @@ _COMMON_MODULES = [
     "chain", "sleep", "halt", "reboot", "ls", "cat", "regexp",
 ]  # fmt: skip
 BIOS_MODULES = ["biosdisk", *_COMMON_MODULES]
-EFI_MODULES = ["efi_gop", "efi_uga", "video", "video_fb", *_COMMON_MODULES]
 
 
 @dataclass(frozen=True)
 class BootImages:
     bios_image: Path  # El Torito no-emulation boot image (cdboot + GRUB core)
-    efi_image: Path  # FAT image holding EFI/BOOT/BOOTX64.EFI
+    efi_image: Path  # FAT image: EFI/BOOT/{BOOTX64.EFI (shim),grubx64.efi,mmx64.efi}, stub
     grub_cfg: str  # the menu, at /boot/grub/grub.cfg on the medium
+    efi_stub: str  # the signed GRUB's config, at EFI_STUB_PATH in the FAT image and the ISO
 
 
 def id_file_path(build_id: str) -> str:
@@ -50,7 +66,8 @@ def id_file_path(build_id: str) -> str:
 
 
 def early_config(build_id: str) -> str:
-    """Embedded in both GRUB images (memdisk): find this medium, then load the shared menu."""
+    """Find this medium, then load the shared menu: in the BIOS image's memdisk, and the
+    signed UEFI GRUB's EFI/debian/grub.cfg."""
     return f"""\
 serial --unit=0 --speed=115200
 terminal_input console serial
@@ -187,22 +204,38 @@ def make_fat_image(output: Path, files: dict[str, Path], volume_id: str, epoch: 
 
 
 def build_boot_images(
-    work: Path, build_id: str, label: str, epoch: int, default: str = "install"
+    work: Path,
+    build_id: str,
+    label: str,
+    epoch: int,
+    chain: SignedChain | None = None,
+    default: str = "install",
 ) -> BootImages:
-    """Make both GRUB images in `work` for this build."""
+    """Make the BIOS GRUB image and the UEFI FAT image (with `chain`, default the build host's
+    signed chain) in `work`."""
+    chain = chain or host_chain()
     if shutil.which("grub-mkimage") is None:
         raise UserError("grub-mkimage is not installed: run `make setup` (grub2-common)")
     work.mkdir(parents=True, exist_ok=True)
     config = work / "memdisk.tar"
-    memdisk_tar(early_config(build_id), config, epoch)
+    stub = early_config(build_id)
+    memdisk_tar(stub, config, epoch)
     bios = work / "bios.img"
     grub_mkimage("i386-pc-eltorito", bios, config, BIOS_MODULES)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        efi_binary = Path(tmp) / "BOOTX64.EFI"
-        grub_mkimage("x86_64-efi", efi_binary, config, EFI_MODULES)
+        files = {}
+        for name, target in EFI_BOOT_FILES.items():
+            # Copies: make_fat_image stamps its sources with the epoch.
+            files[target] = Path(tmp) / Path(target).name
+            shutil.copyfile(chain.files()[name], files[target])
+        files[EFI_STUB_PATH] = Path(tmp) / "grub.cfg"
+        files[EFI_STUB_PATH].write_text(stub)
         efi = work / "efi.img"
         volume_serial = hashlib.sha256(build_id.encode()).hexdigest()[:8]
-        make_fat_image(efi, {"EFI/BOOT/BOOTX64.EFI": efi_binary}, volume_serial, epoch)
+        make_fat_image(efi, files, volume_serial, epoch)
     return BootImages(
-        bios_image=bios, efi_image=efi, grub_cfg=grub_menu(build_id, label, default=default)
+        bios_image=bios,
+        efi_image=efi,
+        grub_cfg=grub_menu(build_id, label, default=default),
+        efi_stub=stub,
     )

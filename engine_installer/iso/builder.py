@@ -1,12 +1,14 @@
 """engine-iso build: the installer ISO from the recipe in iso-build/ and an Engine payload.
 
     engine-iso build --payload DIR -o FILE [--dual-layer] [--cache DIR] [--rebuild-base]
+                     [--db-key KEY --db-cert CERT]
                      [--sign-key KEY --sign-cert CERT [--trust-cert CERT]...]
 
 Medium layout (project-wide, see docs/iso.md):
     /.engine-id/<build-id>       GRUB finds this medium by it (bootloader.py)
     /.disk/live-uuid-engine      live-boot finds this medium by it (same ID, in the initrd too)
     /boot/grub/{grub.cfg,bios.img,efi.img,boot.cat}
+    /EFI/debian/grub.cfg         the signed UEFI GRUB's config on a DVD (also in efi.img)
     /live/{vmlinuz,initrd.img,filesystem.squashfs,installer.squashfs}
     /engine/                     the Engine payload (manifest.json and its artifacts)
     /SHA256SUMS                  every regular file except itself and the boot catalog
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,8 +30,15 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.iso import app_layer, base, bootloader, iso_image, signing
-from engine_installer.ondisk.payload import find_payload_dir, load_manifest, verify_payload
+from engine_installer.iso import app_layer, base, bootloader, iso_image, signed_chain, signing
+from engine_installer.ondisk.payload import (
+    MANIFEST_NAME,
+    Manifest,
+    find_payload_dir,
+    load_manifest,
+    sha256_file,
+    verify_payload,
+)
 
 BUILD_FORMAT = "engine-iso-1"
 CD_BYTES = 737_280_000  # an 80-minute "700 MB" CD-R: 360,000 sectors of 2048 bytes
@@ -56,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "check = always check the medium first)")  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
                         help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
+    parser.add_argument("--db-key", type=Path, metavar="KEY",
+                        help="also sign the UEFI boot chain with this db key (PEM, "
+                        "unencrypted), for fleets that enroll their own keys")  # fmt: skip
+    parser.add_argument("--db-cert", type=Path, metavar="CERT",
+                        help="the certificate of --db-key (PEM)")  # fmt: skip
     parser.add_argument("--sign-key", type=Path, metavar="KEY",
                         help="sign the medium as an update kit with this private key (PEM, "
                         "unencrypted): a CMS signature of SHA256SUMS")  # fmt: skip
@@ -122,6 +137,38 @@ def initrd_with_uuid(initrd: Path, build_id: str, work: Path, epoch: int) -> Pat
     return output
 
 
+def own_key_chain(
+    chain: signed_chain.SignedChain, key: Path, cert: Path, work: Path
+) -> signed_chain.SignedChain:
+    """The chain with the files the firmware itself checks (shim, the MOK manager) also
+    signed by the fleet's db key; shim checks GRUB and the kernel with Debian's CA as before."""
+    work.mkdir(parents=True, exist_ok=True)
+    shim = signed_chain.sign_with_db_key(chain.shim, work / "shimx64.efi", key, cert)
+    mm = signed_chain.sign_with_db_key(chain.mm, work / "mmx64.efi", key, cert)
+    return signed_chain.SignedChain(shim=shim, grub=chain.grub, mm=mm, versions=chain.versions)
+
+
+def own_key_payload(
+    manifest: Manifest, key: Path, cert: Path, work: Path
+) -> dict[str, Path | bytes]:
+    """ISO files replacing the payload's shim and MOK manager with copies also signed by the
+    fleet's db key, and its manifest with their new hashes: the chain the installer puts on
+    the laptop's ESP must boot on that fleet's laptops too."""
+    if not manifest.boot_chain:
+        return {}
+    work.mkdir(parents=True, exist_ok=True)
+    data = json.loads((manifest.directory / MANIFEST_NAME).read_text())
+    files: dict[str, Path | bytes] = {}
+    for name in ("shim", "mm"):
+        artifact = manifest.artifacts[name]
+        signed = signed_chain.sign_with_db_key(artifact.path, work / artifact.path.name, key, cert)
+        entry = data["artifacts"][name]
+        entry.update(sha256=sha256_file(signed), size=signed.stat().st_size)
+        files[f"engine/{entry['path']}"] = signed
+    files[f"engine/{MANIFEST_NAME}"] = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    return files
+
+
 def payload_files(payload_dir: Path) -> dict[str, Path]:
     files = {}
     for path in sorted(payload_dir.rglob("*")):
@@ -138,12 +185,18 @@ def build_iso(
     dual_layer: bool = False,
     rebuild_base: bool = False,
     menu_default: str = "install",
+    db_key: Path | None = None,
+    db_cert: Path | None = None,
     sign_key: Path | None = None,
     sign_cert: Path | None = None,
     trust_certs: list[Path] | None = None,
     say=print,
 ) -> iso_image.Layout:
     started = time.monotonic()
+    if (db_key is None) != (db_cert is None):
+        raise UserError("--db-key and --db-cert go together: give both, or neither")
+    if db_key is not None and db_cert is not None:
+        signed_chain.check_db_key(db_key, db_cert)
     if (sign_key is None) != (sign_cert is None):
         raise UserError("--sign-key and --sign-cert go together: give both, or neither")
     if trust_certs and sign_key is None:
@@ -159,11 +212,14 @@ def build_iso(
     if not output.parent.is_dir():
         raise UserError(f"{output.parent} does not exist: create it or pick another -o")
     epoch = source_date_epoch()
+    chain = signed_chain.host_chain()
     cache = (cache or base.default_cache_dir()).resolve()
     base_layer = base.build_base(cache, rebuild=rebuild_base)
     settings = base.read_settings(base.recipe_dir())
     with tempfile.TemporaryDirectory(prefix=".engine-iso-", dir=output.parent) as tmp:
         work = Path(tmp)
+        if db_key is not None and db_cert is not None:
+            chain = own_key_chain(chain, db_key, db_cert, work / "own-key")
         app = app_layer.build_app_layer(work, cache, settings, epoch)
         files: dict[str, Path | bytes] = {
             "live/vmlinuz": base_layer.kernel,
@@ -171,6 +227,8 @@ def build_iso(
             "live/installer.squashfs": app,
             **payload_files(payload_dir),
         }
+        if db_key is not None and db_cert is not None:
+            files |= own_key_payload(manifest, db_key, db_cert, work / "own-key-payload")
         sign = None
         if sign_key is not None and sign_cert is not None:
             prefix = f"{signing.TRUST_ON_MEDIUM}/"
@@ -181,16 +239,19 @@ def build_iso(
         digest = hashlib.sha256(f"{BUILD_FORMAT}\n{epoch}\n{menu_default}\n".encode())
         for rel in sorted(files):
             digest.update(f"{rel} {iso_image.sha256_source(files[rel])}\n".encode())
+        for name, path in sorted(chain.files().items()):
+            digest.update(f"efi {name} {iso_image.sha256_source(path)}\n".encode())
         digest.update(base_layer.initrd.read_bytes())
         build_id = digest.hexdigest()[:32]
         label = manifest.label()
         files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
         boot = bootloader.build_boot_images(
-            work / "boot", build_id, label, epoch, default=menu_default
+            work / "boot", build_id, label, epoch, chain, default=menu_default
         )
         files[BIOS_BOOT] = boot.bios_image.read_bytes()
         files[EFI_BOOT] = boot.efi_image
         files["boot/grub/grub.cfg"] = boot.grub_cfg.encode()
+        files[bootloader.EFI_STUB_PATH] = boot.efi_stub.encode()
         files[bootloader.id_file_path(build_id).lstrip("/")] = (
             f"Engine installer medium\n{label}\nbuild-id {build_id}\n".encode()
         )
@@ -212,6 +273,9 @@ def build_iso(
         os.utime(partial, (epoch, epoch))
         partial.replace(output)
     say(f"{output}: {label}, build {build_id}")
+    keys = "Microsoft UEFI CA and the --db-key" if db_key else "Microsoft UEFI CA"
+    versions = ", ".join(f"{name} {version}" for name, version in sorted(chain.versions.items()))
+    say(f"UEFI boot chain signed for Secure Boot ({keys}): {versions}")
     say(f"size {output.stat().st_size:,} bytes, {verdict[0]}")
     if sign is not None:
         say(f"signed with {sign_cert} (SHA256SUMS.p7s): an update kit")
@@ -227,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
         dual_layer=args.dual_layer,
         rebuild_base=args.rebuild_base,
         menu_default=args.menu_default,
+        db_key=args.db_key,
+        db_cert=args.db_cert,
         sign_key=args.sign_key,
         sign_cert=args.sign_cert,
         trust_certs=args.trust_cert,

@@ -3,8 +3,9 @@
 The sample Engine is just enough of an OS to test installs, upgrades and boot counting: an
 initrd (busybox) that finds this disk's slot by GPT name and switch_roots into it, and a slot
 init that mounts engine-storage, counts VMs, marks a trial slot good and prints
-`ENGINE <version> build <build> slot=<A|B> vms=<n>`. The shell scripts and the module list are
-in iso-build/sample-engine/; this module only assembles them (see docs/boot.md).
+`ENGINE <version> build <build> slot=<A|B> vms=<n> secureboot=<on|off>`. The shell scripts
+and the module list are in iso-build/sample-engine/; this module only assembles them (see
+docs/boot.md).
 
 The output is reproducible: file times come from SOURCE_DATE_EPOCH (default: the kernel's
 mtime), the filesystem UUID and hash seed are derived from version and build, cpio and gzip
@@ -27,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.iso.signed_chain import host_chain
 from engine_installer.ondisk.layout import MiB
 from engine_installer.ondisk.payload import write_manifest
 
@@ -52,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pad-to", type=_size, help="make root.img this many bytes (e.g. 1G)")
     parser.add_argument("--slot-size", type=_size, help="slot size in the manifest (>= root.img)")
     parser.add_argument(
+        "--no-boot-chain",
+        action="store_true",
+        help="leave out the signed UEFI chain, as Engine releases before Secure Boot support: "
+        "installs then boot with Secure Boot off only",
+    )
+    parser.add_argument(
         "--broken-init",
         action="store_true",
         help="an Engine that cannot start: its init fails before marking itself good (for "
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         modules=args.modules,
         pad_to=args.pad_to,
         slot_size=args.slot_size,
+        boot_chain=not args.no_boot_chain,
         broken_init=args.broken_init,
     )
     print(f"sample {PRODUCT} {args.version} build {args.build}: {manifest}")
@@ -303,6 +312,25 @@ def make_ext4(tree: Path, image: Path, size: int, label: str, seed: str, epoch: 
     commands.unlink()
 
 
+def kernel_is_signed(kernel: Path) -> bool:
+    """True when the kernel carries an Authenticode signature (shim can check it)."""
+    proc = subprocess.run(["sbverify", "--list", str(kernel)], capture_output=True, text=True)
+    return proc.returncode == 0 and "signature 1" in proc.stdout
+
+
+def copy_chain(out: Path, epoch: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The host's signed UEFI chain into out/efi/: (artifact paths, boot_chain versions)."""
+    chain = host_chain()
+    paths = {}
+    for name, source in chain.files().items():
+        rel = f"efi/{source.name.removesuffix('.signed')}"
+        (out / "efi").mkdir(exist_ok=True)
+        shutil.copyfile(source, out / rel)
+        os.utime(out / rel, (epoch, epoch))
+        paths[name] = rel
+    return paths, dict(chain.versions)
+
+
 def _tree_size(tree: Path) -> int:
     return sum(p.lstat().st_size for p in tree.rglob("*"))
 
@@ -317,9 +345,11 @@ def build_sample_payload(
     slot_size: int | None = None,
     epoch: int | None = None,
     recipe: Path = RECIPE_DIR,
+    boot_chain: bool = True,
     broken_init: bool = False,
 ) -> Path:
-    """Build the payload into out (manifest.json, root.img, vmlinuz, initrd.img).
+    """Build the payload into out (manifest.json, root.img, vmlinuz, initrd.img, and with
+    boot_chain the host's signed UEFI chain in efi/).
 
     Returns the manifest path. epoch defaults to $SOURCE_DATE_EPOCH, else the kernel's mtime.
     """
@@ -377,4 +407,11 @@ def build_sample_payload(
         "created": created,
     }
     artifacts = {"root": "root.img", "kernel": "vmlinuz", "initrd": "initrd.img"}
+    shutil.rmtree(out / "efi", ignore_errors=True)
+    if boot_chain:
+        chain_paths, versions = copy_chain(out, epoch)
+        artifacts |= chain_paths
+        fields["boot_chain"] = versions
+        # Engine runs with Secure Boot on when shim can check its kernel too.
+        fields["secure_boot"] = kernel_is_signed(kernel)
     return write_manifest(out, fields, artifacts)

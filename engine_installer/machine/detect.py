@@ -40,6 +40,8 @@ from engine_installer.machine.snapshot import (
     SlotInfo,
 )
 from engine_installer.ondisk import esp
+from engine_installer.ondisk.bootchain import RECORD_PATH as CHAIN_RECORD_PATH
+from engine_installer.ondisk.bootchain import parse_record
 from engine_installer.ondisk.bootenv import parse_bootenv
 from engine_installer.ondisk.gpt import inspect_gpt
 from engine_installer.ondisk.layout import (
@@ -245,6 +247,7 @@ def _read_engine(
         found.state = STATE_INCOMPLETE
         found.reason = f"the install of {found.version} build {found.build} never finished"
         return
+    found.boot_chain = parse_record(esp.read_file(path, CHAIN_RECORD_PATH, esp_offset))
     env_raw = esp.read_file(path, GRUBENV_PATH, esp_offset)
     try:
         bootenv = parse_bootenv(env_raw, GRUBENV_PATH) if env_raw is not None else None

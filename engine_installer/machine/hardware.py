@@ -113,6 +113,21 @@ def disk_controller(root: Path, name: str) -> str:
     return nearest
 
 
+# The EFI global variable SecureBoot: 4 bytes of attributes, then 1 (enforcing) or 0.
+SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+def probe_secure_boot(root: Path) -> str:
+    """on / off as the firmware reports it; unsupported when booted in legacy BIOS mode."""
+    if not (root / "sys/firmware/efi").is_dir():
+        return "unsupported"
+    try:
+        data = (root / SECURE_BOOT_VAR).read_bytes()
+    except OSError:
+        return "off"  # no variable: firmware without Secure Boot
+    return "on" if len(data) >= 5 and data[4] == 1 else "off"
+
+
 def probe_hardware(root: Path = Path("/")) -> MachineSnapshot:
     """Everything but the disks (machine.probe.probe_machine adds those)."""
     model, flags = probe_cpu(root)
@@ -128,6 +143,7 @@ def probe_hardware(root: Path = Path("/")) -> MachineSnapshot:
         cpu_count=psutil.cpu_count() or 0,
         memory_bytes=memory,
         firmware="uefi" if (root / "sys/firmware/efi").is_dir() else "bios",
+        secure_boot=probe_secure_boot(root),
         acpi_dmar=(root / "sys/firmware/acpi/tables/DMAR").exists(),
         storage_controllers=probe_controllers(root),
         description="probed live",

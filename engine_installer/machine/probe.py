@@ -368,6 +368,7 @@ class _Machine:
         info.holds_source = name in self.source_disks
         info.is_boot_medium = name in self.boot_disks
         info.partitions = self._partitions(name)
+        info.busy_installer = next((p for p in map(_writer_pid, info.partitions) if p), 0)
         info.in_use = _in_use(info)
         return info
 
@@ -399,12 +400,19 @@ class _Machine:
         return result
 
 
-def _partition_in_use(part: PartitionInfo) -> str:
-    """Why the installer may not write the partition's disk because of it, or ""."""
+def _writer_pid(part: PartitionInfo) -> int:
+    """The live installer process that has this partition mounted (it is writing the disk), or 0."""
     for mountpoint in part.mountpoints:
         owner = owner_pid(mountpoint)
         if owner is not None and alive(owner):
-            return f"another Engine installer (pid {owner}) is writing it"
+            return owner
+    return 0
+
+
+def _partition_in_use(part: PartitionInfo) -> str:
+    """Why the installer may not write the partition's disk because of it, or ""."""
+    if owner := _writer_pid(part):
+        return f"another Engine installer (pid {owner}) is writing it"
     if part.mountpoint:
         return f"partition {part.path} is mounted at {part.mountpoint}"
     if part.swap:

@@ -79,6 +79,8 @@ class DiskInfo:
     by_id: list[str] = field(default_factory=list)
     # Why this disk may not be an install target (mounted, swap, holder of LVM/RAID...), or "".
     in_use: str = ""
+    # Another installer process (its pid) has this disk's partitions mounted: it is writing it.
+    busy_installer: int = 0
     # The live system's medium, or the disk the payload/ISO being installed lives on.
     is_boot_medium: bool = False
     # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
@@ -136,6 +138,8 @@ class DetectedInstall:
     problems: list[str] = field(default_factory=list)  # damage found, one sentence each
     repairs: list[str] = field(default_factory=list)  # what a repair restores (REPAIR_*)
     signatures: list[str] = field(default_factory=list)  # wipefs' view of the whole disk
+    # The signed UEFI boot chain on the ESP (ondisk/bootchain.py), {} when it has none.
+    boot_chain: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_engine(self) -> bool:
@@ -153,6 +157,8 @@ class MachineSnapshot:
     cpu_count: int = 0
     memory_bytes: int = 0
     firmware: str = "bios"  # "uefi" or "bios"
+    # "on" | "off" | "unsupported" (legacy BIOS boot); "" = not recorded (older snapshots).
+    secure_boot: str = ""
     acpi_dmar: bool = False  # VT-d advertised by the firmware
     disks: list[DiskInfo] = field(default_factory=list)
     # Recorded machines carry detection results; a live probe runs detection instead.

@@ -196,8 +196,13 @@ def inspect_gpt(path: str, sector_size: int | None = None) -> GptInspection:
         protective, signature = _protective(sector0)
         primary = _read_copy(fd, 1, sector, size)
         backup = _read_copy(fd, last, sector, size)
-        if not backup.valid and primary.valid and primary.alternate_lba != last:
-            # The disk shrank (or grew): look where the primary says the backup is.
+        if not backup.valid and primary.valid and primary.alternate_lba > last:
+            # The disk is shorter than the table says: its backup lay beyond the new end.
+            backup.problem = (
+                "the disk is shorter than its partition table says: it lay past its end"
+            )
+        elif not backup.valid and primary.valid and primary.alternate_lba != last:
+            # The disk grew: look where the primary says the backup is.
             moved = _read_copy(fd, primary.alternate_lba, sector, size)
             if moved.valid:
                 backup = moved

@@ -3,12 +3,20 @@
 Layout (all under one directory called engine/):
     manifest.json   {"product", "version", "build", "slot_size", "created", "pv_driver",
                      "artifacts": {"root": {"path", "sha256", "size"}, "kernel": {...},
-                                   "initrd": {...}}}
+                                   "initrd": {...}, ["shim", "grub", "mm": {...}]},
+                     ["boot_chain": {"shim": <version>, "grub": <version>}],
+                     ["secure_boot": true|false]}
     root.img        the slot image: an ext4 filesystem written block for block into a slot.
                     It carries /boot/vmlinuz and /boot/initrd.img (the same bytes as the
                     kernel and initrd artifacts) so a slot is self-contained and GRUB boots
                     it straight from its partition.
     vmlinuz, initrd.img
+    efi/shimx64.efi, efi/grubx64.efi, efi/mmx64.efi
+                    the signed UEFI boot chain (shim, signed GRUB, MOK manager) the installer
+                    puts on the ESP, and its Debian package versions in "boot_chain"; a payload
+                    without them (Engine before Secure Boot support) gets a GRUB built by the
+                    installer, which boots with Secure Boot off only. "secure_boot": true says
+                    Engine runs with Secure Boot on (signed chain and kernel); missing = false.
     trust/*.pem     optional: the certificates whose signed update kits an Engine installed from
                     this medium accepts (copied into its trust store, see docs/update-kit.md)
 
@@ -31,6 +39,8 @@ from engine_installer.base.versions import parse_version
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = ("root", "kernel", "initrd")
+CHAIN_ARTIFACTS = ("shim", "grub", "mm")  # with "boot_chain": the signed UEFI chain
+CHAIN_COMPONENTS = ("shim", "grub")  # the versions "boot_chain" records (mm ships with shim)
 HASH_CHUNK = 4 * 1024 * 1024
 MiB = 1024 * 1024
 MIN_SLOT_SIZE = MiB
@@ -65,6 +75,9 @@ class Manifest:
     directory: Path  # the payload directory, or the ISO file it was read from
     pv_driver: str = ""  # PV-driver version this Engine brings for its VMs
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # fields we do not use
+    boot_chain: dict[str, str] = field(default_factory=dict)  # component → package version
+    # Engine runs with Secure Boot on; None when not known (a recorded medium in a dry run).
+    secure_boot: bool | None = None
     # The medium's update-kit certificates (trust/*.pem): name → PEM bytes, checked against
     # the medium's SHA256SUMS when it has one. Installs copy them into the trust store.
     trust_certs: dict[str, bytes] = field(default_factory=dict, compare=False)
@@ -72,6 +85,12 @@ class Manifest:
     @property
     def root_image(self) -> Artifact:
         return self.artifacts["root"]
+
+    def chain_artifacts(self) -> dict[str, Artifact]:
+        """The signed UEFI chain ({} for a payload without one)."""
+        if not self.boot_chain:
+            return {}
+        return {name: self.artifacts[name] for name in CHAIN_ARTIFACTS}
 
     def label(self) -> str:
         return f"{self.product} {self.version} (build {self.build})"
@@ -185,11 +204,25 @@ def parse_manifest(
     slot_size = raw.get("slot_size")
     if not _is_int(slot_size) or slot_size < MIN_SLOT_SIZE or slot_size % MiB:
         raise bad("slot_size", slot_size, f"a whole number of MiB, at least {MIN_SLOT_SIZE}")
+    boot_chain = raw.get("boot_chain", {})
+    if not isinstance(boot_chain, dict) or (
+        boot_chain
+        and (
+            sorted(boot_chain) != sorted(CHAIN_COMPONENTS)
+            or not all(isinstance(v, str) and v for v in boot_chain.values())
+        )
+    ):
+        raise bad("boot_chain", boot_chain, f"the versions of {' and '.join(CHAIN_COMPONENTS)}")
+    secure_boot = raw.get("secure_boot", False)
+    if not isinstance(secure_boot, bool):
+        raise bad("secure_boot", secure_boot, "true or false")
+    if secure_boot and not boot_chain:
+        raise bad("secure_boot", secure_boot, "true only with a boot_chain")
     entries = raw.get("artifacts")
     if not isinstance(entries, dict):
         raise bad("artifacts", entries, "an object naming root, kernel and initrd")
     artifacts = {}
-    for name in ARTIFACT_NAMES:
+    for name in ARTIFACT_NAMES + (CHAIN_ARTIFACTS if boot_chain else ()):
         entry = entries.get(name)
         key = f"artifacts.{name}"
         if not isinstance(entry, dict):
@@ -220,7 +253,8 @@ def parse_manifest(
         )
     if artifacts["root"].size > slot_size:
         raise bad("slot_size", slot_size, "at least the size of the root image")
-    known = {"product", "version", "build", "created", "pv_driver", "slot_size", "artifacts"}
+    known = {"product", "version", "build", "created", "pv_driver", "slot_size", "artifacts",
+             "boot_chain", "secure_boot"}  # fmt: skip
     return Manifest(
         product=product,
         version=version,
@@ -231,6 +265,8 @@ def parse_manifest(
         directory=directory,
         pv_driver=pv_driver,
         extra={k: v for k, v in raw.items() if k not in known},
+        boot_chain=dict(boot_chain),
+        secure_boot=secure_boot,
     )
 
 
@@ -251,6 +287,20 @@ def sha256_file(path: Path, chunk: int = HASH_CHUNK, offset: int = 0, size: int 
             digest.update(block)
             left -= len(block) if left > 0 else 0
     return digest.hexdigest()
+
+
+def read_artifact(artifact: Artifact) -> bytes:
+    """An artifact's bytes (from its file, or in place from an ISO), checked against the
+    manifest: for the small ones (the boot chain), read whole."""
+    with open(artifact.path, "rb") as handle:
+        handle.seek(artifact.offset)
+        data = handle.read(artifact.size)
+    if len(data) != artifact.size or hashlib.sha256(data).hexdigest() != artifact.sha256:
+        raise UserError(
+            f"payload file {artifact.medium_path or artifact.path} does not match its manifest "
+            "hash: the medium is damaged, rewrite it"
+        )
+    return data
 
 
 def verify_artifact(artifact: Artifact) -> None:

@@ -105,7 +105,8 @@ class LiveBackend:
         )
 
     def hardware(self) -> HwReport:
-        return check_machine(probe_machine(source=self.medium().location, only=only_disks()))
+        machine = probe_machine(source=self.medium().location, only=only_disks())
+        return check_machine(machine, media=self.media())
 
     def snapshot(self) -> MachineSnapshot:
         return live_snapshot(self.media(), source=self.medium().location, only=only_disks())

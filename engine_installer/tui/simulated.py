@@ -69,7 +69,7 @@ class SimulatedBackend:
         return dmi_name(self.recorded.dmi)
 
     def hardware(self) -> HwReport:
-        return check_machine(self.recorded)
+        return check_machine(self.recorded, media=self.media())
 
     def snapshot(self) -> MachineSnapshot:
         seconds = os.environ.get("ENGINE_INSTALLER_SIM_DETECT_SECONDS")

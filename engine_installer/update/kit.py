@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from engine_installer.install.plan import Action, Plan
 from engine_installer.install.prepare import Prepared, find_install, prepare
 from engine_installer.install.results import InstallResult
 from engine_installer.install.runner import execute
-from engine_installer.machine.probe import booted_engine_disk, resolve_disk_path
+from engine_installer.machine.probe import booted_engine_disk, probe_disk, resolve_disk_path
 from engine_installer.machine.snapshot import DetectedInstall
 from engine_installer.ondisk.cmdline import check_kernel_args
 from engine_installer.ondisk.layout import (
@@ -80,22 +79,13 @@ def engine_disk(disk: str | None) -> str:
     return booted
 
 
-def _partition_name(device: str) -> str:
-    proc = subprocess.run(
-        ["blkid", "-p", "-o", "value", "-s", "PART_ENTRY_NAME", device],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip()
-
-
 @contextlib.contextmanager
 def engine_storage(disk: str) -> Iterator[Path]:
     """The Engine disk's storage partition, mounted read-write (where Engine has it mounted,
     else for the duration of the command)."""
     device = partition_path(disk, STORAGE_NUMBER)
-    if not os.path.exists(device) or _partition_name(device) != LABEL_STORAGE:
+    labels = {part.path: part.label for part in probe_disk(disk).partitions}
+    if labels.get(device) != LABEL_STORAGE:
         raise UserError(
             f"{disk} is not an Engine disk (no {LABEL_STORAGE} partition {device}): name the "
             "Engine disk with --disk DEV"
@@ -142,10 +132,18 @@ def detect(disk: str) -> DetectedInstall | None:
 # --- the kit ---------------------------------------------------------------------------------
 
 
+def kit_path(kit: Path) -> Path:
+    """The kit named on the command line, as an absolute path; UserError for a typo (the
+    status is not touched: nothing was tried)."""
+    if not kit.exists():
+        raise UserError(f"{kit} not found: check the path to the kit")
+    if kit.is_dir():
+        raise UserError(f"{kit} is a directory: a kit is an Engine installer ISO file")
+    return Path(os.path.abspath(kit))
+
+
 def open_kit(path: Path) -> Medium:
     """The kit's Engine: an Engine installer ISO file, its SHA256SUMS and manifest checked."""
-    if path.is_dir():
-        raise UserError(f"{path} is a directory: a kit is an Engine installer ISO file")
     medium = open_medium(path)
     if medium.kind != "iso":
         raise UserError(f"{path} is not an Engine installer ISO: name the kit's .iso file")
@@ -166,7 +164,7 @@ def _staged_kits(storage: Path) -> list[Path]:
 
 def _kit_to_apply(kit: Path | None, current: UpdateStatus, storage: Path) -> Path:
     if kit is not None:
-        return Path(os.path.abspath(kit))
+        return kit_path(kit)
     if current.status in (PENDING, SIGNALLED, FAILED) and current.kit and current.kit.file:
         recorded = storage / current.kit.file  # a staged kit's path is storage-relative
         if recorded.is_file():
@@ -217,7 +215,7 @@ def _copy_durably(source: Path, target: Path, progress: TextProgress) -> None:
 def stage(disk_arg: str | None, kit: Path, out: TextProgress) -> UpdateStatus:
     """Copy a signed kit into engine/updates/ on storage: status Pending (Failed if bad)."""
     disk = engine_disk(disk_arg)
-    kit = Path(os.path.abspath(kit))
+    kit = kit_path(kit)
     start_log("update")
     with update_lock(disk), engine_storage(disk) as storage:
         current = reconcile(read_status(storage)[0], detect(disk))
@@ -225,8 +223,6 @@ def stage(disk_arg: str | None, kit: Path, out: TextProgress) -> UpdateStatus:
             raise RefusedError(_waits_for_restart(current))
         status = UpdateStatus(kit=Kit(str(kit)), engine=current.engine, times=current.times)
         try:
-            if not kit.is_file():
-                raise UserError(f"{kit} is not a file: name the kit's .iso file")
             check_space(storage, kit.stat().st_size + APPLY_RESERVE, f"the kit {kit.name}")
             medium = open_kit(kit)
             status.kit.version = medium.manifest.version

@@ -196,7 +196,7 @@ def explain(status: UpdateStatus, install: DetectedInstall | None, running: str 
     kit = status.kit
     kit_label = f"Engine {kit.version} (build {kit.build})" if kit and kit.version else "the kit"
     if running:
-        return f"an apply of {kit_label} is running ({running}){_step(status)}."
+        return f"engine-update is at work ({running}){_step(status)}."
     if status.status == BLANK:
         return f"No update in progress; {here} boots."
     if status.status == PENDING:

@@ -4,6 +4,8 @@ full live system is exercised by tests/e2e/test_iso_boot.py); a few seconds."""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from engine_installer.iso import bootloader, builder, iso_image
+from engine_installer.iso import bootloader, builder, iso_image, signed_chain
 from tests.iso_helpers import EPOCH, fake_payload
 
 BUILD_ID = "0123456789abcdef0123456789abcdef"
@@ -25,12 +27,16 @@ def iso(tmp_path_factory) -> Path:
             pytest.skip(f"{tool} is not installed (make setup)")
     work = tmp_path_factory.mktemp("isotools")
     payload = fake_payload(work / "payload", root_size=2 * 1024 * 1024)
-    boot = bootloader.build_boot_images(work / "boot", BUILD_ID, "Engine 5.0 (build 7)", EPOCH)
+    chain = signed_chain.host_chain()
+    boot = bootloader.build_boot_images(
+        work / "boot", BUILD_ID, "Engine 5.0 (build 7)", EPOCH, chain
+    )
     files = {f"engine/{p.name}": p for p in sorted(payload.iterdir())}
     files |= {
         builder.BIOS_BOOT: boot.bios_image.read_bytes(),
         builder.EFI_BOOT: boot.efi_image,
         "boot/grub/grub.cfg": boot.grub_cfg.encode(),
+        bootloader.EFI_STUB_PATH: boot.efi_stub.encode(),
         bootloader.id_file_path(BUILD_ID).lstrip("/"): b"Engine installer medium\n",
     }
     out = work / "engine.iso"
@@ -104,3 +110,31 @@ def test_one_flipped_payload_byte_is_caught_and_named(iso, tmp_path):
     result = engine_iso("check", str(bad))
     assert result.returncode != 0
     assert "engine/root.img" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_uefi_boot_files_are_debians_signed_chain(iso, tmp_path):
+    """The FAT image (El Torito UEFI entry and the USB partition) holds shim as BOOTX64.EFI,
+    the signed GRUB and MOK manager beside it, and the stub that finds this medium; a DVD's
+    GRUB reads the same stub from the ISO9660 tree."""
+    reader = pycdlib.PyCdlib()
+    reader.open(str(iso))
+    try:
+        offset = reader.get_record(rr_path="/boot/grub/efi.img").extent_location() * 2048
+        stub = io.BytesIO()
+        reader.get_file_from_iso_fp(stub, rr_path="/" + bootloader.EFI_STUB_PATH)
+    finally:
+        reader.close()
+    chain = signed_chain.host_chain()
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    for name, target in bootloader.EFI_BOOT_FILES.items():
+        out = tmp_path / name
+        subprocess.run(["mcopy", "-n", "-i", f"{iso}@@{offset}", f"::/{target}", str(out)],
+                       check=True, env=env)  # fmt: skip
+        assert out.read_bytes() == chain.files()[name].read_bytes(), target
+    listing = run("sbverify", "--list", str(tmp_path / "shim")).stdout
+    assert "Microsoft Corporation UEFI CA 2011" in listing
+    assert "Debian Secure Boot CA" in run("sbverify", "--list", str(tmp_path / "grub")).stdout
+    mtype = ["mtype", "-i", f"{iso}@@{offset}", "::/" + bootloader.EFI_STUB_PATH]
+    fat_stub = subprocess.run(mtype, capture_output=True, text=True, check=True, env=env).stdout
+    assert fat_stub == stub.getvalue().decode() == bootloader.early_config(BUILD_ID)
+    assert f"--set=root /.engine-id/{BUILD_ID}" in fat_stub

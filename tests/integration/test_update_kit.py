@@ -395,3 +395,45 @@ def test_kills_during_apply_then_status_and_a_retry(running, kits, tmp_path):
     env = grubenv(disk, tmp_path)
     assert (env["engine_active"], env["engine_trial"], env["engine_tries"]) == ("A", "B", "3")
     print("\n" + "\n".join(outcomes))
+
+
+def test_bad_input_and_a_second_engine_update_change_nothing(running, kits):
+    """A typo is one error line and leaves the status alone; while an engine-update works on
+    the disk, another one is refused and status reports the one at work."""
+    from engine_installer.disks.lock import lock_path
+
+    disk = running.disk
+    proc = engine_update("apply", "/nowhere/engine-5.0.iso", disk=disk)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip() == "error: /nowhere/engine-5.0.iso not found: check the path to the kit"
+    )
+    proc = engine_update("stage", str(kits["5.0"].parent), disk=disk)
+    assert (
+        proc.returncode == 2
+        and "is a directory: a kit is an Engine installer ISO file" in proc.stderr
+    )
+    assert not (running.storage / "engine/update-status.json").exists()
+    proc = engine_update("status", disk="/dev/nowhere")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: /dev/nowhere does not exist")
+    proc = engine_update("status", disk=part(disk, 5))
+    assert proc.returncode == 2 and "is a partition, not a whole disk" in proc.stderr
+
+    fd = os.open(lock_path(disk, "update"), os.O_RDWR | os.O_CREAT)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"pid 4242 on ttyS1", 0)
+        proc = engine_update("apply", str(kits["5.0"]), "--lab-override", disk=disk)
+        assert proc.returncode == 3
+        assert "engine-update (pid 4242 on ttyS1) is already working on" in proc.stderr
+        status = running.status()
+        assert (status["status"], status["in_progress"]) == ("", "pid 4242 on ttyS1")
+        assert status["explanation"].startswith("engine-update is at work (pid 4242 on ttyS1)")
+    finally:
+        os.close(fd)
+    assert not (running.storage / "engine/update-status.json").exists() or (
+        running.status()["status"] == ""
+    )

@@ -52,3 +52,18 @@ def test_kvm_is_refused_plainly(monkeypatch):
         VM(disk=None, accel="kvm").start()
     monkeypatch.delenv("ENGINE_QEMU_ACCEL")
     assert requested_accel() == "tcg"
+
+
+def test_secure_boot_firmware_is_the_smm_build_with_microsoft_keys(tmp_path, monkeypatch):
+    vm = laptop(tmp_path / "d.img", media=tmp_path / "e.iso", firmware="uefi-sb")
+    cmd = command(vm, tmp_path, monkeypatch)
+    assert "-machine q35,smm=on " in cmd
+    assert "-global driver=cfi.pflash01,property=secure,value=on" in cmd
+    assert "OVMF_CODE_4M.secboot.fd" in cmd
+    vars_copy = tmp_path / "OVMF_VARS-0.fd"
+    assert vars_copy.read_bytes() == Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").read_bytes()
+    snakeoil = laptop(tmp_path / "d.img", firmware="uefi-sb-snakeoil")
+    assert "OVMF_CODE_4M.secboot.fd" in command(snakeoil, tmp_path, monkeypatch)
+    assert vars_copy.read_bytes() == Path("/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd").read_bytes()
+    plain = command(laptop(tmp_path / "d.img", firmware="uefi"), tmp_path, monkeypatch)
+    assert "smm=on" not in plain and "secboot" not in plain

@@ -83,6 +83,12 @@ class WelcomeScreen(Screen):
         )
         header.set_wrap_mode("ellipsis")
         lines = [header]
+        secure_boot = getattr(report, "secure_boot", "")
+        if secure_boot:
+            bios = secure_boot == "unsupported"
+            lines.append(
+                W.text(f"Secure Boot: {'unsupported (BIOS boot)' if bios else secure_boot}")
+            )
         # Failures first, one line each: the screen must fit 80x24 (the log has every line).
         problems = sorted(
             (i for i in report.items if i.status != "pass"), key=lambda i: i.status != "fail"
