@@ -106,7 +106,10 @@ def resolve_target(
                     )
         raise UserError(f"{device} is not a whole disk engine-usb can write: name a stick")
     if disk.in_use:
-        raise RefusedError(f"refusing to write {disk.path}: {disk.in_use}")
+        raise RefusedError(
+            f"refusing to write {disk.path}: {disk.in_use}: name another stick "
+            "(`engine-usb list` shows those that may be written)"
+        )
     if not is_stick(disk) and not allow_non_removable:
         raise RefusedError(
             f"{disk.path} is not a USB or removable disk ({disk.bus or 'unknown bus'}): "
