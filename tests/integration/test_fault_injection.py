@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import threading
@@ -35,9 +36,12 @@ from faulthelpers import (
     grubenv_values,
     installer,
     kill_tree,
+    leftovers,
+    loop_backings,
     mounts,
     partition_rows,
     popen_installer,
+    signal_tree,
     slot_sha256,
     sparse_copy,
     table_is_clean,
@@ -113,7 +117,7 @@ def test_disk_shorter_keeps_every_partition(engine45_image):
     assert last_end + 34 < new_sectors
 
 
-@pytest.mark.parametrize("how", ["primary-header", "backup-header", "protective-mbr"])
+@pytest.mark.parametrize("how", DAMAGES)
 def test_auto_and_upgrade_refuse_damaged_table(how, engine45_image, payloads, tmp_path):
     with damaged_disk(engine45_image, tmp_path, how) as disk:
         before = disk.digest()
@@ -431,7 +435,106 @@ def test_detect_after_cut_between_boot_switch_and_marker_switch(engine45_image, 
         assert storage_hashes(disk.device) == engine45_image.vm_hashes
 
 
+def _mounted_partitions(disk: Disk) -> list[str]:
+    return [target for source, target in mounts() if source.startswith(disk.device + "p")]
+
+
+def test_disk_busy_with_another_installer_is_called_so(engine45_image, payloads, tmp_path):
+    """Installer 1 is frozen while it has the disk mounted; installer 2 on the same disk is told
+    another installer is writing it (not that a /tmp/... mount makes it 'in use')."""
+    with disk_copy(engine45_image.path, tmp_path) as disk:
+        file = answers(tmp_path / "a.toml", disk, payloads["5.0"], action="reinstall")
+        log = open(tmp_path / "first.out", "wb")  # noqa: SIM115
+        first = popen_installer(["--answers", str(file)], {}, log, subprocess.STDOUT)
+        try:
+            seen = wait_until(
+                lambda: bool(_mounted_partitions(disk)) or first.poll() is not None, 180, 0.0005
+            )
+            assert seen and first.poll() is None, "installer 1 never mounted the disk"
+            signal_tree(first, signal.SIGSTOP)
+            assert _mounted_partitions(disk), "installer 1 unmounted before it froze"
+            proc = installer("--answers", str(file))
+            line = refused(proc, 3)
+            assert re.search(r"another (Engine )?installer", line), line
+            # The way out is to wait for it, not to pull its mounts away.
+            assert "mounted at" not in line and "unmount" not in line, line
+            signal_tree(first, signal.SIGCONT)
+            assert first.wait(timeout=300) == 0, (tmp_path / "first.out").read_text()
+        finally:
+            if first.poll() is None:
+                kill_tree(first)
+            log.close()
+            clean_leftovers(disk)
+
+
 # -- 6. cleanup on every exit path ------------------------------------------------------------
+
+
+def _triggers(disk: Disk, tmpdir: Path) -> dict:
+    """When to send the signal: as a resource of the installer appears (mount(8) sets up the
+    loop device of GRUB's scratch image before it mounts it)."""
+
+    def scratch_loop() -> bool:
+        return any(backing.startswith(str(tmpdir)) for backing in loop_backings().values())
+
+    def scratch_mount() -> bool:
+        # A mount of a loop device over a file in the temp dir: the scratch image (an ISO
+        # source, mounted where the kernel has iso9660, lives elsewhere).
+        backings = loop_backings().items()
+        scratch = {dev for dev, backing in backings if backing.startswith(str(tmpdir))}
+        return any(source in scratch for source, _t in mounts())
+
+    def storage_mount() -> bool:
+        return any(source == disk.part(5) for source, _t in mounts())
+
+    return {
+        "grub-scratch-loop": scratch_loop,
+        "grub-scratch-mount": scratch_mount,
+        "storage-mount": storage_mount,
+    }
+
+
+@pytest.mark.parametrize("when", ["grub-scratch-loop", "grub-scratch-mount", "storage-mount"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_signal_mid_install_leaves_nothing_behind(sig, when, engine45_image, edited_iso, tmp_path):
+    """SIGTERM (to the installer, as `kill` does) or SIGINT (to its process group, as Ctrl-C
+    does) while it holds a mount: no mount, loop device or temp file of it is left, and a
+    retry of the same answer file in the same session completes."""
+    good_iso, _edited = edited_iso
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {"TMPDIR": str(tmpdir)}
+    with disk_copy(engine45_image.path, tmp_path) as disk:
+        file = answers(tmp_path / "a.toml", disk, good_iso, action="reinstall")
+        out = open(tmp_path / "first.out", "wb")  # noqa: SIM115
+        proc = popen_installer(["--answers", str(file)], env, out, subprocess.STDOUT)
+        try:
+            trigger = _triggers(disk, tmpdir)[when]
+            hit = wait_until(lambda: trigger() or proc.poll() is not None, 180, 0.0005)
+            assert hit and proc.poll() is None, f"the installer never reached {when}"
+            if sig == "SIGTERM":
+                proc.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                kill_tree(proc)
+            out.close()
+        output = (tmp_path / "first.out").read_text(errors="replace")
+        try:
+            # Exit 0 only when the install finished regardless (a signal at the very end).
+            assert code != 0 or "reinstalled" in output, output
+            assert "Traceback" not in output, output
+            assert leftovers(disk, tmpdir) == [], output
+            assert sorted(p.name for p in tmpdir.iterdir()) == [], "temp files left behind"
+        finally:
+            clean_leftovers(disk, tmpdir)
+        retry = installer("--answers", str(file), env=env)
+        assert retry.returncode == 0, retry.stdout + retry.stderr
+        assert leftovers(disk, tmpdir) == []
+        [entry] = detect_json(disk.device, None)
+        assert (entry["state"], entry["version"]) == ("upgradeable", "5.0"), entry
 
 
 def test_sigkilled_run_leftovers_are_cleaned_by_the_next_run(engine45_image, payloads, tmp_path):
