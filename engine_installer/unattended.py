@@ -14,6 +14,7 @@ from typing import TextIO
 
 from engine_installer.answers import plan_from_answers
 from engine_installer.base.errors import UserError, detach_stdout
+from engine_installer.base.i18n import _
 from engine_installer.base.logs import start_log
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.install.live import live_snapshot, resolve_target
@@ -32,8 +33,10 @@ def source_medium(source: Path | None) -> Medium:
     if source is None:
         if not (BOOT_MEDIUM / "engine").is_dir():
             raise UserError(
-                "no Engine payload: not running from an Engine boot medium; "
-                'set path = "..." in [source] or pass --source PATH'
+                _(
+                    "no Engine payload: not running from an Engine boot medium; "
+                    'set path = "..." in [source] or pass --source PATH'
+                )
             )
         source = BOOT_MEDIUM
     return open_medium(source)

@@ -37,16 +37,25 @@ KEYS = {
 
 
 class _Screen(pyte.Screen):
-    """pyte's screen, tolerant of extra CSI parameters (urwid on a serial TERM sends some)."""
+    """pyte's screen, tolerant of extra CSI parameters (urwid on a serial TERM sends some),
+    answering a cursor-position query (ESC [6n) as a real terminal does: the installer asks
+    before it shows Japanese on a serial line (tui/console.py)."""
+
+    reply = None  # set by SerialConsole: sends bytes to the guest
 
     def cursor_position(self, line=None, column=None, *_extra) -> None:
         super().cursor_position(line, column)
+
+    def write_process_input(self, data: str) -> None:
+        if self.reply is not None:
+            self.reply(data.encode())
 
 
 class SerialConsole:
     def __init__(self, vm: VM, cols: int = 80, rows: int = 24, start: int = 0) -> None:
         self.vm = vm
         self.screen = _Screen(cols, rows)
+        self.screen.reply = vm.send_serial
         self.stream = pyte.ByteStream(self.screen)
         self.offset = start  # bytes of the serial log already fed to the emulator
 

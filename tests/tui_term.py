@@ -91,7 +91,7 @@ class Term:
                 parts.append(run.strip())
         return " | ".join(parts)
 
-    def wait_for(self, needle: str, timeout: float = 10.0) -> str:
+    def wait_for(self, needle: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pump()
@@ -102,13 +102,13 @@ class Term:
                 break
         raise AssertionError(f"{needle!r} not on screen after {timeout}s:\n{self.text()}")
 
-    def wait_focused(self, label: str, timeout: float = 10.0) -> None:
+    def wait_focused(self, label: str, timeout: float = 30.0) -> None:
         """Wait until the focus colour is on `label` (exactly, or the row containing it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pump()
             focused = self.focused()
-            if focused == label or (not label.startswith("<") and label in focused):
+            if focused == label or (not label.startswith(">") and label in focused):
                 return
         raise AssertionError(f"focus is on {self.focused()!r}, not {label!r}:\n{self.text()}")
 
@@ -136,20 +136,65 @@ class Term:
             self.child.terminate(force=True)
 
 
-# ---- screen captures for docs/tui.md -----------------------------------------------------------
+# ---- screen captures for docs/tui.md and README.md ---------------------------------------------
 
-CAPTURES: list[tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple[str, ...]]] = [
-    # (title, machine, steps, screen text to wait for before capturing, env, extra args)
-    # steps: ("key", name) | ("type", text) | ("wait", text) | ("sleep", seconds)
-    ("1. Install choice", "empty-disk", [], "1/5 Install choice", {}, ()),
-    ("2. Welcome", "engine-4.5", [("key", "enter")], "2/5 Welcome", {}, ()),
+# (title, machine, steps, screen text to wait for before capturing, env, extra args, in README)
+# steps: ("key", name) | ("type", text) | ("wait", text) | ("sleep", seconds)
+Capture = tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple[str, ...], bool]
+JA = {"ENGINE_INSTALLER_LANG": "ja"}
+
+
+def _through_eula(
+    keys: list[tuple[str, ...]], welcome: str = "2/5 Welcome"
+) -> list[tuple[str, ...]]:
+    return [
+        ("key", "enter"),
+        ("wait", welcome),
+        ("key", "enter"),
+        ("wait", "3/5 "),
+        ("key", "tab"),
+        ("key", "enter"),
+        ("wait", "4/5 "),
+    ] + keys
+
+
+def _to_found(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return _through_eula([("key", "enter"), ("wait", "5/5 "), ("sleep", "2.5")] + keys)
+
+
+def _to_summary(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return _to_found([("key", "enter"), ("wait", "Summary")] + keys)
+
+
+CAPTURES: list[Capture] = [
+    ("1. Install choice", "empty-disk", [], "1/5 Install choice", {}, (), True),
     (
-        "2b. Welcome: a failed hardware check blocks Continue",
+        "1 (日本語). Install choice in Japanese: 「Engine をインストールする」",
+        "empty-disk",
+        [],
+        "Engine をインストールする",
+        JA,
+        (),
+        True,
+    ),
+    ("2. Welcome", "engine-4.5", [("key", "enter")], "Compatibility: PASS", {}, (), True),
+    (
+        "2b. Welcome: a failed hardware check, every line in full; Continue is blocked",
         "vtx-disabled",
         [("key", "enter"), ("wait", "Lab override"), ("key", "enter")],
         "Cannot install",
         {},
         (),
+        True,
+    ),
+    (
+        "2b (日本語). The same failed check in Japanese (the screen scrolls: PgUp/PgDn)",
+        "vtx-disabled",
+        [("key", "enter"), ("wait", "ラボ用の例外"), ("key", "enter")],
+        "インストールできません",
+        JA,
+        (),
+        False,
     ),
     (
         "3. Licence agreement (Back is focused)",
@@ -158,50 +203,43 @@ CAPTURES: list[tuple[str, str, list[tuple[str, ...]], str, dict[str, str], tuple
         "Accept",
         {},
         (),
+        True,
     ),
-]
-
-
-def _through_eula(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    return [
-        ("key", "enter"),
-        ("wait", "2/5 Welcome"),
-        ("key", "enter"),
-        ("wait", "Accept"),
-        ("key", "tab"),
-        ("key", "enter"),
-        ("wait", "4/5 Keyboard"),
-    ] + keys
-
-
-def _to_found(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    return _through_eula([("key", "enter"), ("wait", " found")] + keys)
-
-
-CAPTURES += [
     (
-        '4. Keyboard layout, searching for "de"',
+        '4. Keyboard layout, searching for "japan"',
         "engine-4.5",
-        _through_eula([("type", "de"), ("wait", "Search: de")]),
-        "Search: de",
+        _through_eula([("type", "japan"), ("wait", "Search: japan")]),
+        "Search: japan",
         {},
         (),
+        True,
+    ),
+    (
+        "4 (日本語). Keyboard layout, searching for 「日本」",
+        "engine-4.5",
+        _through_eula([("type", "日本"), ("wait", "検索: 日本")], welcome="2/5 ようこそ"),
+        "検索: 日本",
+        JA,
+        (),
+        False,
     ),
     (
         "5a. Existing installation: detection in the background",
         "engine-4.5",
         _through_eula([("key", "enter")]),
         "Looking for existing",
-        {},
+        {"ENGINE_INSTALLER_SIM_DETECT_SECONDS": "30"},
         (),
+        True,
     ),
     (
-        "5b. Existing installation: Engine 4.5 found (upgrade or reinstall)",
+        "5b. Existing installation: Engine 4.5 found, its VMs' PV drivers against the medium's",
         "engine-4.5",
         _to_found([]),
         "An Engine installation was found",
         {},
         (),
+        True,
     ),
     (
         "5c. Existing installation: several installs, choose one",
@@ -210,110 +248,135 @@ CAPTURES += [
         "Choose the one",
         {},
         (),
+        True,
     ),
     (
-        "5d. Existing installation: newer Engine on disk, downgrade refused",
+        "5d. Existing installation: newer Engine on disk, a downgrade only when confirmed",
         "engine-6.0",
-        _to_found([("key", "tab"), ("key", "enter")]),
-        "Downgrade refused",
+        _to_found([("key", "right"), ("key", "enter")]),
+        "Tick the confirmation",
         {},
         (),
+        True,
     ),
     (
-        "5e. No Engine found: target disk (boot medium and busy disks not offered)",
+        "5e. No Engine found: target disk (the boot medium and a busy disk listed, not offered)",
         "windows-only",
         _to_found([]),
         "5/5 Target disk",
         {},
         (),
+        True,
     ),
     (
-        "6. Summary and confirmation (Back is focused)",
+        "6. Summary: the steps the installer will run (Back is focused; PgDn scrolls)",
         "engine-4.5",
-        _to_found([("key", "enter")]),
+        _to_summary([]),
         "Summary",
         {},
         (),
+        True,
     ),
     (
-        "7. Progress",
-        "engine-4.5",
-        _to_found(
-            [
-                ("key", "enter"),
-                ("wait", "Summary"),
-                ("key", "tab"),
-                ("key", "enter"),
-                ("wait", "Step 3"),
-                ("sleep", "2"),
-            ]
+        "6 (日本語). Summary of a fresh install in Japanese",
+        "empty-disk",
+        _through_eula(
+            [("key", "enter"), ("wait", "5/5 "), ("sleep", "2.5"), ("key", "enter")],
+            welcome="2/5 ようこそ",
         ),
-        "Writing",
-        {"ENGINE_INSTALLER_SIM_SECONDS": "12"},
+        "内容の確認",
+        JA,
         (),
+        False,
     ),
     (
-        "8. Done (upgrade): VMs that need a manual PV-driver upgrade",
+        "7. Progress: the step, its bytes and speed, all steps with the time left",
         "engine-4.5",
-        _to_found([("key", "enter"), ("wait", "Summary"), ("key", "tab"), ("key", "enter")]),
+        _to_summary([("key", "tab"), ("key", "enter"), ("wait", "Step 1 of 8"), ("sleep", "6")]),
+        " left",
+        {"ENGINE_INSTALLER_SIM_SECONDS": "20"},
+        (),
+        True,
+    ),
+    (
+        "8. Finished (upgrade): the upgrade report's VMs",
+        "engine-4.5",
+        _to_summary([("key", "tab"), ("key", "enter")]),
         "Upgraded",
         {},
         (),
+        True,
     ),
     (
-        "9. Error (a simulated write fault)",
+        "9. Error (a simulated write fault): where the log went, and the ways on",
         "empty-disk",
-        _to_found([("key", "enter"), ("wait", "Summary"), ("key", "tab"), ("key", "enter")]),
-        "could not finish",
+        _to_summary([("key", "tab"), ("key", "enter"), ("wait", "could not finish")]),
+        "Dry run: the log",
         {"ENGINE_INSTALLER_SIM_FAIL": "write-slot"},
         (),
+        True,
     ),
     (
         "ASCII mode (--ascii, or TERM=vt100) on a serial console",
         "engine-6.0",
         _to_found([]),
-        "would stop running",
+        "stops running",
         {},
         ("--ascii",),
+        False,
     ),
 ]
 
 
-def capture_all() -> list[tuple[str, str]]:
+def capture_all(only_readme: bool = False) -> list[tuple[str, str]]:
     """Run every capture scenario; return (title, 80x24 screen text)."""
     import tempfile
 
+    log = Path(tempfile.gettempdir()) / "engine-installer-dry-run.log"  # the documented default
     shots = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for title, machine, steps, until, env, extra in CAPTURES:
-            term = Term(machine, Path(tmp) / "installer.log", *extra, env=env)
-            try:
-                term.wait_for("1/5 Install choice", timeout=15)
-                for kind, value in steps:
-                    if kind == "key":
-                        term.press(value)
-                    elif kind == "type":
-                        term.type(value)
-                    elif kind == "wait":
-                        term.wait_for(value, timeout=15)
-                    else:
-                        time.sleep(float(value))
-                        term.pump()
-                shots.append((title, term.wait_for(until, timeout=15)))
-            finally:
-                term.close()
+    for title, machine, steps, until, env, extra, readme in CAPTURES:
+        if only_readme and not readme:
+            continue
+        term = Term(machine, log, *extra, env=env)
+        try:
+            term.wait_for("1/5 ", timeout=30)
+            for kind, value in steps:
+                if kind == "key":
+                    term.press(value)
+                elif kind == "type":
+                    term.type(value)
+                elif kind == "wait":
+                    term.wait_for(value, timeout=30)
+                else:
+                    time.sleep(float(value))
+                    term.pump()
+            term.wait_for(until, timeout=30)
+            time.sleep(0.3)
+            term.pump()
+            shots.append((title, term.text()))
+        finally:
+            term.close()
     return shots
 
 
-def write_docs(path: Path) -> None:
+MARK = "<!-- captures: generated by `python -m tests.tui_term` -->"
+END = "<!-- end of captures -->"
+
+
+def _replace(path: Path, shots: list[tuple[str, str]], heading: str) -> None:
     text = path.read_text()
-    marker = "<!-- captures: generated by `python -m tests.tui_term docs/tui.md` -->"
-    head = text.split(marker)[0] if marker in text else text
-    parts = [head.rstrip() + "\n\n" + marker + "\n"]
-    for title, screen in capture_all():
-        parts.append(f"\n### {title}\n\n```text\n{screen}\n```\n")
-    path.write_text("".join(parts))
+    head, rest = text.split(MARK) if MARK in text else (text.rstrip() + "\n\n", "")
+    tail = rest.split(END, 1)[1] if END in rest else "\n"
+    body = "".join(f"\n{heading} {title}\n\n```text\n{screen}\n```\n" for title, screen in shots)
+    path.write_text(head + MARK + "\n" + body + "\n" + END + tail)
+
+
+def write_docs(root: Path = ROOT) -> None:
+    shots = capture_all()
+    readme = {t for t, *_r, in_readme in CAPTURES if in_readme}
+    _replace(root / "docs" / "tui.md", shots, "###")
+    _replace(root / "README.md", [s for s in shots if s[0] in readme], "####")
 
 
 if __name__ == "__main__":
-    write_docs(Path(sys.argv[1]))
+    write_docs()

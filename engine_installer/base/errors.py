@@ -29,13 +29,16 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> int:
+        from engine_installer.base.i18n import _, init_language
+
+        init_language()  # --help, errors and output in the chosen language
         try:
             return func(*args, **kwargs)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(_("error: {message}").format(message=err), file=sys.stderr)
             return err.exit_code
         except KeyboardInterrupt:
-            print("error: interrupted before any disk was written", file=sys.stderr)
+            print(_("error: interrupted before any disk was written"), file=sys.stderr)
             return 130
         except BrokenPipeError:  # stdout's reader went away (`| head`) after the work was done
             detach_stdout()
@@ -45,8 +48,10 @@ def cli_entry(func: Callable[..., int]) -> Callable[..., int]:
             if log.handlers:  # the run log; never Python's last-resort handler on stderr
                 log.exception("unexpected failure")
             print(
-                f"error: {INTERNAL} ({err.__class__.__name__}: {err}); nothing further was "
-                "done: please report it with the installer log",
+                _(
+                    "error: internal error ({error}); nothing further was done: please report "
+                    "it with the installer log"
+                ).format(error=f"{err.__class__.__name__}: {err}"),
                 file=sys.stderr,
             )
             return 1

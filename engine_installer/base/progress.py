@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine_installer.base.i18n import _
+
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -22,7 +24,11 @@ class ProgressEvent:
     @property
     def step_line(self) -> str:
         """ "Step 3 of 8: Writing Engine 5.0 (build 50) into slot B" for a step's first event."""
-        return f"Step {self.step} of {self.steps}: {self.message}" if self.step else self.message
+        if not self.step:
+            return self.message
+        return _("Step {index} of {total}: {title}").format(
+            index=self.step, total=self.steps, title=self.message
+        )
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine_installer.base.errors import RefusedError
+from engine_installer.base.i18n import _
 
 LOCK_DIR = Path(os.environ.get("ENGINE_INSTALLER_LOCK_DIR", "/run/lock"))
 
@@ -47,10 +48,10 @@ def disk_write_lock(disk: str) -> Iterator[None]:
     and libparted runs `udevadm settle` after a commit, which would then wait out its whole
     timeout.
     """
-    busy = (
-        f"another installer ({{holder}}) is already writing {disk}: wait for it to finish, "
-        "or reboot to start over"
-    )
+    busy = _(
+        "another installer ({holder}) is already writing {disk}: wait for it to finish, or "
+        "reboot to start over"
+    ).replace("{disk}", disk)  # {holder} is filled in by _exclusive
     with _exclusive(lock_path(disk), busy):
         yield
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine_installer.base.i18n import _
 from engine_installer.hw.match import match_profile
 from engine_installer.hw.profiles import load_profiles
 from engine_installer.hw.schema import Profile
@@ -109,12 +110,12 @@ def is_internal(disk: DiskInfo) -> bool:
 
 def _setup(profile: Profile) -> str:
     if profile.setup_key:
-        return f"the firmware setup ({profile.setup_key} at power-on)"
-    return "the firmware setup"
+        return _("the firmware setup ({key} at power-on)").format(key=profile.setup_key)
+    return _("the firmware setup")
 
 
 def _in_setup(profile: Profile, setting: str) -> str:
-    return f"set '{setting}' in {_setup(profile)}"
+    return _("set '{setting}' in {setup}").format(setting=setting, setup=_setup(profile))
 
 
 def _feature(
@@ -123,9 +124,13 @@ def _feature(
     if present:
         return CheckItem(name, PASS, ok)
     if level == "ignore":
-        why = "this lab profile" if lab else "this profile"
         label = {"vt-x": "VT-x", "ept": "EPT", "vt-d": "VT-d"}.get(name, name)
-        return CheckItem(name, PASS, f"{label} is not available; not required by {why}")
+        text = (
+            _("{feature} is not available; not required by this lab profile")
+            if lab
+            else _("{feature} is not available; not required by this profile")
+        )
+        return CheckItem(name, PASS, text.format(feature=label))
     return CheckItem(name, FAIL if level == "require" else WARN, missing)
 
 
@@ -137,8 +142,10 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "vt-x",
                 WARN,
-                "AMD CPU (AMD-V) found: Engine's profiles cover Intel VT-x laptops only; "
-                "check AMD-V and the IOMMU are enabled in the firmware setup",
+                _(
+                    "AMD CPU (AMD-V) found: Engine's profiles cover Intel VT-x laptops only; "
+                    "check AMD-V and the IOMMU are enabled in the firmware setup"
+                ),
             )
         )
         return items
@@ -147,9 +154,11 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             "vt-x",
             p.vt_x,
             "vmx" in flags,
-            "Intel VT-x is enabled",
-            "VT-x is disabled: enable Intel Virtualization Technology in "
-            f"{_setup(p)}, '{p.vt_x_setting}', then power off and on",
+            _("Intel VT-x is enabled"),
+            _(
+                "VT-x is disabled: enable Intel Virtualization Technology in {setup}, "
+                "'{setting}', then power off and on"
+            ).format(setup=_setup(p), setting=p.vt_x_setting),
             p.lab,
         )
     )
@@ -158,8 +167,10 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "ept",
                 WARN,
-                "EPT cannot be checked while VT-x is disabled: run hw-check again after "
-                "enabling VT-x",
+                _(
+                    "EPT cannot be checked while VT-x is disabled: run hw-check again after "
+                    "enabling VT-x"
+                ),
             )
         )
     else:
@@ -168,9 +179,11 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
                 "ept",
                 p.ept,
                 "ept" in flags,
-                "Intel EPT (second-level address translation) is available",
-                "the CPU has no EPT: Engine needs a CPU with Intel VT-x and EPT "
-                "(Core i3/i5/i7 from 2010 on); this processor cannot run it",
+                _("Intel EPT (second-level address translation) is available"),
+                _(
+                    "the CPU has no EPT: Engine needs a CPU with Intel VT-x and EPT "
+                    "(Core i3/i5/i7 from 2010 on); this processor cannot run it"
+                ),
                 p.lab,
             )
         )
@@ -179,9 +192,11 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             "vt-d",
             p.vt_d,
             snap.acpi_dmar,
-            "Intel VT-d is enabled (ACPI DMAR table present)",
-            "VT-d is disabled or absent (no ACPI DMAR table): enable Intel VT-d in "
-            f"{_setup(p)}, '{p.vt_d_setting}'; some Core i3 CPUs have no VT-d",
+            _("Intel VT-d is enabled (ACPI DMAR table present)"),
+            _(
+                "VT-d is disabled or absent (no ACPI DMAR table): enable Intel VT-d in "
+                "{setup}, '{setting}'; some Core i3 CPUs have no VT-d"
+            ).format(setup=_setup(p), setting=p.vt_d_setting),
             p.lab,
         )
     )
@@ -190,22 +205,32 @@ def _cpu_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
 
 def _memory_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
     gib = snap.memory_bytes / 2**30
-    have = f"{gib:.1f} GiB of memory"
+    have = f"{gib:.1f}"
     if gib < p.min_ram_gib * RAM_TOLERANCE:
         return CheckItem(
             "memory",
             FAIL,
-            f"only {have}: Engine needs at least {p.min_ram_gib:g} GiB on this machine; "
-            "fit more memory",
+            _(
+                "only {have} GiB of memory: Engine needs at least {need:g} GiB on this machine; "
+                "fit more memory"
+            ).format(have=have, need=p.min_ram_gib),
         )
     if gib < p.recommended_ram_gib * RAM_TOLERANCE:
         return CheckItem(
             "memory",
             WARN,
-            f"{have}: enough to install, but {p.recommended_ram_gib:g} GiB is recommended "
-            "for running VMs; fit more memory if you can",
+            _(
+                "{have} GiB of memory: enough to install, but {want:g} GiB is recommended "
+                "for running VMs; fit more memory if you can"
+            ).format(have=have, want=p.recommended_ram_gib),
         )
-    return CheckItem("memory", PASS, f"{have} (at least {p.min_ram_gib:g} GiB needed)")
+    return CheckItem(
+        "memory",
+        PASS,
+        _("{have} GiB of memory (at least {need:g} GiB needed)").format(
+            have=have, need=p.min_ram_gib
+        ),
+    )
 
 
 def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
@@ -222,8 +247,10 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 FAIL,
-                f"{names} sits behind Intel VMD / RAID; Engine needs its disk on AHCI or plain "
-                f"NVMe: {fix}",
+                _(
+                    "{names} sits behind Intel VMD / RAID; Engine needs its disk on AHCI or "
+                    "plain NVMe: {fix}"
+                ).format(names=names, fix=fix),
             )
         )
     elif remapped:
@@ -231,8 +258,10 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 FAIL,
-                f"Intel RST RAID mode hides {remapped} NVMe disk(s) behind the SATA controller, "
-                f"so Linux cannot see them: {fix}",
+                _(
+                    "Intel RST RAID mode hides {count} NVMe disk(s) behind the SATA controller, "
+                    "so Linux cannot see them: {fix}"
+                ).format(count=remapped, fix=fix),
             )
         )
     elif not disks and (vmd or raid):
@@ -241,8 +270,10 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 FAIL,
-                f"no internal disk is visible because the storage controller is in {what} "
-                f"mode; with VMD or RST RAID on, Linux sees no disk: {fix}",
+                _(
+                    "no internal disk is visible because the storage controller is in {mode} "
+                    "mode; with VMD or RST RAID on, Linux sees no disk: {fix}"
+                ).format(mode=what, fix=fix),
             )
         )
     elif not disks:
@@ -250,8 +281,10 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 FAIL,
-                "no internal disk found: fit a disk, or check it is enabled in the firmware "
-                f"setup and that the storage mode is AHCI ({fix})",
+                _(
+                    "no internal disk found: fit a disk, or check it is enabled in the firmware "
+                    "setup and that the storage mode is AHCI ({fix})"
+                ).format(fix=fix),
             )
         )
     elif raid:
@@ -259,8 +292,10 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
             CheckItem(
                 "storage",
                 WARN,
-                f"the SATA controller is in RAID mode; Linux still sees the disks but Engine "
-                f"expects AHCI: {fix}",
+                _(
+                    "the SATA controller is in RAID mode; Linux still sees the disks but Engine "
+                    "expects AHCI: {fix}"
+                ).format(fix=fix),
             )
         )
     else:
@@ -271,15 +306,26 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
                 CheckItem(
                     "storage",
                     WARN,
-                    f"{d.path} is on a '{d.controller}' controller, not the expected "
-                    f"{' or '.join(p.storage_controllers)}: {fix}",
+                    _(
+                        "{disk} is on a '{controller}' controller, not the expected "
+                        "{expected}: {fix}"
+                    ).format(
+                        disk=d.path,
+                        controller=d.controller,
+                        expected=" / ".join(p.storage_controllers),
+                        fix=fix,
+                    ),
                 )
             )
         else:
             desc = ", ".join(
                 f"{d.path} ({d.controller})" if d.controller else d.path for d in disks
             )
-            items.append(CheckItem("storage", PASS, f"internal disk(s) visible: {desc}"))
+            items.append(
+                CheckItem(
+                    "storage", PASS, _("internal disk(s) visible: {disks}").format(disks=desc)
+                )
+            )
     if disks:
         best = max(disks, key=lambda d: d.size)
         gb = best.size / 1e9
@@ -288,13 +334,21 @@ def _storage_items(snap: MachineSnapshot, p: Profile) -> list[CheckItem]:
                 CheckItem(
                     "disk",
                     FAIL,
-                    f"the largest internal disk, {best.describe()}, is smaller than the "
-                    f"{p.min_disk_gb:g} GB Engine needs: fit a larger disk",
+                    _(
+                        "the largest internal disk, {disk}, is smaller than the {need:g} GB "
+                        "Engine needs: fit a larger disk"
+                    ).format(disk=best.describe(), need=p.min_disk_gb),
                 )
             )
         else:
             items.append(
-                CheckItem("disk", PASS, f"{best.describe()} (at least {p.min_disk_gb:g} GB needed)")
+                CheckItem(
+                    "disk",
+                    PASS,
+                    _("{disk} (at least {need:g} GB needed)").format(
+                        disk=best.describe(), need=p.min_disk_gb
+                    ),
+                )
             )
     return items
 
@@ -303,19 +357,25 @@ def _firmware_item(snap: MachineSnapshot, p: Profile) -> CheckItem:
     """The first of the profile's modes is the preferred one; others work but warn."""
     mode = "UEFI" if snap.firmware == "uefi" else "legacy BIOS"
     preferred = "UEFI" if p.firmware_modes[0] == "uefi" else "legacy BIOS"
-    how = f": {_in_setup(p, p.uefi_setting)} and boot the medium again" if p.uefi_setting else ""
+    how = ""
+    if p.uefi_setting:
+        how = _(": {fix} and boot the medium again").format(fix=_in_setup(p, p.uefi_setting))
     if snap.firmware == p.firmware_modes[0] or not p.id:  # generic: either mode is fine
-        return CheckItem("firmware", PASS, f"booted in {mode} mode")
+        return CheckItem("firmware", PASS, _("booted in {mode} mode").format(mode=mode))
     if snap.firmware in p.firmware_modes:
         return CheckItem(
             "firmware",
             WARN,
-            f"booted in {mode} mode; Engine prefers {preferred} mode on this model{how}",
+            _("booted in {mode} mode; Engine prefers {preferred} mode on this model{how}").format(
+                mode=mode, preferred=preferred, how=how
+            ),
         )
     return CheckItem(
         "firmware",
         WARN,
-        f"booted in {mode} mode, but this model is qualified for {preferred} mode only{how}",
+        _(
+            "booted in {mode} mode, but this model is qualified for {preferred} mode only{how}"
+        ).format(mode=mode, preferred=preferred, how=how),
     )
 
 
@@ -330,21 +390,30 @@ def _secure_boot_item(
     if not state:
         return None  # a recorded machine from before Secure Boot was probed
     if state == "unsupported":
-        return CheckItem("secure-boot", PASS, "Secure Boot: unsupported (legacy BIOS boot)")
+        return CheckItem("secure-boot", PASS, _("Secure Boot: unsupported (legacy BIOS boot)"))
     if state == "off":
-        note = f"; {engine} also boots with it on" if engine and engine_secure_boot else ""
-        return CheckItem("secure-boot", PASS, f"Secure Boot is off{note}")
+        if engine and engine_secure_boot:
+            text = _("Secure Boot is off; {engine} also boots with it on").format(engine=engine)
+        else:
+            text = _("Secure Boot is off")
+        return CheckItem("secure-boot", PASS, text)
     if engine_secure_boot is False:
         setting = p.secure_boot_setting or generic_profile().secure_boot_setting
         return CheckItem(
             "secure-boot",
             FAIL,
-            f"Secure Boot is on, and {engine or 'the Engine on this medium'} cannot boot with "
-            f"it: {_in_setup(p, setting)}, then boot the medium again",
+            _(
+                "Secure Boot is on, and {engine} cannot boot with it: {fix}, then boot the "
+                "medium again"
+            ).format(engine=engine or _("the Engine on this medium"), fix=_in_setup(p, setting)),
         )
     if engine_secure_boot:
-        return CheckItem("secure-boot", PASS, f"Secure Boot is on; {engine} boots with it")
-    return CheckItem("secure-boot", PASS, "Secure Boot is on")
+        return CheckItem(
+            "secure-boot",
+            PASS,
+            _("Secure Boot is on; {engine} boots with it").format(engine=engine),
+        )
+    return CheckItem("secure-boot", PASS, _("Secure Boot is on"))
 
 
 def worst(items: list[CheckItem]) -> str:
@@ -362,18 +431,26 @@ def check_with_profile(
         first = CheckItem(
             "model",
             WARN,
-            f"unknown model ({model}): generic checks only; record it with "
-            "'engine-installer hw-capture' and add a profile",
+            _(
+                "unknown model ({model}): generic checks only; record it with "
+                "'engine-installer hw-capture' and add a profile"
+            ).format(model=model),
         )
     elif profile.lab:
         first = CheckItem(
             "model",
             PASS,
-            f"recognised as {profile.name} (profile {profile.id}): a lab/test profile with "
-            "relaxed requirements, not a supported laptop",
+            _(
+                "recognised as {name} (profile {id}): a lab/test profile with relaxed "
+                "requirements, not a supported laptop"
+            ).format(name=profile.name, id=profile.id),
         )
     else:
-        first = CheckItem("model", PASS, f"recognised as {profile.name} (profile {profile.id})")
+        first = CheckItem(
+            "model",
+            PASS,
+            _("recognised as {name} (profile {id})").format(name=profile.name, id=profile.id),
+        )
     items = [first, _firmware_item(snapshot, p), *_cpu_items(snapshot, p)]
     items.append(_memory_item(snapshot, p))
     items.extend(_storage_items(snapshot, p))
@@ -382,7 +459,13 @@ def check_with_profile(
     kernel_args = [k.arg for k in p.kernel_args]
     if p.kernel_args:
         reasons = "; ".join(f"{k.arg} ({k.reason})" for k in p.kernel_args)
-        items.append(CheckItem("kernel-args", PASS, f"added to Engine's command line: {reasons}"))
+        items.append(
+            CheckItem(
+                "kernel-args",
+                PASS,
+                _("added to Engine's command line: {args}").format(args=reasons),
+            )
+        )
     issues = [f"{i.issue} Fix: {i.fix}" if i.fix else i.issue for i in p.known_issues]
     return HwReport(
         profile_name=profile.name if profile else "",

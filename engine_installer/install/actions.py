@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import N_, _, ngettext
 from engine_installer.ondisk.layout import (
     ALIGNMENT,
     ESP_NUMBER,
@@ -74,35 +75,42 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-def _slot_options(
-    esp: str, slot: str, kernel_args: list[str], keyboard: str, verb: str = "Setting"
-) -> DiskAction:
+def _slot_options(esp: str, slot: str, kernel_args: list[str], keyboard: str) -> DiskAction:
+    verb = _("Setting the boot options of slot {slot}")
     args = " ".join(kernel_args) or "none"
     return DiskAction(
         "slot-options",
         esp,
-        f"{verb} the boot options of slot {slot}",
+        verb.format(slot=slot),
         f"slot {slot}: keyboard {keyboard}, kernel arguments: {args}",
         {"slot": slot, "kernel_args": list(kernel_args), "keyboard": keyboard},
     )
 
 
-def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, verb: str):
+def _config(storage: str, manifest: Manifest, kernel_args: list[str], keyboard: str, new: bool):
     return DiskAction(
         "config",
         storage,
-        f"{verb} the Engine configuration",
+        _("Writing the Engine configuration") if new else _("Updating the Engine configuration"),
         f"engine/config.json on {storage}: keyboard {keyboard}, Engine {manifest.version} "
         f"build {manifest.build}",
         {"keyboard": keyboard, "kernel_args": list(kernel_args)},
     )
 
 
+REPORT_TITLES = {
+    "installation": N_("Saving the installation report and the log on the disk"),
+    "upgrade": N_("Saving the upgrade report and the log on the disk"),
+    "downgrade": N_("Saving the downgrade report and the log on the disk"),
+    "repair": N_("Saving the repair report and the log on the disk"),
+}
+
+
 def _save_report(storage: str, what: str) -> DiskAction:
     return DiskAction(
         "save-report",
         storage,
-        f"Saving the {what} report and the log on the disk",
+        _(REPORT_TITLES[what]),
         f"engine/reports/ and engine/logs/ on {storage}",
     )
 
@@ -126,7 +134,7 @@ def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -
     return DiskAction(
         "bootchain",
         esp,
-        "Updating the signed boot loader (Secure Boot)",
+        _("Updating the signed boot loader (Secure Boot)"),
         f"shim and GRUB on {esp} to {_chain_words(manifest.boot_chain)} (was {was}): EFI/debian "
         "then EFI/BOOT, new files beside the old, then renamed; firmware boot entry Engine",
         {"versions": dict(manifest.boot_chain)},
@@ -135,11 +143,15 @@ def bootchain_action(disk: str, manifest: Manifest, installed: dict[str, str]) -
 
 def trust_action(storage: str, names: list[str]) -> DiskAction:
     """The medium's update-kit certificates into the trust store (docs/update-kit.md)."""
-    what = "update-kit certificate" if len(names) == 1 else f"{len(names)} update-kit certificates"
+    title = ngettext(
+        "Adding the medium's update-kit certificate to the trust store",
+        "Adding the medium's {count} update-kit certificates to the trust store",
+        len(names),
+    ).format(count=len(names))
     return DiskAction(
         "trust",
         storage,
-        f"Adding the medium's {what} to the trust store",
+        title,
         f"engine/trust/ on {storage}: {', '.join(names)}",
         {"names": list(names)},
     )
@@ -167,7 +179,9 @@ def install_actions(
         DiskAction(
             "partition",
             disk,
-            f"Erasing {disk} and partitioning it" if reinstall else f"Partitioning {disk}",
+            (
+                _("Erasing {disk} and partitioning it") if reinstall else _("Partitioning {disk}")
+            ).format(disk=disk),
             f"new GPT on {disk}: {table}",
             {"specs": specs},
             wipe=True,
@@ -175,7 +189,7 @@ def install_actions(
         DiskAction(
             "format",
             esp,
-            "Creating the EFI system partition",
+            _("Creating the EFI system partition"),
             f"mkfs.fat -F 32 on {esp}",
             {"fstype": "vfat"},
             wipe=True,
@@ -183,14 +197,14 @@ def install_actions(
         DiskAction(
             "marker",
             esp,
-            "Recording that the install has started",
+            _("Recording that the install has started"),
             f"install marker complete=false on {esp}",
             {"mode": "new", "slot": "A", "disk_serial": disk_serial},
         ),
         DiskAction(
             "format",
             storage,
-            "Creating the storage partition",
+            _("Creating the storage partition"),
             f"mkfs.ext4 on {storage}",
             {"fstype": "ext4"},
             wipe=True,
@@ -198,7 +212,7 @@ def install_actions(
         DiskAction(
             "write-slot",
             slot_a,
-            f"Writing {manifest.label()} into slot A",
+            _("Writing {label} into slot {slot}").format(label=manifest.label(), slot="A"),
             f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) "
             f"to {slot_a}",
             {"slot": "A"},
@@ -208,7 +222,7 @@ def install_actions(
         DiskAction(
             "verify-slot",
             slot_a,
-            "Verifying slot A",
+            _("Verifying slot {slot}").format(slot="A"),
             f"read back {slot_a} against the manifest SHA-256",
             {"slot": "A"},
             weight=size,
@@ -216,7 +230,7 @@ def install_actions(
         DiskAction(
             "bootloader",
             disk,
-            "Installing the boot loader (BIOS and UEFI)",
+            _("Installing the boot loader (BIOS and UEFI)"),
             f"GRUB in engine-bios and the MBR of {disk}; {_uefi_files(manifest)} and grub.cfg "
             f"on {esp}",
         ),
@@ -224,16 +238,16 @@ def install_actions(
         DiskAction(
             "bootenv",
             esp,
-            "Making slot A the boot default",
+            _("Making slot {slot} the boot default").format(slot="A"),
             "boot environment: engine_active=A",
             {"active": "A", "trial": "", "tries": 0},
         ),
         *([trust_action(storage, trust)] if trust else []),
-        _config(storage, manifest, kernel_args, keyboard, "Writing"),
+        _config(storage, manifest, kernel_args, keyboard, new=True),
         DiskAction(
             "marker",
             esp,
-            "Marking the install complete",
+            _("Marking the install complete"),
             f"install marker complete=true on {esp}",
             {"mode": "complete"},
         ),
@@ -270,7 +284,9 @@ def upgrade_actions(
     disarm = DiskAction(
         "bootenv",
         esp,
-        f"Cancelling the pending trial boot of slot {new} before it is rewritten",
+        _("Cancelling the pending trial boot of slot {slot} before it is rewritten").format(
+            slot=new
+        ),
         f"boot environment: engine_active={active_slot} engine_trial= engine_tries=0",
         {"active": active_slot, "trial": "", "tries": 0},
     )
@@ -279,7 +295,7 @@ def upgrade_actions(
         DiskAction(
             "write-slot",
             target,
-            f"Writing {manifest.label()} into slot {new}",
+            _("Writing {label} into slot {slot}").format(label=manifest.label(), slot=new),
             f"{manifest.root_image.medium_path or manifest.root_image.path} ({_human(size)}) to "
             f"{target}; slot {active_slot} keeps booting until the switch",
             {"slot": new},
@@ -289,7 +305,7 @@ def upgrade_actions(
         DiskAction(
             "verify-slot",
             target,
-            f"Verifying slot {new}",
+            _("Verifying slot {slot}").format(slot=new),
             f"read back {target} against the manifest SHA-256",
             {"slot": new},
             weight=size,
@@ -298,7 +314,9 @@ def upgrade_actions(
         DiskAction(
             "marker",
             esp,
-            f"Recording Engine {manifest.version} in slot {new}",
+            _("Recording Engine {version} in slot {slot}").format(
+                version=manifest.version, slot=new
+            ),
             f"install marker: slot table {new} = {manifest.version} build {manifest.build}",
             {"mode": "slot-table", "slot": new},
         ),
@@ -307,18 +325,22 @@ def upgrade_actions(
         DiskAction(
             "bootenv",
             esp,
-            f"Switching to slot {new} for a trial boot (slot {active_slot} stays the fallback)",
+            _("Switching to slot {new} for a trial boot (slot {old} stays the fallback)").format(
+                new=new, old=active_slot
+            ),
             f"boot environment: engine_active={active_slot} engine_trial={new} engine_tries=3",
             {"active": active_slot, "trial": new, "tries": 3},
         ),
         DiskAction(
             "marker",
             esp,
-            f"Recording Engine {manifest.version} as the installed version",
+            _("Recording Engine {version} as the installed version").format(
+                version=manifest.version
+            ),
             f"install marker: version {manifest.version} build {manifest.build} slot {new}",
             {"mode": "switch", "slot": new},
         ),
-        _config(storage, manifest, kernel_args, keyboard, "Updating"),
+        _config(storage, manifest, kernel_args, keyboard, new=False),
         _save_report(storage, what),
     ]
 
@@ -339,7 +361,7 @@ def repair_actions(
             DiskAction(
                 "repair-table",
                 disk,
-                f"Repairing the partition table of {disk} from its good copy",
+                _("Repairing the partition table of {disk} from its good copy").format(disk=disk),
                 f"sgdisk --move-second-header {disk} (rebuilds the damaged copy and the "
                 "protective MBR from the good copy)",
             )
@@ -349,7 +371,7 @@ def repair_actions(
             DiskAction(
                 "bios-boot",
                 disk,
-                "Restoring the BIOS boot code",
+                _("Restoring the BIOS boot code"),
                 f"grub-bios-setup on {disk} (boot code in the MBR, core in engine-bios)",
             )
         )
@@ -358,7 +380,7 @@ def repair_actions(
             DiskAction(
                 "marker",
                 esp,
-                "Rewriting the install marker from what the slots hold",
+                _("Rewriting the install marker from what the slots hold"),
                 f"install marker on {esp}",
                 {"mode": "rebuild", "marker": dict(marker or {})},
             )
@@ -368,7 +390,7 @@ def repair_actions(
             DiskAction(
                 "bootenv",
                 esp,
-                f"Rewriting the boot environment (slot {active_slot} boots)",
+                _("Rewriting the boot environment (slot {slot} boots)").format(slot=active_slot),
                 f"boot environment: engine_active={active_slot}",
                 {"active": active_slot, "trial": "", "tries": 0, "create": True},
             )
@@ -444,7 +466,8 @@ def step_lines(actions: list[DiskAction]) -> list[str]:
 
 
 def step_line(index: int, total: int, action: DiskAction) -> str:
-    return f"Step {index} of {total}: {action.title}"
+    line = _("Step {index} of {total}: {title}")
+    return line.format(index=index, total=total, title=action.title)
 
 
 def format_actions(actions: list[DiskAction]) -> str:

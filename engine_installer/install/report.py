@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine_installer.base.i18n import _
 from engine_installer.base.versions import compare_versions
 from engine_installer.ondisk.layout import REPORTS_DIR
 from engine_installer.ondisk.vms import VMInfo
@@ -112,18 +113,30 @@ class UpgradeReport:
         out = []
         if self.vms_needing_pv_upgrade:
             out.append(
-                f"VMs needing a manual PV-driver upgrade (older than {self.media_pv_driver}):"
+                _("VMs needing a manual PV-driver upgrade (older than {driver}):").format(
+                    driver=self.media_pv_driver
+                )
             )
             out += [
-                f"  {vm.name} ({vm.kind}, PV drivers {vm.pv_driver or 'unknown'})"
+                "  "
+                + _("{name} ({kind}, PV drivers {driver})").format(
+                    name=vm.name, kind=vm.kind, driver=vm.pv_driver or _("unknown")
+                )
                 for vm in self.vms_needing_pv_upgrade
             ]
         elif self.action in ("upgrade", "downgrade"):
-            out.append("No VM needs a manual PV-driver upgrade.")
+            out.append(_("No VM needs a manual PV-driver upgrade."))
         if self.vms_that_will_not_run:
-            out.append(f"VMs published for a newer Engine that will not run on {self.to_version}:")
+            out.append(
+                _("VMs published for a newer Engine that will not run on {version}:").format(
+                    version=self.to_version
+                )
+            )
             out += [
-                f"  {vm.name} ({vm.kind}, published for {vm.published_for})"
+                "  "
+                + _("{name} ({kind}, published for {version})").format(
+                    name=vm.name, kind=vm.kind, version=vm.published_for
+                )
                 for vm in self.vms_that_will_not_run
             ]
         return out

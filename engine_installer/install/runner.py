@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.logs import copy_log_to, current_log, start_log
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
 from engine_installer.disks import esp, filesystems, nvram
@@ -247,7 +248,7 @@ def _check_unchanged(prepared: Prepared, recheck: Recheck | None) -> None:
         first = fresh.refusals[0]
         raise RefusedError(first.hint())
     if _fingerprint(fresh) != _fingerprint(prepared):
-        reason = "the installer would now do something else; nothing was written"
+        reason = _("the installer would now do something else; nothing was written")
         raise Refusal("disk-changed", disk, {"reason": reason}).error()
 
 
@@ -257,20 +258,22 @@ def _after_failure(prepared: Prepared, index: int) -> str:
     kinds = [a.kind for a in done]
     if prepared.kind in ("upgrade", "downgrade"):
         switched = any(a.kind == "bootenv" and a.params.get("trial") for a in done)
-        old = prepared.previous_version or "the old Engine"
+        old = prepared.previous_version or "?"
         if not switched:
-            return (
-                f"nothing was switched: Engine {old} still boots from slot {prepared.active_slot}"
+            return _("nothing was switched: Engine {old} still boots from slot {slot}").format(
+                old=old, slot=prepared.active_slot
             )
-        return (
-            f"slot {prepared.new_slot} was already switched to (trial boot); Engine {old} in "
-            f"slot {prepared.active_slot} stays the fallback"
-        )
+        return _(
+            "slot {new} was already switched to (trial boot); Engine {old} in slot {slot} "
+            "stays the fallback"
+        ).format(new=prepared.new_slot, old=old, slot=prepared.active_slot)
     if prepared.kind == "repair":
-        return "the disk's VMs and data were not touched"
+        return _("the disk's VMs and data were not touched")
     if not kinds:
-        return "nothing was written"
-    return f"the disk holds no complete Engine now: run the {prepared.kind} again"
+        return _("nothing was written")
+    if prepared.kind == "reinstall":
+        return _("the disk holds no complete Engine now: run the reinstall again")
+    return _("the disk holds no complete Engine now: run the install again")
 
 
 class _Signals:
@@ -345,8 +348,9 @@ def execute(
             except (KeyboardInterrupt, Interrupted) as err:
                 log.error("%s interrupted (%s)", line, err or "Ctrl-C")
                 raise UserError(
-                    f"interrupted during step {index} of {total} ({action.title}); "
-                    f"{_after_failure(p, index)}"
+                    _("interrupted during step {index} of {total} ({title}); {after}").format(
+                        index=index, total=total, title=action.title, after=_after_failure(p, index)
+                    )
                 ) from None
             except UserError as err:
                 log.error("%s failed: %s", line, err)
@@ -360,8 +364,13 @@ def execute(
                     ) from None
                 log.exception("%s failed unexpectedly", line)
                 raise UserError(
-                    f"step {index} of {total} ({action.title}) failed: "
-                    f"{err.__class__.__name__}: {err}; {_after_failure(p, index)}"
+                    _("step {index} of {total} ({title}) failed: {error}; {after}").format(
+                        index=index,
+                        total=total,
+                        title=action.title,
+                        error=f"{err.__class__.__name__}: {err}",
+                        after=_after_failure(p, index),
+                    )
                 ) from None
             log.info("step %d of %d done in %.1f s", index, total, time.monotonic() - started)
             progress(ProgressEvent(action.kind, action.weight, action.weight, "", index, total))

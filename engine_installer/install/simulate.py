@@ -14,6 +14,7 @@ import os
 import time
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.progress import ProgressCallback, ProgressEvent, ignore_progress
 from engine_installer.install.actions import step_line
 from engine_installer.install.prepare import Prepared
@@ -54,8 +55,10 @@ def simulate(
                 time.sleep(duration / ticks)
             if action.kind == fail_kind and tick * 2 > ticks:
                 raise UserError(
-                    f"{action.title} failed: I/O error writing {action.target} (simulated "
-                    "fault); the disk's previous contents were not switched over"
+                    _(
+                        "{title} failed: I/O error writing {target} (simulated fault); the "
+                        "disk's previous contents were not switched over"
+                    ).format(title=action.title, target=action.target)
                 )
             progress(ProgressEvent(action.kind, action.weight * tick // ticks, action.weight))
         progress(ProgressEvent(action.kind, action.weight, action.weight, "", index, total))

@@ -99,6 +99,7 @@ def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
          "--no-compile", "--no-warn-script-location", *pinned_requirements())  # fmt: skip
     shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with the host's shebang
     _copy_tree(root / "engine_installer", site / "engine_installer")
+    build_catalogs(root / "po", site / "engine_installer" / "locale")
     # Byte-compile once here (the live root is read-only underneath); with SOURCE_DATE_EPOCH
     # set, py_compile writes hash-checked .pyc files, identical on every build.
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
@@ -115,12 +116,35 @@ def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
         path.chmod(0o755)
     data = stage / DATA
     data.mkdir(parents=True, exist_ok=True)
-    for name in ("eula.txt",):
-        source = root / "iso-build" / name
-        if source.is_file():
-            shutil.copyfile(source, data / name)
+    for source in sorted((root / "iso-build").glob("eula*.txt")):  # eula.txt, eula.ja.txt
+        shutil.copyfile(source, data / source.name)
     if (root / "hw-profiles").is_dir():
         _copy_tree(root / "hw-profiles", data / "hw-profiles")
+
+
+def build_catalogs(po_dir: Path, locale_dir: Path) -> list[Path]:
+    """Compile every po/<lang>.po into <locale_dir>/<lang>/LC_MESSAGES/engine_installer.mo
+    (GNU msgfmt, which also checks that each translation keeps its {placeholders})."""
+    if shutil.which("msgfmt") is None:
+        raise UserError("msgfmt is not installed: run `make setup` (it installs gettext)")
+    shutil.rmtree(locale_dir, ignore_errors=True)  # a checkout's own build is not used
+    built = []
+    for po in sorted(po_dir.glob("*.po")):
+        target = locale_dir / po.stem / "LC_MESSAGES" / "engine_installer.mo"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            ["msgfmt", "--check", "--output-file", str(target), str(po)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            detail = proc.stderr.strip().splitlines()
+            raise UserError(
+                f"msgfmt rejected {po} ({detail[-1] if detail else proc.returncode}): fix the "
+                "translation and build again"
+            )
+        built.append(target)
+    return built
 
 
 def build_app_layer(work: Path, cache: Path, settings: dict, epoch: int) -> Path:

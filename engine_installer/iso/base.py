@@ -114,13 +114,16 @@ def _run(cmd: list[str], **kwargs: object) -> None:
 def mksquashfs(source: Path, target: Path, settings: dict, extra: list[str] = ()) -> None:
     """Squash a tree reproducibly: fixed times (SOURCE_DATE_EPOCH) and sorted by mksquashfs."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    # On a terminal (make demo) mksquashfs's own bar shows a base build's minutes going by;
+    # in a log or a pipe it would only add noise.
+    terminal = sys.stderr.isatty()
     cmd = [
         "mksquashfs",
         str(source),
         str(target),
         "-noappend",
         "-quiet",
-        "-no-progress",
+        *([] if terminal else ["-no-progress"]),
         "-comp",
         settings.get("squashfs_compression", "zstd"),
         "-mkfs-time",
@@ -133,7 +136,7 @@ def mksquashfs(source: Path, target: Path, settings: dict, extra: list[str] = ()
         cmd += ["-Xcompression-level", str(settings.get("squashfs_level", 6))]
     # mksquashfs refuses -mkfs-time/-all-time when SOURCE_DATE_EPOCH is also set.
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    _run(cmd, stdout=subprocess.DEVNULL, env=env)
+    _run(cmd, stdout=sys.stderr if terminal else subprocess.DEVNULL, env=env)
 
 
 def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -> BaseLayer:
@@ -195,7 +198,17 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
         ).stdout.splitlines()
         # /boot is not needed inside the running live system: the kernel and initrd are
         # on the medium under /live/.
+        size = sum(
+            f.stat().st_size for f in rootfs.rglob("*") if f.is_file() and not f.is_symlink()
+        )
+        _say(
+            f"squashing the live system base ({size / 1e6:.0f} MB, "
+            f"{settings.get('squashfs_compression', 'zstd')}): a minute or more"
+        )
+        squash_started = time.monotonic()
         mksquashfs(rootfs, out / "filesystem.squashfs", settings, ["-wildcards", "-e", "boot/*"])
+        squashed = (out / "filesystem.squashfs").stat().st_size
+        _say(f"squashed to {squashed / 1e6:.0f} MB in {time.monotonic() - squash_started:.0f} s")
         info = {
             "key": key,
             "kernel": kernels[-1].name.removeprefix("vmlinuz-"),

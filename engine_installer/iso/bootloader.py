@@ -50,7 +50,12 @@ _COMMON_MODULES = [
     "normal", "configfile", "linux", "echo", "serial", "terminal", "test", "true",
     "chain", "sleep", "halt", "reboot", "ls", "cat", "regexp",
 ]  # fmt: skip
-BIOS_MODULES = ["biosdisk", *_COMMON_MODULES]
+# The menu draws its Japanese entries with GRUB's Unicode font on a graphical terminal.
+_FONT_MODULES = ["font", "gfxterm", "video", "video_fb", "bitmap", "bitmap_scale"]
+BIOS_MODULES = ["biosdisk", "vbe", "vga", *_FONT_MODULES, *_COMMON_MODULES]
+# GRUB's own Unicode font (grub-common), copied onto the medium for the menu's Japanese.
+UNICODE_FONT = Path("/usr/share/grub/unicode.pf2")
+FONT_PATH = f"{GRUB_PREFIX}/fonts/unicode.pf2"
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,11 @@ def kernel_args(extra: str = "") -> str:
     return f"{args} {extra}".strip()
 
 
-MENU_ENTRIES = ("install", "check", "harddisk")
+MENU_ENTRIES = ("install", "check", "install-ja", "check-ja", "harddisk")
+# The Japanese entries: the guide's words for the installer's option, and the language
+# named in English too, for a console that draws no Japanese (GRUB shows '?' there).
+JA_INSTALL = "日本語: Engine をインストールする (Japanese)"
+JA_CHECK = "日本語: メディアを検査してからインストールする (Japanese)"
 
 
 def grub_menu(
@@ -107,6 +116,13 @@ terminal_output console serial
 set default={default}
 set timeout={timeout}
 set timeout_style=menu
+# The laptop's screen draws the menu with GRUB's Unicode font (for the Japanese entries);
+# without the font or a graphics mode it stays in text mode. The serial port is unchanged.
+if loadfont {FONT_PATH}; then
+  set gfxmode=auto
+  set gfxpayload=text
+  if terminal_output gfxterm serial; then true; else terminal_output console serial; fi
+fi
 
 menuentry "Install Engine" --id install {{
   echo "Loading the Engine installer ({label})..."
@@ -117,6 +133,18 @@ menuentry "Install Engine" --id install {{
 menuentry "Check the medium, then install" --id check {{
   echo "Loading the Engine installer; it checks the medium first..."
   linux /live/vmlinuz {kernel_args("engine.checkmedia=1")}
+  initrd /live/initrd.img
+}}
+
+menuentry "{JA_INSTALL}" --id install-ja {{
+  echo "Loading the Engine installer in Japanese ({label})..."
+  linux /live/vmlinuz {kernel_args("engine.lang=ja")}
+  initrd /live/initrd.img
+}}
+
+menuentry "{JA_CHECK}" --id check-ja {{
+  echo "Loading the Engine installer in Japanese; it checks the medium first..."
+  linux /live/vmlinuz {kernel_args("engine.checkmedia=1 engine.lang=ja")}
   initrd /live/initrd.img
 }}
 

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.iso import app_layer, base, bootloader, iso_image, signed_chain, signing
 from engine_installer.ondisk.payload import (
     MANIFEST_NAME,
@@ -52,34 +53,39 @@ LIVE_UUID = ".disk/live-uuid-engine"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", type=Path, required=True, metavar="DIR",
-                        help="Engine payload directory (holding manifest.json), e.g. from "
-                        "`engine-iso sample-payload`")  # fmt: skip
+                        help=_("Engine payload directory (holding manifest.json), e.g. from "
+                               "`engine-iso sample-payload`"))  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
-                        help="the ISO to write")  # fmt: skip
+                        help=_("the ISO to write"))  # fmt: skip
     parser.add_argument("--dual-layer", action="store_true",
-                        help="allow an ISO larger than a single-layer DVD (4.7 GB)")  # fmt: skip
+                        help=_("allow an ISO larger than a single-layer DVD (4.7 GB)"))  # fmt: skip
     parser.add_argument("--cache", type=Path, metavar="DIR",
-                        help="cache for the live system base and wheels (default: "
-                        f"${base.CACHE_ENV} or ~/.cache/engine-installer)")  # fmt: skip
+                        help=_("cache for the live system base and wheels (default: "
+                               "${env} or ~/.cache/engine-installer)").format(
+                                   env=base.CACHE_ENV))  # fmt: skip
     parser.add_argument("--menu-default", choices=bootloader.MENU_ENTRIES, default="install",
-                        help="boot menu entry chosen after the timeout (default: install; "
-                        "check = always check the medium first)")  # fmt: skip
+                        metavar="ENTRY",
+                        help=_("boot menu entry chosen after the timeout: {entries} (default: "
+                               "install; check = always check the medium first; -ja = in "
+                               "Japanese)").format(
+                                   entries=", ".join(bootloader.MENU_ENTRIES)))  # fmt: skip
     parser.add_argument("--rebuild-base", action="store_true",
-                        help="rebuild the cached live system base (mmdebstrap)")  # fmt: skip
+                        help=_("rebuild the cached live system base (mmdebstrap)"))  # fmt: skip
     parser.add_argument("--db-key", type=Path, metavar="KEY",
-                        help="also sign the UEFI boot chain with this db key (PEM, "
-                        "unencrypted), for fleets that enroll their own keys")  # fmt: skip
+                        help=_("also sign the UEFI boot chain with this db key (PEM, "
+                               "unencrypted), for fleets that enroll their own keys"))  # fmt: skip
     parser.add_argument("--db-cert", type=Path, metavar="CERT",
-                        help="the certificate of --db-key (PEM)")  # fmt: skip
+                        help=_("the certificate of --db-key (PEM)"))  # fmt: skip
     parser.add_argument("--sign-key", type=Path, metavar="KEY",
-                        help="sign the medium as an update kit with this private key (PEM, "
-                        "unencrypted): a CMS signature of SHA256SUMS")  # fmt: skip
+                        help=_("sign the medium as an update kit with this private key (PEM, "
+                               "unencrypted): a CMS signature of SHA256SUMS"))  # fmt: skip
     parser.add_argument("--sign-cert", type=Path, metavar="CERT",
-                        help="the certificate of --sign-key (PEM); Engines installed from "
-                        "this medium trust kits it signs")  # fmt: skip
+                        help=_("the certificate of --sign-key (PEM); Engines installed from "
+                               "this medium trust kits it signs"))  # fmt: skip
     parser.add_argument("--trust-cert", type=Path, metavar="CERT", action="append",
-                        default=[], help="another certificate whose kits Engines installed "
-                        "from this medium accept (repeatable; with --sign-key)")  # fmt: skip
+                        default=[], help=_("another certificate whose kits Engines installed "
+                                           "from this medium accept (repeatable; with "
+                                           "--sign-key)"))  # fmt: skip
 
 
 def source_date_epoch() -> int:
@@ -103,10 +109,11 @@ def size_report(size: int, dual_layer: bool) -> str:
         hint = "" if dual_layer else "; pass --dual-layer to allow a dual-layer DVD"
         raise UserError(f"the ISO would be {mb:.0f} MB, larger than {medium}: use a smaller "
                         f"payload{hint}")  # fmt: skip
-    if size > CD_BYTES:
-        return (f"{mb:.0f} MB: does not fit on a CD (700 MB); write it to a DVD or a USB "
-                "stick")  # fmt: skip
-    return f"{mb:.0f} MB: fits on a CD, a DVD or a USB stick"
+    # The vendor's guide: burn the ISO to a DVD or write it to a USB stick; a CD is only a
+    # size fact here (a CD-R holds 700 MB).
+    return _("{mb} MB: burn it to a DVD or write it to a USB stick (engine-usb write); "
+             "for size: a CD holds 700 MB, a single-layer DVD 4.7 GB").format(
+                 mb=f"{mb:.0f}")  # fmt: skip
 
 
 def volume_id(version: str) -> str:
@@ -243,7 +250,7 @@ def build_iso(
             digest.update(f"efi {name} {iso_image.sha256_source(path)}\n".encode())
         digest.update(base_layer.initrd.read_bytes())
         build_id = digest.hexdigest()[:32]
-        label = manifest.label()
+        label = manifest.plain_label()  # GRUB's menu text, the same in every language
         files["live/initrd.img"] = initrd_with_uuid(base_layer.initrd, build_id, work, epoch)
         boot = bootloader.build_boot_images(
             work / "boot", build_id, label, epoch, chain, default=menu_default
@@ -252,6 +259,8 @@ def build_iso(
         files[EFI_BOOT] = boot.efi_image
         files["boot/grub/grub.cfg"] = boot.grub_cfg.encode()
         files[bootloader.EFI_STUB_PATH] = boot.efi_stub.encode()
+        if bootloader.UNICODE_FONT.is_file():  # the menu's Japanese entries (else '?' marks)
+            files[bootloader.FONT_PATH.lstrip("/")] = bootloader.UNICODE_FONT
         files[bootloader.id_file_path(build_id).lstrip("/")] = (
             f"Engine installer medium\n{label}\nbuild-id {build_id}\n".encode()
         )

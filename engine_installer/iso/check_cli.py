@@ -13,17 +13,20 @@ import sys
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.progress import ProgressEvent
 from engine_installer.ondisk.medium import check_iso, has_hybrid_mbr, open_medium
 from engine_installer.ondisk.signature import signature_signer, verify_sums_signature
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("iso", type=Path, metavar="FILE", help="the installer ISO to verify")
-    parser.add_argument("--quiet", action="store_true", help="print only the verdict")
+    parser.add_argument(
+        "iso", type=Path, metavar="FILE", help=_("the installer ISO (or mounted medium) to verify")
+    )
+    parser.add_argument("--quiet", action="store_true", help=_("print only the verdict"))
     parser.add_argument("--trust", type=Path, action="append", default=[], metavar="CERT",
-                        help="require a kit signature by this certificate (PEM; "
-                        "repeatable)")  # fmt: skip
+                        help=_("require a kit signature by this certificate (PEM; "
+                               "repeatable)"))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

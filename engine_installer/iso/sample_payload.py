@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.iso.signed_chain import host_chain
 from engine_installer.ondisk.layout import MiB
 from engine_installer.ondisk.payload import write_manifest
@@ -42,28 +43,36 @@ SLOT_DIRS = ("proc", "sys", "dev", "run", "tmp", "storage", "esp", "mnt", "root"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", required=True, help="Engine version, e.g. 5.0")
-    parser.add_argument("--build", default="1", help="build number (default 1)")
-    parser.add_argument("--out", required=True, type=Path, help="output payload directory")
+    parser.add_argument("--version", required=True, help=_("Engine version, e.g. 5.0"))
+    parser.add_argument("--build", default="1", help=_("build number (default 1)"))
+    parser.add_argument("--out", required=True, type=Path, help=_("output payload directory"))
     parser.add_argument(
-        "--kernel", type=Path, help="kernel image (default: newest /boot/vmlinuz-*-amd64)"
+        "--kernel", type=Path, help=_("kernel image (default: newest /boot/vmlinuz-*-amd64)")
     )
     parser.add_argument(
-        "--modules", type=Path, help="its module tree (default: /lib/modules/<kernel version>)"
+        "--modules",
+        type=Path,
+        help=_("its module tree (default: /lib/modules/<kernel version>)"),
     )
-    parser.add_argument("--pad-to", type=_size, help="make root.img this many bytes (e.g. 1G)")
-    parser.add_argument("--slot-size", type=_size, help="slot size in the manifest (>= root.img)")
+    parser.add_argument("--pad-to", type=_size, help=_("make root.img this many bytes (e.g. 1G)"))
+    parser.add_argument(
+        "--slot-size", type=_size, help=_("slot size in the manifest (>= root.img)")
+    )
     parser.add_argument(
         "--no-boot-chain",
         action="store_true",
-        help="leave out the signed UEFI chain, as Engine releases before Secure Boot support: "
-        "installs then boot with Secure Boot off only",
+        help=_(
+            "leave out the signed UEFI chain, as Engine releases before Secure Boot support: "
+            "installs then boot with Secure Boot off only"
+        ),
     )
     parser.add_argument(
         "--broken-init",
         action="store_true",
-        help="an Engine that cannot start: its init fails before marking itself good (for "
-        "tests of GRUB's fallback)",
+        help=_(
+            "an Engine that cannot start: its init fails before marking itself good (for "
+            "tests of GRUB's fallback)"
+        ),
     )
 
 

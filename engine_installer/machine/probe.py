@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.machine.ownership import alive, owner_pid
 from engine_installer.machine.snapshot import (
     DiskInfo,
@@ -36,6 +37,7 @@ log = logging.getLogger("engine_installer")
 LIVE = Path("/")
 BY_ID = Path("/dev/disk/by-id")
 LIVE_MEDIUM = "/run/live/medium"  # where live-boot mounts the medium it booted from
+LIVE_ROOT = "/run/live/"  # live-boot's medium, layers and toram copies live below it
 # Device-mapper, md, RAM disks, optical drives and zram are never install targets.
 SKIP_PREFIXES = ("ram", "dm-", "md", "sr", "zram", "fd", "nbd")
 SECTOR = 512  # sysfs "size" is always in 512-byte units
@@ -113,7 +115,7 @@ def _blkid(paths: list[str]) -> dict[str, dict[str, str]]:
         )
         props = {}
         for line in proc.stdout.splitlines():
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             props[key] = value
         result[path] = props
     return result
@@ -202,7 +204,7 @@ class _Machine:
     def _read_mounts(self) -> list[_Mount]:
         mounts = []
         for line in _read(self.root / "proc" / "self" / "mountinfo").splitlines():
-            head, _, tail = line.partition(" - ")
+            head, _sep, tail = line.partition(" - ")
             fields, more = head.split(), tail.split()
             if len(fields) < 5 or len(more) < 2:
                 continue
@@ -326,6 +328,22 @@ class _Machine:
         names = [n for n in self.disk_names if not n.startswith(SKIP_PREFIXES)]
         return [n for n in names if _int(self.sys_block / n / "size")]
 
+    def medium_loop(self, name: str) -> str:
+        """What makes loop device `name` part of the live medium, or "".
+
+        live-boot stacks the medium's squashfs layers on loop devices (backed by
+        /run/live/medium/live/*.squashfs, or a copy under /run/live/ with toram) and mounts
+        them under /run/live/rootfs/. They are never targets and nothing a technician can act
+        on, so the disk list leaves them out (the log names them). Loop devices elsewhere
+        (tests, a technician's own image) are listed as usual."""
+        if not name.startswith("loop"):
+            return ""
+        backing = _read(self.sys_block / name / "loop" / "backing_file")
+        if backing.startswith(LIVE_ROOT):
+            return backing
+        mounts = self._mountpoints(self.devnums.get(name, ""))
+        return next((f"mounted at {m}" for m in mounts if m.startswith(LIVE_ROOT)), "")
+
     def disk(self, name: str) -> DiskInfo | None:
         """The disk's record, or None when it vanished or lost its medium while probing."""
         entry = self.sys_block / name
@@ -412,13 +430,17 @@ def _writer_pid(part: PartitionInfo) -> int:
 def _partition_in_use(part: PartitionInfo) -> str:
     """Why the installer may not write the partition's disk because of it, or ""."""
     if owner := _writer_pid(part):
-        return f"another Engine installer (pid {owner}) is writing it"
+        return _("another Engine installer (pid {pid}) is writing it").format(pid=owner)
     if part.mountpoint:
-        return f"partition {part.path} is mounted at {part.mountpoint}"
+        return _("partition {path} is mounted at {mount}").format(
+            path=part.path, mount=part.mountpoint
+        )
     if part.swap:
-        return f"partition {part.path} is active swap"
+        return _("partition {path} is active swap").format(path=part.path)
     if part.holders:
-        return f"partition {part.path} is held by {_held(part.holders)}"
+        return _("partition {path} is held by {holders}").format(
+            path=part.path, holders=_held(part.holders)
+        )
     return ""
 
 
@@ -426,25 +448,34 @@ def _in_use(disk: DiskInfo) -> str:
     """Why the installer may not write the disk: a mount, swap or a holder, or ""."""
     reasons = [part.in_use for part in disk.partitions if part.in_use]
     if disk.mountpoints:
-        reasons.insert(0, f"{disk.path} is mounted at {disk.mountpoints[0]}")
+        mount = disk.mountpoints[0]
+        reasons.insert(0, _("{path} is mounted at {mount}").format(path=disk.path, mount=mount))
     if disk.swap:
-        reasons.insert(0, f"{disk.path} is active swap")
+        reasons.insert(0, _("{path} is active swap").format(path=disk.path))
     if disk.holders:
-        reasons.insert(0, f"{disk.path} is held by {_held(disk.holders)}")
+        held = _held(disk.holders)
+        reasons.insert(0, _("{path} is held by {holders}").format(path=disk.path, holders=held))
     return reasons[0] if reasons else ""
 
 
 def _held(holders: list[str]) -> str:
-    return ", ".join(sorted(holders)) + " (LVM, RAID or encryption)"
+    return _("{names} (LVM, RAID or encryption)").format(names=", ".join(sorted(holders)))
 
 
 def probe_disks(source: Path | None = None, root: Path = LIVE) -> list[DiskInfo]:
-    """Every whole disk with a medium (loop devices included: tests use them).
+    """Every whole disk with a medium (loop devices included: tests use them), except the
+    boot medium's own loop devices (_Machine.medium_loop).
 
     source is the payload or ISO being read (its disk is the boot medium); root points the
     reads at a recorded tree."""
     machine = _Machine(root, source)
-    return [disk for name in machine.candidates() if (disk := machine.disk(name))]
+    disks = []
+    for name in machine.candidates():
+        if backing := machine.medium_loop(name):
+            log.info("/dev/%s not listed: it is part of the boot medium (%s)", name, backing)
+        elif disk := machine.disk(name):
+            disks.append(disk)
+    return disks
 
 
 def _disk_name(path: str) -> str:

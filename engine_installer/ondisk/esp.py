@@ -78,6 +78,15 @@ def _boot_sector_layout(device: str, offset: int) -> tuple[int, int, int]:
     return sector, per_cluster * sector, data_start
 
 
+def holds_fat(device: str) -> bool:
+    """device holds a FAT filesystem whose boot sector reads cleanly."""
+    try:
+        _boot_sector_layout(device, 0)
+    except (OSError, UserError):
+        return False
+    return True
+
+
 def file_extents(device: str, path: str, offset: int = 0) -> list[tuple[int, int]]:
     """Where ::path's clusters lie on device: (byte offset, length) per run of clusters.
 

@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.versions import parse_version
 
 MANIFEST_NAME = "manifest.json"
@@ -93,6 +94,13 @@ class Manifest:
         return {name: self.artifacts[name] for name in CHAIN_ARTIFACTS}
 
     def label(self) -> str:
+        """'Engine 5.0 (build 5021)' in the current language (screens, steps and the log)."""
+        return _("{product} {version} (build {build})").format(
+            product=self.product, version=self.version, build=self.build
+        )
+
+    def plain_label(self) -> str:
+        """The label in English, for what is not read in one language (boot menus)."""
         return f"{self.product} {self.version} (build {self.build})"
 
 

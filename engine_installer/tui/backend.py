@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.progress import ProgressCallback
 from engine_installer.hw.check import HwReport, check_machine
 from engine_installer.install.live import live_snapshot
@@ -56,6 +57,10 @@ class Backend(Protocol):
 
     def power(self, what: str) -> str:
         """'reboot' or 'poweroff'; returns a message when the machine is not really switched."""
+
+    def save_log(self, prepared: Prepared | None, written: bool) -> str:
+        """After a failure: copy the log where it outlives the reboot; one sentence saying
+        where (written: the run had begun writing the target disk)."""
 
 
 def _read_dmi(key: str) -> str:
@@ -113,10 +118,14 @@ class LiveBackend:
 
     def apply_keyboard(self, layout: str) -> None:
         if not shutil.which("loadkeys"):
-            raise UserError("loadkeys is missing from the live system: install the kbd package")
+            raise UserError(_("loadkeys is missing from the live system: install the kbd package"))
         proc = subprocess.run(["loadkeys", layout], capture_output=True, text=True, timeout=20)
         if proc.returncode != 0:
-            raise UserError(f"loadkeys {layout} failed: {proc.stderr.strip() or proc.returncode}")
+            raise UserError(
+                _("loadkeys {layout} failed: {error}").format(
+                    layout=layout, error=proc.stderr.strip() or proc.returncode
+                )
+            )
         log.info("keyboard: loadkeys %s", layout)
 
     def run(self, prepared: Prepared, progress: ProgressCallback) -> InstallResult:
@@ -129,10 +138,25 @@ class LiveBackend:
         if not LIVE_SYSTEM_MARK.is_dir():
             # Started by hand on a workstation (no --dry-run): never switch that machine off.
             log.info("not the live system: %s skipped", what)
-            return f"not running on the Engine live system: {what} skipped; exiting"
+            return _("not running on the Engine live system: {what} skipped; exiting").format(
+                what=what
+            )
         command = {"reboot": ["systemctl", "reboot"], "poweroff": ["systemctl", "poweroff"]}[what]
         if shutil.which("systemctl") is None:
             command = [what]
         log.info("running %s", " ".join(command))
         subprocess.run(command, check=False)
         return ""
+
+    def medium_root(self) -> Path | None:
+        """The boot medium's file system (where a log could be kept), if there is one."""
+        if LIVE_SYSTEM_MARK.is_dir():
+            return LIVE_SYSTEM_MARK
+        if self.source is not None and self.source.is_dir():
+            return self.source
+        return None
+
+    def save_log(self, prepared: Prepared | None, written: bool) -> str:
+        from engine_installer.install.failure_log import save_failure_log
+
+        return save_failure_log(self.log_path, prepared, written, self.medium_root())

@@ -1,7 +1,8 @@
 """Screen sequencer in the spirit of XenServer's uicontroller.
 
-Each step is a screen class plus a predicate deciding whether it shows for the current state,
-and a predicate saying whether it is complete enough to move forward from. Screens call
+Each step is a screen class plus a predicate deciding whether it shows for the session (the
+UI's state, session.py), and a predicate saying whether it is complete enough to move forward
+from. Screens call
 forward()/back(); steps whose predicate is false are skipped either way; transient steps (the
 detection spinner) are not kept in the history, so Back jumps over them.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def _always(_app: Any) -> bool:
+def _always(_session: Any) -> bool:
     return True
 
 
@@ -21,8 +22,8 @@ def _always(_app: Any) -> bool:
 class Step:
     name: str
     screen: Callable[[Any], Any]  # screen class: Screen(app) → has .widget
-    shows: Callable[[Any], bool] = _always
-    complete: Callable[[Any], bool] = _always  # may we leave it forwards?
+    shows: Callable[[Any], bool] = _always  # given the session
+    complete: Callable[[Any], bool] = _always  # may we leave it forwards? (the session)
     transient: bool = False  # not kept in the back history
     final: bool = False  # no way back past it (the install has started)
 
@@ -53,14 +54,14 @@ class Sequencer:
     def forward(self) -> bool:
         step = self.current
         if step is not None:
-            if not step.complete(self.app):
+            if not step.complete(self.app.session):
                 return False
             if step.final:
                 self.history = []
             elif not step.transient:
                 self.history.append(self.index)
         for index in range(self.index + 1, len(self.steps)):
-            if self.steps[index].shows(self.app):
+            if self.steps[index].shows(self.app.session):
                 self._enter(index)
                 return True
         return False
@@ -71,10 +72,15 @@ class Sequencer:
             return False
         while self.history:
             index = self.history.pop()
-            if self.steps[index].shows(self.app):
+            if self.steps[index].shows(self.app.session):
                 self._enter(index)
                 return True
         return False
+
+    def redraw(self) -> None:
+        """Build the current step's screen again (its words changed: another language)."""
+        if self.current is not None:
+            self._enter(self.index)
 
     def goto(self, name: str) -> None:
         """Jump to a named step (retry after an error), keeping the history up to it."""

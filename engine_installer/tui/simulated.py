@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import _
 from engine_installer.base.progress import ProgressCallback
 from engine_installer.hw.check import HwReport, check_machine
 from engine_installer.install.prepare import Prepared
@@ -34,7 +35,7 @@ DETECT_SECONDS = 1.5  # the guide warns detection takes a few seconds; show the 
 def recorded_manifest(snapshot: MachineSnapshot) -> Manifest:
     """The medium a recorded machine names (media_version), as a manifest prepare() can use."""
     if not snapshot.media_version:
-        raise UserError('the recorded machine names no media_version: add one, e.g. "5.0"')
+        raise UserError(_('the recorded machine names no media_version: add one, e.g. "5.0"'))
     where = Path("(recorded medium)")
     artifacts = {
         name: Artifact(name, where / f"{name}.img", "0" * 64, size, 0, f"engine/{name}.img")
@@ -87,4 +88,15 @@ class SimulatedBackend:
 
     def power(self, what: str) -> str:
         log.info("dry-run: would %s", what)
-        return f"dry-run: would {what} now; nothing on this machine was written"
+        return _("dry-run: would {what} now; nothing on this machine was written").format(what=what)
+
+    def save_log(self, prepared: Prepared | None, written: bool) -> str:
+        disk = prepared.disk.path if prepared is not None and prepared.disk else ""
+        if written and disk:
+            where = _("the EFI system partition of {disk}").format(disk=disk)
+        else:
+            where = _("no disk (nothing was written)")
+        log.info("dry-run: the log would be saved to %s", where)
+        return _("Dry run: the log stays at {path}; a real run would save it to {where}.").format(
+            path=self.log_path, where=where
+        )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine_installer.base.errors import RefusedError, UserError
+from engine_installer.base.i18n import _, init_language
 from engine_installer.base.progress import ProgressCallback, ProgressEvent
 from engine_installer.install.plan import Action, Plan
 from engine_installer.install.prepare import Prepared
@@ -78,7 +79,11 @@ def run_in_child(
         return InstallResult.from_json(outcome["result"])
     if "error" in outcome:
         raise (RefusedError if outcome.get("refused") else UserError)(outcome["error"])
-    raise UserError(f"the install worker stopped unexpectedly (exit {code}): see {log_path}")
+    raise UserError(
+        _("the install worker stopped unexpectedly (exit {code}): see {path}").format(
+            code=code, path=log_path
+        )
+    )
 
 
 def _run(request: dict[str, Any], send: Any) -> InstallResult:
@@ -98,7 +103,7 @@ def _run(request: dict[str, Any], send: Any) -> InstallResult:
 
     prepared = fresh()
     if prepared.ok and [a.title for a in prepared.actions] != request["steps"]:
-        reason = "the installer would now do something else than the summary showed"
+        reason = _("the installer would now do something else than the summary showed")
         raise Refusal("disk-changed", plan.target or "", {"reason": reason}).error()
     return execute(prepared, lambda event: send({"event": asdict(event)}), recheck=fresh)
 
@@ -112,6 +117,7 @@ def main() -> int:
     def send(message: dict[str, Any]) -> None:
         channel.write(json.dumps(message) + "\n")
 
+    init_language()  # the parent's choice, through ENGINE_INSTALLER_LANG
     handler = logging.FileHandler(request["log"])
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     # Marks the handler as the run log for engine_installer.base.logs, so the runner appends to the
@@ -128,7 +134,8 @@ def main() -> int:
         return err.exit_code
     except Exception as err:
         log.exception("install failed unexpectedly")
-        send({"error": f"unexpected failure: {err.__class__.__name__}: {err}", "refused": False})
+        message = _("unexpected failure: {error}").format(error=f"{err.__class__.__name__}: {err}")
+        send({"error": message, "refused": False})
         return 1
     if not result.log_path:
         result.log_path = request["log"]

@@ -11,7 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
+from engine_installer.base.cli_help import ArgumentParser
 from engine_installer.base.errors import UserError, cli_entry
+from engine_installer.base.i18n import N_, _
 from engine_installer.disks.blockcopy import CopyError, Mismatch, verify_image
 from engine_installer.machine.snapshot import DiskInfo
 from engine_installer.ondisk import medium as medium_check
@@ -20,31 +22,37 @@ from engine_installer.usb.confirm import confirm_erase, describe, human_size
 from engine_installer.usb.progress import Progress
 from engine_installer.usb.writer import StickError, StickResult
 
+DESCRIPTION = N_("List USB sticks, write the Engine ISO to them (verified), or verify one.")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engine-usb", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    lister = sub.add_parser("list", help="list USB/removable sticks that may be written")
-    lister.add_argument("--json", action="store_true", help="print JSON for scripts")
-    lister.add_argument("--iso", type=Path, help="also hide the disk this ISO lives on")
-    write = sub.add_parser("write", help="write an ISO to one or more sticks and verify them")
-    write.add_argument("iso", type=Path, metavar="ISO")
-    write.add_argument("devices", nargs="+", metavar="DEVICE")
-    write.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    write.add_argument("--json", action="store_true", help="one JSON progress object per line")
+    parser = ArgumentParser(prog="engine-usb", description=_(DESCRIPTION))
+    sub = parser.add_subparsers(dest="command", metavar=_("COMMAND"), required=True)
+    lister = sub.add_parser("list", help=_("list USB/removable sticks that may be written"))
+    lister.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    lister.add_argument("--iso", type=Path, help=_("also hide the disk this ISO lives on"))
+    write = sub.add_parser("write", help=_("write an ISO to one or more sticks and verify them"))
+    write.add_argument("iso", type=Path, metavar="ISO", help=_("the Engine installer ISO"))
     write.add_argument(
-        "--no-unmount", action="store_true", help="refuse sticks with mounted partitions"
+        "devices", nargs="+", metavar="DEVICE", help=_("the sticks to write (/dev/sdX)")
     )
-    write.add_argument("--force", action="store_true", help="write an image that is not Engine's")
+    write.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
+    write.add_argument("--json", action="store_true", help=_("one JSON progress object per line"))
+    write.add_argument(
+        "--no-unmount", action="store_true", help=_("refuse sticks with mounted partitions")
+    )
+    write.add_argument(
+        "--force", action="store_true", help=_("write an image that is not Engine's")
+    )
     write.add_argument(
         "--allow-non-removable",
         action="store_true",
-        help="allow any whole disk named explicitly (labs, tests, loop devices)",
+        help=_("allow any whole disk named explicitly (labs, tests, loop devices)"),
     )
-    verify = sub.add_parser("verify", help="check that a stick holds exactly the ISO")
-    verify.add_argument("iso", type=Path, metavar="ISO")
-    verify.add_argument("device", metavar="DEVICE")
-    verify.add_argument("--json", action="store_true", help="one JSON progress object per line")
+    verify = sub.add_parser("verify", help=_("check that a stick holds exactly the ISO"))
+    verify.add_argument("iso", type=Path, metavar="ISO", help=_("the Engine installer ISO"))
+    verify.add_argument("device", metavar="DEVICE", help=_("the stick to check (/dev/sdX)"))
+    verify.add_argument("--json", action="store_true", help=_("one JSON progress object per line"))
     return parser
 
 

@@ -80,8 +80,8 @@ def harddisk_iso(tmp_path_factory):
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_boot_from_first_hard_disk_entry(harddisk_iso, tmp_path, firmware):
-    """The third menu entry boots the laptop's disk, not the medium: its MBR under BIOS, its
-    ESP's EFI/BOOT/BOOTX64.EFI under UEFI (a few seconds after GRUB's menu)."""
+    """The "Boot from the first hard disk" entry boots the laptop's disk, not the medium: its
+    MBR under BIOS, its ESP's EFI/BOOT/BOOTX64.EFI under UEFI (seconds after GRUB's menu)."""
     disk = tmp_path / "laptop.img"
     make_chain_target_disk(disk, tmp_path / "disk-parts")
     banner = MBR_BANNER.decode().strip("\r\n\0") if firmware == "bios" else EFI_BANNER

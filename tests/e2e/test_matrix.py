@@ -26,6 +26,7 @@ from qemu.disks import answer_file, flatten, installer_command, vm_hashes
 from qemu.guest import DONE, tool_guest
 from qemu.harness import boot_installed_disk as boot_disk
 from qemu.harness import laptop, make_overlay
+from qemu.vga import wait_japanese_on_screen1
 
 pytestmark = pytest.mark.qemu
 
@@ -144,9 +145,9 @@ def through_keyboard(
         assert f"Compatibility: PASS  ({profile} profile)" in screen, screen
     console.press("enter")
     console.wait_for("3/5 Licence agreement")
-    assert "< Back >" in console.focused()  # the safe default
+    assert "> Back <" in console.focused()  # the safe default
     console.press("tab")
-    assert "< Accept >" in console.focused()
+    assert "> Accept <" in console.focused()
     console.press("enter")
     console.wait_for("4/5 Keyboard layout")
     if layout:
@@ -163,9 +164,9 @@ QEMU_PROFILES = {  # the name= of hw-profiles/qemu-q35-seabios.toml and qemu-q35
 
 def confirm_summary(console: SerialConsole, button: str) -> str:
     screen = console.wait_for("Summary")
-    assert "< Back >" in console.focused()
+    assert "> Back <" in console.focused()
     console.press("tab")
-    assert f"< {button} >" in console.focused()
+    assert f"> {button} <" in console.focused()
     console.press("enter")
     return screen
 
@@ -173,7 +174,7 @@ def confirm_summary(console: SerialConsole, button: str) -> str:
 def power_off(console: SerialConsole, vm) -> None:
     """The done screen's Power off: the machine switches off (QEMU exits)."""
     console.press("tab")
-    assert "< Power off >" in console.focused()
+    assert "> Power off <" in console.focused()
     console.press("enter")
     vm.wait_exit(120)
 
@@ -241,7 +242,7 @@ def test_upgrade_over_serial(tmp_path, payloads, tool_initramfs, engine45_disk):
         screen = console.wait_for("An Engine installation was found", timeout=120)
         assert "Engine 4.5 (build 45), can be upgraded" in screen
         assert "This medium:  Engine 5.0 (build 50)" in screen
-        assert "< Upgrade >" in console.focused()
+        assert "> Upgrade <" in console.focused()
         console.press("enter")
         summary = confirm_summary(console, "Upgrade Engine")
         assert "kept" in summary
@@ -269,7 +270,7 @@ def test_remove_and_reinstall_over_serial(tmp_path, payloads, tool_initramfs, en
         through_keyboard(console, "5.0")
         console.wait_for("An Engine installation was found", timeout=120)
         console.press("tab")
-        assert "< Remove and reinstall >" in console.focused()
+        assert "> Remove and reinstall <" in console.focused()
         console.press("enter")
         summary = confirm_summary(console, "Erase and reinstall")
         assert "ALL DATA ON /dev/sda WILL BE ERASED" in summary
@@ -297,7 +298,7 @@ def test_downgrade_refused_over_serial(tmp_path, payloads, tool_initramfs, engin
         assert "stops running (for 5.0)" in vms["finance-desktop"]
         assert "stops running (for 5.0)" in vms["field-notes"]
         assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
-        assert "< Back >" in console.focused()
+        assert "> Back <" in console.focused()
         console.press("tab", "enter")  # Downgrade, without ticking the confirmation
         console.wait_for("Tick the confirmation to")
     raw = flatten(disk, tmp_path / "after.raw")
@@ -365,11 +366,33 @@ def iso_build(iso: Path) -> str:
     return json.loads(data.getvalue())["build"]
 
 
+# SeaBIOS + DVD boots the medium's 日本語 entry: Japanese on both consoles (see below).
+JAPANESE_CELL = ("bios", "dvd")
 ISO_FRESH = [
     pytest.param(fw, media, id=f"{fw}-{media}", marks=pytest.mark.cell(
-        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"))
+        f"ISO fresh install, {'SeaBIOS' if fw == 'bios' else 'OVMF'}, {media.upper()}"
+        + (" (Japanese boot entry: serial and VGA)" if (fw, media) == JAPANESE_CELL else "")))
     for fw in ("bios", "uefi") for media in ("dvd", "usb")
 ]  # fmt: skip
+
+
+def japanese_entry_then_english(console: SerialConsole, vm, workdir: Path) -> None:
+    """The GRUB menu's 日本語 entry, chosen as a technician does (two Down keys, Enter): screen
+    1 in Japanese on the serial console (the harness answers the installer's cursor-position
+    query as a real terminal does) and on the laptop's screen, where tty1's installer runs
+    inside fbterm (qemu/vga.py reads the glyphs back). Then the language line switches the
+    serial installer to English, the walk the other cells share."""
+    console.wait_for("日本語: Engine|\\?\\?\\?: Engine", timeout=ISO_BOOT_TIMEOUT, regex=True)
+    console.press("down", "down", settle=1.0)
+    console.press("enter")
+    screen = console.wait_for("Engine をインストールする", timeout=ISO_BOOT_TIMEOUT)
+    assert "1/5 インストールの選択" in screen and "(*) 日本語" in screen
+    shown, detail = wait_japanese_on_screen1(vm, workdir, timeout=180)  # fbterm starts
+    vm.screenshot(workdir / "vga-japanese.png")
+    assert shown, f"no Japanese glyphs on the VGA console ({detail}): see vga-japanese.png"
+    console.press("up", "left", "enter")  # the language line: English
+    console.wait_for("1/5 Install choice")
+    console.press("down")  # back to the menu: Install Engine
 
 
 @pytest.mark.parametrize(("firmware", "media"), ISO_FRESH)
@@ -378,6 +401,8 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
     disk = blank_disk(tmp_path / "laptop.img")
     with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
         console = SerialConsole(vm)
+        if (firmware, media) == JAPANESE_CELL:
+            japanese_entry_then_english(console, vm, tmp_path)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         # hw-check in the live system recognises the QEMU lab profile of this firmware.
         through_keyboard(console, "5.0", "de", firmware=firmware)
@@ -465,7 +490,7 @@ def test_iso_remove_and_reinstall(tmp_path, installer_iso, engine45_disk):
         through_keyboard(console, "5.0")
         console.wait_for("An Engine installation was found", timeout=300)
         console.press("tab")
-        assert "< Remove and reinstall >" in console.focused()
+        assert "> Remove and reinstall <" in console.focused()
         console.press("enter")
         summary = confirm_summary(console, "Erase and reinstall")
         assert "WILL BE ERASED" in summary
@@ -492,7 +517,7 @@ def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
         assert "stops running (for 5.0)" in vms["finance-desktop"]
         assert "stops running (for 5.0)" in vms["field-notes"]
         assert "stops running" not in vms["old-build-box"]  # published for 4.5: still runs
-        assert "< Back >" in console.focused()
+        assert "> Back <" in console.focused()
         console.press("tab", "enter")  # Downgrade, without ticking the confirmation
         console.wait_for("Tick the confirmation to")
     assert vm_hashes(flatten(disk, tmp_path / "after.raw")) == hashes

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,19 +21,17 @@ GENERATOR = (
 )
 
 
-def test_size_report_fits_a_cd():
-    assert "fits on a CD" in builder.size_report(300_000_000, dual_layer=False)
-
-
-def test_size_report_says_plainly_it_does_not_fit_a_cd():
-    message = builder.size_report(800_000_000, dual_layer=False)
-    assert "does not fit on a CD (700 MB)" in message and "DVD or a USB stick" in message
+def test_size_report_follows_the_guide_dvd_or_usb_stick_and_a_cd_only_as_a_size():
+    for size in (300_000_000, 800_000_000):
+        message = builder.size_report(size, dual_layer=False)
+        assert message.startswith(f"{size // 1_000_000} MB: burn it to a DVD or write it to a USB")
+        assert "fits on a CD" not in message and "a CD holds 700 MB" in message
 
 
 def test_size_over_single_layer_dvd_is_refused_unless_dual_layer():
     with pytest.raises(UserError, match=r"single-layer DVD.*--dual-layer"):
         builder.size_report(5_000_000_000, dual_layer=False)
-    assert "does not fit on a CD" in builder.size_report(5_000_000_000, dual_layer=True)
+    assert "burn it to a DVD" in builder.size_report(5_000_000_000, dual_layer=True)
     with pytest.raises(UserError, match="dual-layer DVD"):
         builder.size_report(9_000_000_000, dual_layer=True)
 
@@ -56,20 +56,28 @@ def test_build_refuses_a_payload_that_fails_its_manifest(tmp_path):
     assert not (tmp_path / "x.iso").exists()
 
 
-def test_menu_has_the_three_entries_same_for_bios_and_uefi():
+def test_menu_entries_same_for_bios_and_uefi_with_japanese_ones():
     menu = bootloader.grub_menu("abc123", "Engine 5.0 (build 1)")
     titles = [line.split('"')[1] for line in menu.splitlines() if line.startswith("menuentry")]
     assert titles == [
         "Install Engine",
         "Check the medium, then install",
+        "日本語: Engine をインストールする (Japanese)",
+        "日本語: メディアを検査してからインストールする (Japanese)",
         "Boot from the first hard disk",
     ]
     assert "set default=install" in menu and f"set timeout={bootloader.MENU_TIMEOUT}" in menu
     assert "serial --unit=0" in menu and "terminal_output console serial" in menu
     check = menu.split("Check the medium")[1].split("menuentry")[0]
-    assert "engine.checkmedia=1" in check
+    assert "engine.checkmedia=1" in check and "engine.lang" not in check
     assert "engine.checkmedia" not in menu.split("Check the medium")[0]
     assert "console=ttyS0,115200n8" in menu
+    japanese = menu.split("--id install-ja")[1].split("menuentry")[0]
+    assert "engine.lang=ja" in japanese and "engine.checkmedia" not in japanese
+    check_ja = menu.split("--id check-ja")[1].split("menuentry")[0]
+    assert "engine.lang=ja" in check_ja and "engine.checkmedia=1" in check_ja
+    # The laptop's screen draws the Japanese with GRUB's Unicode font; serial stays as it is.
+    assert f"loadfont {bootloader.FONT_PATH}" in menu and "terminal_output gfxterm serial" in menu
 
 
 def test_early_config_finds_the_medium_by_its_build_id_only():
@@ -113,7 +121,16 @@ def test_units_run_the_installer_without_login():
     assert "ExecStart=/usr/local/bin/engine-installer --ascii" in serial
     assert "TTYRows=24" in serial and "TTYColumns=80" in serial
     vt = (units / "engine-installer@.service").read_text()
-    assert "ExecStart=/usr/local/bin/engine-installer\n" in vt
+    assert "ExecStart=/usr/lib/engine-installer/tty1\n" in vt
+    # tty1: inside fbterm with the CJK font when there is a frame buffer, else the installer.
+    tty1 = (base.recipe_dir() / "overlay/usr/lib/engine-installer/tty1").read_text()
+    assert (
+        'fbterm --font-names="VL Gothic"' in tty1 and "-- /usr/local/bin/engine-installer" in tty1
+    )
+    assert "ENGINE_INSTALLER_CONSOLE=fbterm" in tty1
+    assert tty1.rstrip().endswith('exec /usr/local/bin/engine-installer "$@"')
+    packages = (base.recipe_dir() / "packages.txt").read_text().split()
+    assert {"fbterm", "fonts-vlgothic", "fontconfig"} <= set(packages)
     for text in (serial, vt):
         assert "Requires=engine-checkmedia.service" in text
         assert "agetty" not in text and "/bin/login" not in text
@@ -167,3 +184,60 @@ def test_base_key_follows_the_recipe(tmp_path):
 def test_cache_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv(base.CACHE_ENV, str(tmp_path))
     assert base.default_cache_dir() == tmp_path
+
+
+def test_ctrl_alt_del_is_ignored_while_the_installer_writes(tmp_path: Path) -> None:
+    """The live system's Ctrl-Alt-Del target: with the installer's writing flag (its pid) the
+    installer gets SIGUSR1 and nothing reboots; without it, the machine reboots."""
+    import signal
+
+    script = base.recipe_dir() / "overlay/usr/lib/engine-installer/ctrl-alt-del"
+    units = base.recipe_dir() / "overlay/etc/systemd/system"
+    assert "Requires=engine-ctrl-alt-del.service" in (units / "ctrl-alt-del.target").read_text()
+    burst = base.recipe_dir() / "overlay/etc/systemd/system.conf.d/engine-ctrl-alt-del.conf"
+    assert "CtrlAltDelBurstAction=none" in burst.read_text()
+    flag = tmp_path / "writing"
+    env = dict(os.environ, ENGINE_WRITING_FLAG=str(flag), ENGINE_REBOOT="echo would-reboot")
+    got: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _frame: got.append(signum))
+    try:
+        flag.write_text(f"{os.getpid()}\n")
+        out = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True).stdout
+        assert "ignored" in out and "would-reboot" not in out
+        assert got == [signal.SIGUSR1]
+        flag.unlink()
+        out = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True).stdout
+        assert out.strip() == "would-reboot"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.skipif(shutil.which("mksquashfs") is None, reason="mksquashfs (make setup)")
+def test_squashing_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    """A base build squashes for minutes: on a terminal (make demo) mksquashfs's bar shows it
+    going; in a log it stays quiet."""
+    import pexpect
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(32):
+        (tree / f"f{i}").write_bytes(os.urandom(256 * 1024))
+    # xz: a second or two of work, so mksquashfs's progress thread (which reads the terminal
+    # width as it starts) is running before the end even on a busy machine.
+    script = (
+        "import sys; from pathlib import Path; from engine_installer.iso.base import mksquashfs; "
+        "mksquashfs(Path(sys.argv[1]), Path(sys.argv[2]), {'squashfs_compression': 'xz'})"
+    )
+    args = ["-c", script, str(tree), str(tmp_path / "a.squashfs")]
+    child = pexpect.spawn(sys.executable, args, dimensions=(24, 80), timeout=120)
+    shown = child.read().decode(errors="replace")
+    child.close()
+    assert child.exitstatus == 0, shown
+    assert re.search(r"\] +\d+/\d+ +100%", shown), shown
+    quiet = subprocess.run(
+        [sys.executable, *args[:3], str(tmp_path / "b.squashfs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert quiet.stdout == "" and quiet.stderr == ""

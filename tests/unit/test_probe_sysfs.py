@@ -3,6 +3,7 @@ partitions, the facts each face's policy reads, and the installer's busy reasons
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -146,3 +147,26 @@ def test_partition_paths():
 def test_missing_target():
     with pytest.raises(UserError, match="does not exist"):
         probe.probe_disk("/dev/disk/by-id/no-such-disk")
+
+
+def test_the_live_mediums_own_loop_devices_are_not_listed(machine: Path, caplog) -> None:
+    """live-boot's squashfs layers (loop devices backed by files on the medium, mounted under
+    /run/live/) are not disks a technician can act on: not listed, but logged. Other loop
+    devices, and real disks in use, stay on the list."""
+    layers = {
+        "loop0": ("/run/live/medium/live/filesystem.squashfs", "7:0"),
+        "loop1": ("/run/live/medium/live/installer.squashfs", "7:1"),
+        "loop2": ("/srv/images/lab-disk.img", "7:2"),  # someone's own image: listed
+        "loop3": ("(deleted)", "7:3"),  # a toram copy whose file is gone, mounted below
+    }
+    for name, (backing, devnum) in layers.items():
+        add_disk(machine, name, devnum, VIRTUAL, size_gb=0.2, backing_file=backing)
+    mount(machine, "7:0", "/run/live/rootfs/filesystem.squashfs", "squashfs", "/dev/loop0")
+    mount(machine, "7:3", "/run/live/rootfs/x", "squashfs", "/dev/loop3")
+    mount(machine, "8:241", "/mnt", "ext4", "/dev/sdz1")
+    with caplog.at_level(logging.INFO, logger="engine_installer"):
+        disks = {d.path: d for d in probe.probe_disks(root=machine)}
+    assert sorted(disks) == ["/dev/loop2", "/dev/sdz"]
+    assert disks["/dev/sdz"].in_use == "partition /dev/sdz1 is mounted at /mnt"
+    for name in ("loop0", "loop1", "loop3"):
+        assert f"/dev/{name} not listed: it is part of the boot medium" in caplog.text

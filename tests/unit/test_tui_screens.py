@@ -16,6 +16,7 @@ from engine_installer.machine.snapshot import load_snapshot
 from engine_installer.tui import widgets as W
 from engine_installer.tui.app import InstallerApp, tab_as_arrows
 from engine_installer.tui.screens.choice import ChoiceScreen
+from engine_installer.tui.screens.error import ErrorScreen
 from engine_installer.tui.screens.eula import EulaScreen
 from engine_installer.tui.screens.existing import ExistingInstallScreen, TargetScreen
 from engine_installer.tui.screens.keyboard import KeyboardScreen
@@ -42,6 +43,20 @@ def make_app(machine: str, tmp_path: Path) -> InstallerApp:
     return app
 
 
+def screen_text(app: InstallerApp) -> str:
+    """The 80x24 screen as the terminal would show it."""
+    return "\n".join(row.decode() for row in app.top.render((80, 24), focus=True).text)
+
+
+def flat(text: str) -> str:
+    """The screen's words in one line (wrapped lines joined, frame and scroll bar dropped)."""
+    import re
+
+    return " ".join(
+        " ".join(re.sub("[│█▲▼┌┐└┘─]", " ", line).split()) for line in text.splitlines()
+    )
+
+
 def keys(app: InstallerApp, *names: str) -> None:
     """Type keys into the current screen as the main loop would (Esc reaches unhandled_input)."""
     for name in names:
@@ -62,6 +77,7 @@ def to_keyboard(app: InstallerApp) -> None:
 def test_choice_focuses_install(tmp_path: Path) -> None:
     app = make_app("empty-disk", tmp_path)
     assert isinstance(app.screen, ChoiceScreen)
+    assert app.screen.scroller.pile.focus is app.screen.menu
     assert app.screen.menu.focus.value == "install"
     assert [item.label for item in app.screen.items] == ["Install Engine", "Reboot", "Power off"]
 
@@ -71,9 +87,9 @@ def test_welcome_names_media_and_machine_and_focuses_continue(tmp_path: Path) ->
     keys(app, "enter")
     assert isinstance(app.screen, WelcomeScreen)
     assert W.focused_label(app.screen.buttons) == "Continue"
-    texts = " ".join(w.text for w, _ in app.screen.widget.contents if hasattr(w, "text"))
-    assert "Engine 5.0 (build 5021)" in texts
-    assert "LENOVO ThinkPad T480" in texts
+    text = screen_text(app)
+    assert "Engine 5.0 (build 5021)" in text
+    assert "LENOVO ThinkPad T480" in text
 
 
 def test_eula_back_is_focused_and_enter_goes_back(tmp_path: Path) -> None:
@@ -108,6 +124,7 @@ def test_keyboard_search_and_choice_lands_in_plan(tmp_path: Path, caplog) -> Non
     assert isinstance(screen, KeyboardScreen)
     assert screen.focused_layout() == "us"  # the current layout is focused
     assert {"us", "gb", "de", "fr", "es", "it", "jp106"} <= set(screen.layouts)
+    assert screen.layouts[0] == "us"  # the current layout first
     with caplog.at_level(logging.INFO, logger="engine_installer.tui"):
         keys(app, "d", "e")
         assert screen.search.edit_text == "de"
@@ -186,6 +203,12 @@ def test_target_list_excludes_boot_medium_and_busy_disks(tmp_path: Path) -> None
     refused = {o.disk.path: o.refusal for o in screen.options if not o.offered}
     assert "boot medium" in refused["/dev/sda"]
     assert "mounted at /media/SDCARD" in refused["/dev/mmcblk0"]
+    # The refused disks are on the list with their reason, and the focus never lands there.
+    text = screen_text(app)
+    assert "/dev/mmcblk0" in text and "not offered: /dev/mmcblk0 is in use" in text
+    for key in ("down", "down", "up", "up", "up"):  # Down leaves the list for Back
+        keys(app, key)
+        assert app.screen.scroller.pile.focus.value == "/dev/nvme0n1"
     keys(app, "enter")
     assert app.plan.target == "/dev/nvme0n1" and app.plan.action == Action.INSTALL
 
@@ -198,12 +221,12 @@ def test_summary_focuses_back_and_confirm_runs_to_done(tmp_path: Path) -> None:
     assert W.focused_label(app.screen.buttons) == "Back"
     keys(app, "right", "enter")
     assert step(app) == "done"
-    assert [vm.name for vm in app.result.report.vms_needing_pv_upgrade] == [
+    assert [vm.name for vm in app.session.result.report.vms_needing_pv_upgrade] == [
         "Dev Build Env",
         "Alice Windows 10",
         "Lab Ubuntu 22.04",
     ]
-    assert app.result.slot == "B" and app.result.previous_version == "4.5"
+    assert app.session.result.slot == "B" and app.session.result.previous_version == "4.5"
     assert app.sequencer.back() is False  # no way back once installed
 
 
@@ -213,7 +236,7 @@ def test_several_installs_choose_one(tmp_path: Path) -> None:
     keys(app, "enter")
     assert step(app) == "choose-install"
     keys(app, "down", "enter")
-    assert step(app) == "existing" and app.chosen.disk == "/dev/nvme1n1"
+    assert step(app) == "existing" and app.session.chosen.disk == "/dev/nvme1n1"
     assert W.row_labels(app.screen.buttons) == ["Remove and reinstall", "Back"]
 
 
@@ -222,9 +245,17 @@ def test_failed_install_shows_error_and_retry_returns_to_summary(tmp_path: Path,
     app = make_app("empty-disk", tmp_path)
     to_keyboard(app)
     keys(app, "enter", "enter", "right", "enter")
-    assert app.screen.title == "Error"
-    assert "into slot A failed: I/O error" in app.error
-    assert W.row_labels(app.screen.buttons) == ["Back", "Shell", "Reboot", "Power off"]
+    assert isinstance(app.screen, ErrorScreen)
+    assert "into slot A failed: I/O error" in app.session.error
+    assert W.row_labels(app.screen.buttons) == ["Back", "View log", "Shell", "Reboot", "Power off"]
+    assert (
+        "a real run would save it to the EFI system partition of /dev/nvme0n1"
+        in (
+            screen_text(app).replace("\n", " ").replace("│", " ").replace("  ", " ")
+            or app.session.log_saved_to
+        )
+        or "EFI system partition of /dev/nvme0n1" in app.session.log_saved_to
+    )
     keys(app, "enter")  # Back probes the disks again and starts over from screen 5
     assert step(app) == "target" and not app.plan.confirmed and app.plan.target is None
 
@@ -242,7 +273,8 @@ def test_failed_hardware_check_blocks_until_lab_override(tmp_path: Path, caplog)
     keys(app, "enter")
     keys(app, "enter")  # Continue
     assert step(app) == "welcome"
-    assert "VT-x is disabled in firmware" in app.screen.message.text
+    assert "the vt-x check failed" in app.screen.message.text
+    assert "VT-x is disabled in firmware" in screen_text(app)
     app.screen.override.set_state(True)
     with caplog.at_level(logging.WARNING, logger="engine_installer.tui"):
         keys(app, "enter")
@@ -378,7 +410,7 @@ def test_backend_runs_off_the_ui_thread_and_widgets_only_on_it(tmp_path: Path) -
     _pump(app, read_fd, lambda: step(app) == "done")
     assert seen["hardware"] == seen["snapshot"] == seen["apply_keyboard"] == seen["run"] == {False}
     assert seen["show"] == {True}
-    report = app.result.report
+    report = app.session.result.report
     assert [vm.kind for vm in report.vms_needing_pv_upgrade] == ["custom", "local", "local"]
 
 
@@ -410,3 +442,180 @@ def test_serial_console_without_a_window_size_gets_80x24(monkeypatch):
 
     monkeypatch.setattr(urwid.raw_display.Screen, "get_cols_rows", lambda self: (0, 0))
     assert SerialSafeScreen().get_cols_rows() == (80, 24)
+
+
+# ---- issue 11 and 16: session, language, keyboard names, scrolling, errors, focus ------------
+
+
+@pytest.fixture
+def english_afterwards():
+    from engine_installer.base import i18n
+
+    yield
+    i18n.set_language("en")
+
+
+def test_language_line_switches_every_word(tmp_path: Path, english_afterwards) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    assert app.session.language == "en"
+    keys(app, "up")  # from the menu to the language line
+    keys(app, "right", "enter")  # 日本語
+    assert app.session.language == "ja"
+    text = screen_text(app)
+    assert "1/5 インストールの選択" in text and "Engine をインストールする" in text
+    assert "(*) 日本語" in text and "Install Engine" not in text
+    keys(app, "down", "enter")  # the menu: Engine をインストールする
+    assert step(app) == "welcome"
+    assert "インストーラーへようこそ" in screen_text(app)
+    keys(app, "esc")
+    keys(app, "up", "left", "enter")  # back to English
+    assert app.session.language == "en" and "Install Engine" in screen_text(app)
+
+
+def test_japanese_is_not_offered_where_it_cannot_be_drawn(tmp_path: Path) -> None:
+    backend = SimulatedBackend(
+        load_snapshot(MACHINES / "empty-disk.json"), None, tmp_path / "installer.log"
+    )
+    app = InstallerApp(
+        backend, Plan(), threaded=False, japanese=False, japanese_why_not="no CJK font"
+    )
+    app.start()
+    assert "Japanese (not on this console)" in screen_text(app)
+    keys(app, "up", "right", "enter")
+    assert app.session.language == "en"
+    assert "cannot show Japanese (no CJK font)" in app.screen.message.text
+
+
+@pytest.mark.parametrize(("lang", "query"), [("en", "japan"), ("ja", "日本"), ("en", "日本")])
+def test_keyboard_search_by_name_in_either_language(
+    tmp_path: Path, english_afterwards, lang: str, query: str
+) -> None:
+    from engine_installer.base import i18n
+
+    i18n.set_language(lang)
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    for char in query:
+        keys(app, char)
+    assert app.screen.focused_layout() == "jp106"
+    assert app.screen.matching()[0] == "jp106"
+    name = "日本語 (106/109 キー)" if lang == "ja" else "Japanese (106/109 keys)"
+    assert name in screen_text(app) and "jp106" in screen_text(app)
+    keys(app, "enter")
+    assert app.plan.keyboard == "jp106"
+
+
+def test_keyboard_list_leads_with_the_languages_usual_layout(
+    tmp_path: Path, english_afterwards
+) -> None:
+    from engine_installer.base import i18n
+
+    i18n.set_language("ja")
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    assert app.screen.layouts[:2] == ["jp106", "us"]
+    assert app.screen.focused_layout() == "jp106"
+    keys(app, "down", "enter")  # us, chosen: it is the current layout from now on
+    keys(app, "esc")
+    assert app.screen.layouts[:2] == ["us", "jp106"]
+
+
+def test_summary_with_twelve_steps_scrolls_and_keeps_its_buttons(tmp_path: Path) -> None:
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter")  # layout us, the offered disk
+    assert step(app) == "summary" and len(app.session.prepared.actions) == 12
+    text = screen_text(app)
+    assert "Step 12 of 12" not in text and "▼" in text  # more below, and it says so
+    assert "< Back >" in text.replace("> Back <", "< Back >")
+    keys(app, "page down", "page down")
+    text = screen_text(app)
+    assert "Step 12 of 12: Saving the installation report and the log on the disk" in text
+    assert W.focused_label(app.screen.buttons) == "Back"  # scrolling moved no focus
+
+
+def test_error_back_probes_again_and_a_refused_disk_does_not_loop(tmp_path: Path) -> None:
+    """The run is refused (the disk became busy after the summary); Back probes the disks
+    again, and the busy disk is now listed with its reason and cannot be chosen."""
+    from dataclasses import replace as copy
+
+    app = make_app("empty-disk", tmp_path)
+    backend = app.backend
+    probes = []
+
+    def snapshot():
+        machine = backend.recorded
+        if probes:  # every probe after the first: the disk is mounted now
+            disks = [
+                copy(d, in_use="partition /dev/nvme0n1p1 is mounted at /mnt")
+                if d.path == "/dev/nvme0n1"
+                else d
+                for d in machine.disks
+            ]
+            machine = copy(machine, disks=disks)
+        probes.append(machine)
+        return machine
+
+    def refuse(prepared, progress):
+        raise RefusedError("/dev/nvme0n1 is in use: nothing was written")
+
+    backend.snapshot, backend.run = snapshot, refuse
+    to_keyboard(app)
+    keys(app, "enter", "enter", "right", "enter")
+    assert isinstance(app.screen, ErrorScreen) and len(probes) == 1
+    keys(app, "enter")  # Back
+    assert len(probes) == 2 and step(app) == "target"
+    assert app.screen.items == []  # nothing to choose: no way into the same refusal
+    text = flat(screen_text(app))
+    assert "not offered: /dev/nvme0n1 is in use (partition /dev/nvme0n1p1 is mounted" in text
+    assert W.row_labels(app.screen.buttons) == ["Back"]
+
+
+def test_view_log_from_the_error_screen_and_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ENGINE_INSTALLER_SIM_FAIL", "write-slot")
+    (tmp_path / "installer.log").write_text("first line\nlast line of the log\n")
+    app = make_app("empty-disk", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter", "enter", "right", "enter")
+    error = app.screen
+    keys(app, "right", "enter")  # View log
+    assert app.screen.title == "Log" and "last line of the log" in screen_text(app)
+    keys(app, "esc")
+    assert app.screen is error
+
+
+def test_checkbox_focus_is_visible_and_a_tick_makes_downgrade_the_way_on(tmp_path: Path):
+    app = make_app("engine-6.0", tmp_path)
+    to_keyboard(app)
+    keys(app, "enter")
+    screen = app.screen
+    keys(app, "up")  # to the check box
+    assert "> [ ] I understand: downgrade anyway" in screen_text(app)
+    keys(app, " ", "down")
+    assert "> [X] I understand" not in screen_text(app)  # the focus left it...
+    assert "  [X] I understand: downgrade anyway" in screen_text(app)
+    assert W.focused_label(screen.buttons) == "Downgrade"  # ...for the downgrade
+    assert "> Downgrade <" in screen_text(app)
+    keys(app, "enter")
+    assert step(app) == "summary" and app.plan.allow_downgrade
+
+
+def test_ascii_mode_marks_the_focus_without_colour(tmp_path: Path) -> None:
+    backend = SimulatedBackend(load_snapshot(MACHINES / "engine-4.5.json"), None, tmp_path / "l")
+    app = InstallerApp(backend, Plan(), ascii=True, threaded=False)
+    app.start()
+    assert "> Install Engine" in screen_text(app)
+    keys(app, "enter")
+    assert "< Back >  > Continue <" in screen_text(app)
+    W.ASCII["ascii"] = False
+
+
+def test_ctrl_c_while_writing_is_ignored_with_a_note(tmp_path: Path) -> None:
+    app = make_app("engine-4.5", tmp_path)
+    app.writing = True
+    app.unhandled_input("ctrl c")
+    assert app.exit_message == ""
+    assert "Ctrl-C is ignored while the disk is written" in app.screen.message.text
+    app.writing = False
+    app.unhandled_input("ctrl c")
+    assert app.exit_message == "interrupted before any disk was written" and app.exit_code == 130

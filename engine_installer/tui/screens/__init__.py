@@ -1,8 +1,6 @@
-"""The screens in order, with the predicates that decide whether each shows."""
+"""The screens in order, with the predicates (over the session) that decide whether each shows."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from engine_installer.tui.screens.choice import ChoiceScreen
 from engine_installer.tui.screens.done import DoneScreen
@@ -12,40 +10,39 @@ from engine_installer.tui.screens.existing import (
     DetectScreen,
     ExistingInstallScreen,
     TargetScreen,
-    engine_installs,
 )
 from engine_installer.tui.screens.keyboard import KeyboardScreen
 from engine_installer.tui.screens.progress import ProgressScreen
 from engine_installer.tui.screens.summary import SummaryScreen
 from engine_installer.tui.screens.welcome import WelcomeScreen
 from engine_installer.tui.sequencer import Step
+from engine_installer.tui.session import Session
 
 
-def _several_installs(app: Any) -> bool:
-    return app.machine is not None and len(engine_installs(app)) > 1
+def _several_installs(session: Session) -> bool:
+    return session.machine is not None and len(session.engine_installs()) > 1
+
+
+def _target_chosen(session: Session) -> bool:
+    return session.plan.target is not None
 
 
 def build_steps() -> list[Step]:
     return [
         Step("choice", ChoiceScreen),
         Step("welcome", WelcomeScreen),
-        Step("eula", EulaScreen, complete=lambda app: app.plan.eula_accepted),
+        Step("eula", EulaScreen, complete=lambda s: s.plan.eula_accepted),
         Step("keyboard", KeyboardScreen),
-        Step("detect", DetectScreen, shows=lambda app: app.machine is None, transient=True),
+        Step("detect", DetectScreen, shows=lambda s: s.machine is None, transient=True),
         Step("choose-install", ChooseInstallScreen, shows=_several_installs),
         Step(
             "existing",
             ExistingInstallScreen,
-            shows=lambda app: app.chosen is not None,
-            complete=lambda app: app.plan.target is not None,
+            shows=lambda s: s.chosen is not None,
+            complete=_target_chosen,
         ),
-        Step(
-            "target",
-            TargetScreen,
-            shows=lambda app: app.chosen is None,
-            complete=lambda app: app.plan.target is not None,
-        ),
-        Step("summary", SummaryScreen, complete=lambda app: app.plan.confirmed),
+        Step("target", TargetScreen, shows=lambda s: s.chosen is None, complete=_target_chosen),
+        Step("summary", SummaryScreen, complete=lambda s: s.plan.confirmed),
         Step("progress", ProgressScreen, final=True),
         Step("done", DoneScreen, final=True),
     ]

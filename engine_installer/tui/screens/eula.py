@@ -1,4 +1,5 @@
-"""Screen 3, licence agreement: the full text, scrollable; Back focused; only Accept goes on."""
+"""Screen 3, licence agreement: the full text in the screens' language (eula.<lang>.txt beside
+the English eula.txt), scrollable; Back focused; only Accept goes on."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import urwid
 
 from engine_installer.base.errors import UserError
+from engine_installer.base.i18n import N_, _
 from engine_installer.tui import widgets as W
-from engine_installer.tui.screens.base import Screen, pile
+from engine_installer.tui.screens.base import Screen
 
 EULA_ENV = "ENGINE_INSTALLER_EULA"
 SYSTEM_EULA = Path("/usr/share/engine-installer/eula.txt")
@@ -18,15 +20,20 @@ SYSTEM_EULA = Path("/usr/share/engine-installer/eula.txt")
 CHECKOUT_EULA = Path(__file__).resolve().parents[3] / "iso-build" / "eula.txt"
 
 
-def find_eula() -> Path:
+def find_eula(language: str = "en") -> Path:
     override = os.environ.get(EULA_ENV)
-    candidates = [Path(override)] if override else [CHECKOUT_EULA, SYSTEM_EULA]
+    english = [Path(override)] if override else [CHECKOUT_EULA, SYSTEM_EULA]
+    candidates = english
+    if language != "en":
+        translated = [p.with_name(f"{p.stem}.{language}{p.suffix}") for p in english]
+        candidates = translated + english  # a missing translation falls back to English
     for path in candidates:
         if path.is_file():
             return path
     raise UserError(
-        f"the licence text is missing (looked at {', '.join(map(str, candidates))}): "
-        f"rebuild the medium or set {EULA_ENV}"
+        _(
+            "the licence text is missing (looked at {paths}): rebuild the medium or set {env}"
+        ).format(paths=", ".join(map(str, english)), env=EULA_ENV)
     )
 
 
@@ -40,44 +47,41 @@ def eula_paragraphs(path: Path) -> list[str]:
 
 
 class EulaScreen(Screen):
-    title = "3/5 Licence agreement"
-    hints = "PgUp/PgDn: scroll   Arrows/Tab: move   Enter: select   Esc: back"
+    title = N_("3/5 Licence agreement")
+    hints = N_("PgUp/PgDn: scroll   Arrows/Tab: move   Enter: select   Esc: back")
 
     def build(self) -> urwid.Widget:
-        paragraphs = eula_paragraphs(find_eula())
+        paragraphs = eula_paragraphs(find_eula(self.session.language))
         rows: list[urwid.Widget] = []
         for para in paragraphs:
             rows += [W.text(para), urwid.Divider()]
         self.text = urwid.ListBox(urwid.SimpleFocusListWalker(rows))
-        self.back_button = W.button("Back", self.go_back)
-        self.accept_button = W.button("Accept", self.accept)
+        self.back_button = W.button(_("Back"), self.go_back)
+        self.accept_button = W.button(_("Accept"), self.accept)
         self.buttons = W.button_row([self.back_button, self.accept_button], focus=0)
-        self.layout = pile(
-            [
-                ("weight", 1, self.text),
-                urwid.Divider("-" if W.ASCII["ascii"] else "─"),
-                W.text("Read the agreement (PgUp/PgDn). Accept it to continue."),
-                self.buttons,
-            ],
-            focus=3,
+        self.layout_pile = self.layout(
+            [W.text(_("Read the agreement (PgUp/PgDn). Accept it to continue."))],
+            self.buttons,
+            fill=self.text,
         )
-        return _Scrolling(self.layout, self.text)
+        return _Scrolling(self.layout_pile, self.text)
 
     def accept(self, *_args: Any) -> None:
-        self.app.plan.eula_accepted = True
+        self.session.plan.eula_accepted = True
         self.app.forward()
 
 
 class _Scrolling(urwid.WidgetWrap):
     """PgUp/PgDn scroll the agreement wherever the focus is."""
 
-    def __init__(self, layout: urwid.Pile, text: urwid.ListBox):
+    def __init__(self, layout: urwid.Widget, text: urwid.ListBox):
         super().__init__(layout)
         self._text = text
 
     def keypress(self, size: tuple[int, int], key: str) -> str | None:
         if key in ("page up", "page down"):
-            rows = size[1] - 3  # the rows the list box gets inside the pile
-            self._text.keypress((size[0], rows), key)
+            pile = self._w._w  # ScreenKeys around the layout pile
+            fixed = sum(w.rows((size[0],)) for w, (kind, _n) in pile.contents if kind == "pack")
+            self._text.keypress((size[0], max(1, size[1] - fixed)), key)
             return None
         return super().keypress(size, key)

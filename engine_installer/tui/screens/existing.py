@@ -1,69 +1,82 @@
 """Screen 5, existing install: background detection, then upgrade / reinstall / new target.
 
-Three steps share this screen number: detection (transient spinner), choosing among several
+Several steps share this screen number: detection (transient spinner), choosing among several
 installs, the found install with its actions (or a downgrade warning), and, when no Engine is
-found, choosing the target disk for a new install.
+found, choosing the target disk for a new install. What is offered is what prepare() accepts;
+what it refuses is shown with its reason and cannot be chosen.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import urwid
 
+from engine_installer.base.i18n import N_, _, ngettext
 from engine_installer.install.plan import Action
 from engine_installer.install.prepare import Prepared, prepare, target_refusals
 from engine_installer.install.report import will_not_run
-from engine_installer.machine.snapshot import DetectedInstall
+from engine_installer.machine.snapshot import DetectedInstall, DiskInfo
 from engine_installer.tui import widgets as W
-from engine_installer.tui.screens.base import Screen, pile
+from engine_installer.tui.screens.base import Screen
+from engine_installer.tui.session import Session
 
 log = logging.getLogger("engine_installer.tui")
 
 # Button labels by the kind prepare() decides (an upgrade of a newer Engine is a downgrade).
 KIND_LABELS = {
-    "upgrade": "Upgrade",
-    "downgrade": "Downgrade",
-    "repair": "Repair",
-    "reinstall": "Remove and reinstall",
+    "upgrade": N_("Upgrade"),
+    "downgrade": N_("Downgrade"),
+    "repair": N_("Repair"),
+    "reinstall": N_("Remove and reinstall"),
 }
 OFFERED_ACTIONS = (Action.UPGRADE, Action.REPAIR, Action.REINSTALL)
 STATE_WORDS = {
-    "upgradeable": "can be upgraded",
-    "same-version": "same version as this medium",
-    "newer-than-media": "NEWER than this medium",
-    "incomplete": "incomplete install",
-    "damaged": "damaged",
-    "repairable": "needs a repair (VMs intact)",
+    "upgradeable": N_("can be upgraded"),
+    "same-version": N_("same version as this medium"),
+    "newer-than-media": N_("NEWER than this medium"),
+    "incomplete": N_("incomplete install"),
+    "damaged": N_("damaged"),
+    "repairable": N_("needs a repair (VMs intact)"),
+    "foreign": N_("another system"),
 }
+KIND_WORDS = {"local": N_("local"), "custom": N_("custom"), "shared": N_("shared")}
 
 
-def engine_installs(app: Any) -> list[DetectedInstall]:
-    return [i for i in app.machine.installs if i.is_engine]
+def state_words(state: str) -> str:
+    return _(STATE_WORDS[state]) if state in STATE_WORDS else state
 
 
-def candidate(app: Any, action: Action, target: str, allow_downgrade: bool) -> Prepared:
+def vm_kind(kind: str) -> str:
+    return _(KIND_WORDS[kind]) if kind in KIND_WORDS else kind
+
+
+def disk_name(disk: DiskInfo) -> str:
+    return " ".join(p for p in (disk.vendor, disk.model) if p) or _("disk")
+
+
+def candidate(session: Session, action: Action, target: str, allow_downgrade: bool) -> Prepared:
     """What prepare() would do with this choice (nothing is written)."""
-    plan = replace(app.plan, action=action, target=target, allow_downgrade=allow_downgrade)
-    return prepare(plan, app.machine, app.media)
+    plan = replace(session.plan, action=action, target=target, allow_downgrade=allow_downgrade)
+    return prepare(plan, session.machine, session.media)
 
 
 class DetectScreen(Screen):
-    title = "5/5 Existing installation"
-    hints = "Please wait   Esc: back"
+    title = N_("5/5 Existing installation")
+    hints = N_("Please wait   Esc: back")
 
     def build(self) -> urwid.Widget:
-        self.spinner = W.Spinner("Looking for existing Engine installations…")
+        self.spinner = W.Spinner(_("Looking for existing Engine installations…"))
         self.running = False
         return urwid.Filler(
             urwid.Pile(
                 [
                     self.spinner,
                     urwid.Divider(),
-                    W.text(("dim", "Disks are being probed; this can take a few seconds.")),
+                    W.text(("dim", _("Disks are being probed; this can take a few seconds."))),
                     self.message,
                 ]
             ),
@@ -82,9 +95,10 @@ class DetectScreen(Screen):
 
     def done(self, machine: Any) -> None:
         self.running = False
-        self.app.machine = machine
-        found = engine_installs(self.app)
-        self.app.chosen = found[0] if len(found) == 1 else None
+        session = self.session
+        session.machine = machine
+        found = session.engine_installs()
+        session.chosen = found[0] if len(found) == 1 else None
         log.info(
             "detected %d disk(s), %d Engine install(s): %s",
             len(machine.disks),
@@ -96,7 +110,7 @@ class DetectScreen(Screen):
 
     def failed(self, message: str) -> None:
         self.running = False
-        self.app.fail(message, retry="detect")
+        self.app.fail(message, back="detect")
 
 
 def when(stamp: str) -> str:
@@ -104,149 +118,169 @@ def when(stamp: str) -> str:
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
-        return stamp or "unknown"
+        return stamp or _("unknown")
     return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.utcoffset() is not None else "")
 
 
-def install_lines(app: Any, inst: DetectedInstall) -> list[urwid.Widget]:
-    disk = next((d for d in app.machine.disks if d.path == inst.disk), None)
+def install_lines(session: Session, inst: DetectedInstall) -> list[urwid.Widget]:
+    disk = next((d for d in session.machine.disks if d.path == inst.disk), None)
     model = inst.model or (disk.model if disk else "")
     size = inst.size or (disk.size if disk else 0)
     rows = [
-        ("Disk:", f"{inst.disk}  {model}  {W.gb(size)}"),
+        (_("Disk:"), f"{inst.disk}  {model}  {W.gb(size)}"),
         (
-            "Found:",
-            f"Engine {inst.version or '?'} (build {inst.build or '?'}), "
-            f"{STATE_WORDS.get(inst.state, inst.state)}",
+            _("Found:"),
+            _("Engine {version} (build {build}), {state}").format(
+                version=inst.version or "?", build=inst.build or "?", state=state_words(inst.state)
+            ),
         ),
         (
-            "Installed:",
-            f"{when(inst.installed_at)}, boots slot {inst.trial_slot or inst.active_slot or '?'}",
+            _("Installed:"),
+            _("{when}, boots slot {slot}").format(
+                when=when(inst.installed_at), slot=inst.trial_slot or inst.active_slot or "?"
+            ),
         ),
-        ("This medium:", app.media.label()),
+        (_("This medium:"), session.media.label()),
     ]
     if not inst.vms:
-        rows.append(("VMs on disk:", "none"))
+        rows.append((_("VMs on disk:"), _("none")))
     if inst.reason:
-        rows.append(("Note:", inst.reason))
-    return [urwid.Columns([(14, W.text(label)), W.text(value)]) for label, value in rows]
+        rows.append((_("Note:"), inst.reason))
+    return W.field_rows(rows)
 
 
 class ChooseInstallScreen(Screen):
-    title = "5/5 Existing installations"
+    title = N_("5/5 Existing installations")
 
     def build(self) -> urwid.Widget:
-        found = engine_installs(self.app)
+        found = self.session.engine_installs()
         self.items = []
         for inst in found:
             label = (
-                f"{inst.disk:<14} Engine {inst.version:<5} build {inst.build:<6} "
-                f"{STATE_WORDS.get(inst.state, inst.state)}"
+                f"{W.fit(inst.disk, 14)} "
+                + _("Engine {version} (build {build})").format(
+                    version=inst.version, build=inst.build
+                )
+                + f"  {state_words(inst.state)}"
             )
             self.items.append(W.SelectableItem(label, inst, self.choose))
-        self.list = urwid.ListBox(urwid.SimpleFocusListWalker(self.items))
-        current = next((i for i, it in enumerate(self.items) if it.value is self.app.chosen), 0)
-        self.list.set_focus(current)
-        self.buttons = W.button_row([W.button("Back", self.go_back)])
-        return pile(
-            [
-                W.text(
-                    f"{len(found)} Engine installations were found. Choose the one to "
-                    "upgrade or replace:"
-                ),
-                urwid.Divider(),
-                ("weight", 1, self.list),
-                self.buttons,
-            ],
-            focus=2,
-        )
+        self.buttons = W.button_row([W.button(_("Back"), self.go_back)])
+        rows: list[urwid.Widget] = [
+            W.text(
+                _(
+                    "{count} Engine installations were found. Choose the one to upgrade or "
+                    "replace:"
+                ).format(count=len(found))
+            ),
+            urwid.Divider(),
+            *self.items,
+        ]
+        widget = self.layout(rows, self.buttons, focus="content")
+        current = next((i for i, it in enumerate(self.items) if it.value is self.session.chosen), 0)
+        self.scroller.pile.focus_position = 2 + current
+        return widget
 
     def choose(self, inst: DetectedInstall) -> None:
-        self.app.chosen = inst
+        self.session.chosen = inst
         self.app.forward()
 
 
 class ExistingInstallScreen(Screen):
-    title = "5/5 Existing installation"
+    title = N_("5/5 Existing installation")
 
     def build(self) -> urwid.Widget:
-        inst = self.app.chosen
-        media = self.app.media
+        session = self.session
+        inst = session.chosen
+        media = session.media
         self.downgrade = inst.state == "newer-than-media"
         self.blocked = will_not_run(inst.vms, media.version)
-        rows: list[Any] = [W.text(("title", "An Engine installation was found on this laptop:"))]
-        rows += install_lines(self.app, inst)
-        upgrade = candidate(self.app, Action.UPGRADE, inst.disk, allow_downgrade=True)
+        rows: list[Any] = [W.text(("title", _("An Engine installation was found on this laptop:")))]
+        rows += install_lines(session, inst)
+        upgrade = candidate(session, Action.UPGRADE, inst.disk, allow_downgrade=True)
         rows += vm_lines(inst, media, upgrade.report)
         rows.append(urwid.Divider())
-        self.confirm = urwid.CheckBox(W.t("I understand: downgrade anyway"))
+        self.confirm = W.CheckBox(_("I understand: downgrade anyway"))
         # Offer what prepare() accepts (a downgrade needs the tick); say why nothing else is.
         self.options: list[tuple[Action, str]] = []
         reasons: list[str] = []
         for action in OFFERED_ACTIONS:
-            prepared = candidate(self.app, action, inst.disk, allow_downgrade=True)
+            prepared = candidate(session, action, inst.disk, allow_downgrade=True)
             if prepared.ok:
                 self.options.append((action, prepared.kind))
             else:
                 reasons += [r.sentence() for r in prepared.refusals if r.code != "downgrade"]
         buttons = [
-            W.button(KIND_LABELS[kind], lambda _b, a=action: self.choose(a))
+            W.button(_(KIND_LABELS[kind]), lambda _b, a=action: self.choose(a))
             for action, kind in self.options
         ]
-        back = W.button("Back", self.go_back)
+        back = W.button(_("Back"), self.go_back)
         if self.downgrade:
             rows.append(
                 W.text(
                     (
                         "error",
-                        f"Downgrade: this medium has Engine {media.version}, "
-                        f"older than the {inst.version} on the disk.",
+                        _(
+                            "Downgrade: this medium has Engine {media}, older than the {found} "
+                            "on the disk."
+                        ).format(media=media.version, found=inst.version),
                     )
                 )
             )
             rows.append(self.confirm)
             self.buttons = W.button_row([back, *buttons], focus=0)
+            # Ticked, the way on is the downgrade (Down then Enter); unticked, it is Back.
+            urwid.connect_signal(self.confirm.box, "postchange", self._ticked)
         elif not self.options:
             for reason in dict.fromkeys(reasons):
                 rows.append(W.text(("error", reason)))
             self.buttons = W.button_row([back], focus=0)
         else:
-            rows.append(W.text(self.explain()))
+            rows += [W.text(line) for line in self.explain()]
             self.buttons = W.button_row([*buttons, back], focus=0)
-        rows += [self.message, self.buttons]
-        return pile(rows, focus=len(rows) - 1)
+        return self.layout(rows, self.buttons)
 
-    def explain(self) -> str:
+    def _ticked(self, *_args: Any) -> None:
+        labels = [label for _a, label in self.options]
+        if self.confirm.get_state() and "downgrade" in labels:
+            self.buttons.focus_position = 1 + labels.index("downgrade")
+        else:
+            self.buttons.focus_position = 0
+
+    def explain(self) -> list[str]:
         kinds = [kind for _a, kind in self.options]
         words = []
         if "upgrade" in kinds:
-            words.append("Upgrade keeps VMs and data")
+            words.append(_("Upgrade keeps VMs and data."))
         if "repair" in kinds:
-            words.append("Repair restores the damaged disk structures and keeps VMs and data")
+            words.append(_("Repair restores the damaged disk structures and keeps VMs and data."))
         if "reinstall" in kinds:
-            words.append("Remove and reinstall erases the disk")
-        return "; ".join(words) + "."
+            words.append(_("Remove and reinstall erases the disk."))
+        return words
 
     def choose(self, action: Action) -> None:
-        inst = self.app.chosen
+        session = self.session
+        inst = session.chosen
         allow = self.downgrade and self.confirm.get_state()
-        prepared = candidate(self.app, action, inst.disk, allow_downgrade=allow)
+        prepared = candidate(session, action, inst.disk, allow_downgrade=allow)
         if not prepared.ok:
             reason = prepared.refusals[0]
             log.warning("refused: %s", reason.hint())
             self.say(("error", reason.sentence()))
             return
-        plan = self.app.plan
+        plan = session.plan
         plan.action, plan.target, plan.allow_downgrade = action, inst.disk, allow
         if prepared.kind == "downgrade":
             log.warning(
                 "downgrade confirmed on %s (%s -> %s); VMs that stop running: %s",
                 inst.disk,
                 inst.version,
-                self.app.media.version,
+                session.media.version,
                 ", ".join(vm.name for vm in self.blocked) or "none",
             )
         self.app.forward()
+
+
+VM_NAME_CELLS = 24
 
 
 def vm_lines(inst: DetectedInstall, media: Any, report: Any) -> list[urwid.Widget]:
@@ -258,20 +292,26 @@ def vm_lines(inst: DetectedInstall, media: Any, report: Any) -> list[urwid.Widge
     stops |= {vm.name for vm in will_not_run(inst.vms, media.version)}
     needs = {vm.name for vm in (report.vms_needing_pv_upgrade if report else [])}
     rows = [
-        W.text(f"VMs on disk: {len(inst.vms)} (PV drivers; this medium brings {media.pv_driver})")
+        W.text(
+            ngettext(
+                "{count} VM on disk (PV drivers; this medium brings {driver}):",
+                "{count} VMs on disk (PV drivers; this medium brings {driver}):",
+                len(inst.vms),
+            ).format(count=len(inst.vms), driver=media.pv_driver)
+        )
     ]
-    shown = 5 if len(inst.vms) <= 5 else 4
-    for vm in inst.vms[:shown]:
-        note = ""
-        if vm.name in stops:
-            note = ("error", f"stops running (for {vm.published_for})")
-        elif vm.name in needs:
-            note = ("warn", "needs a PV-driver upgrade")
-        line = f"  {vm.name[:26]:<26} {vm.kind:<6} PV {vm.pv_driver or '?':<7} "
-        rows.append(W.text([line, note] if note else line))
-    if len(inst.vms) > shown:
-        rows.append(W.text(("dim", f"  … and {len(inst.vms) - shown} more (see the log)")))
     for vm in inst.vms:
+        note: Any = ""
+        if vm.name in stops:
+            note = ("error", _("stops running (for {version})").format(version=vm.published_for))
+        elif vm.name in needs:
+            note = ("warn", _("needs a PV-driver upgrade"))
+        line = (
+            f"  {W.fit(vm.name, VM_NAME_CELLS)} {W.fit(vm_kind(vm.kind), 8)} "
+            f"PV {W.fit(vm.pv_driver or '?', 7)} "
+        )
+        # The note wraps under itself, not under the name.
+        rows.append(urwid.Columns([(W.width(line), W.text(line)), W.text(note)]))
         log.info(
             "VM %s: %s, PV drivers %s, published for %s",
             vm.name,
@@ -282,93 +322,93 @@ def vm_lines(inst: DetectedInstall, media: Any, report: Any) -> list[urwid.Widge
     return rows
 
 
-class TargetScreen(Screen):
-    title = "5/5 Target disk"
-
-    def build(self) -> urwid.Widget:
-        self.options = target_options(self.app)
-        offered = [o for o in self.options if o.offered]
-        refused = [o for o in self.options if not o.offered]
-        self.items = [
-            W.SelectableItem(self.disk_label(o.disk), o.disk.path, self.choose) for o in offered
-        ]
-        rows: list[Any] = [
-            W.text(
-                "No Engine installation was found. Choose the disk for a new "
-                "install; everything on it will be erased:"
-            )
-        ]
-        notes: list[urwid.Widget] = []
-        for opt in offered:
-            if opt.note:
-                notes.append(W.text(("warn", f"  {opt.disk.path}: {opt.note}")))
-        for opt in refused:
-            disk = opt.disk
-            name = " ".join(p for p in (disk.vendor, disk.model) if p) or "disk"
-            notes.append(
-                W.text(
-                    (
-                        "dim",
-                        f"  {disk.path} ({name}, {W.gb(disk.size)}): not offered: "
-                        f"{opt.refusal}",
-                    )
-                )
-            )
-        if self.items:
-            self.list = urwid.ListBox(urwid.SimpleFocusListWalker(self.items))
-        else:
-            self.list = urwid.ListBox(
-                urwid.SimpleFocusListWalker(
-                    [W.text(("error", "  No disk on this laptop can take Engine."))]
-                )
-            )
-        self.buttons = W.button_row([W.button("Back", self.go_back)])
-        height = max(1, min(len(self.items), 6))
-        rows += [
-            urwid.Divider(),
-            urwid.BoxAdapter(self.list, height),
-            urwid.Divider(),
-            *notes,
-            urwid.Divider(),
-            self.message,
-            self.buttons,
-        ]
-        return pile(rows, focus=2 if self.items else len(rows) - 1)
-
-    @staticmethod
-    def disk_label(disk: Any) -> str:
-        name = " ".join(p for p in (disk.vendor, disk.model) if p) or "disk"
-        return f"{disk.path:<14} {name[:34]:<34} {W.gb(disk.size):>9}"
-
-    def choose(self, path: str) -> None:
-        plan = self.app.plan
-        plan.target, plan.action, plan.allow_downgrade = path, Action.INSTALL, False
-        self.app.forward()
-
-
+@dataclass
 class TargetOption:
     """A disk on the target list: offered, or the sentence saying why not; what it holds."""
 
-    def __init__(self, disk: Any, refusal: str, note: str):
-        self.disk, self.refusal, self.note = disk, refusal, note
+    disk: DiskInfo
+    refusal: str  # "" when offered
+    note: str  # what choosing it erases
 
     @property
     def offered(self) -> bool:
         return not self.refusal
 
 
-def target_options(app: Any) -> list[TargetOption]:
+def target_options(session: Session) -> list[TargetOption]:
     options = []
-    for disk in app.machine.disks:
-        refusals = target_refusals(disk, app.media)
-        inst = next((i for i in app.machine.installs if i.disk == disk.path), None)
+    for disk in session.machine.disks:
+        refusals = target_refusals(disk, session.media)
+        inst = next((i for i in session.machine.installs if i.disk == disk.path), None)
         note = ""
         if inst and not inst.is_engine:
-            note = f"{inst.reason or 'holds another system'}; it will be erased"
+            what = inst.reason or _("another system")
+            note = _("holds {what}; it will be erased").format(what=what)
         elif inst:
-            note = f"holds Engine {inst.version}; it will be erased"
+            note = _("holds Engine {version}; it will be erased").format(version=inst.version)
         elif disk.partitions:
-            note = f"has {len(disk.partitions)} partition(s); they will be erased"
-        reason = refusals[0].sentence().rstrip(".") if refusals else ""
+            note = ngettext(
+                "has {count} partition; it will be erased",
+                "has {count} partitions; they will be erased",
+                len(disk.partitions),
+            ).format(count=len(disk.partitions))
+        reason = " ".join(r.sentence() for r in refusals)
         options.append(TargetOption(disk, reason, note))
     return options
+
+
+class TargetScreen(Screen):
+    """Every disk is listed: those prepare() would install on can be chosen; the others are
+    shown with the reason and the focus skips them."""
+
+    title = N_("5/5 Target disk")
+
+    def build(self) -> urwid.Widget:
+        self.options = target_options(self.session)
+        self.items: list[W.SelectableItem] = []
+        rows: list[urwid.Widget] = [
+            W.text(
+                _(
+                    "No Engine installation was found. Choose the disk for a new install; "
+                    "everything on it will be erased:"
+                )
+            ),
+            urwid.Divider(),
+        ]
+        first = None
+        for opt in self.options:
+            if opt.offered:
+                item = W.SelectableItem(self.disk_label(opt.disk), opt.disk.path, self.choose)
+                self.items.append(item)
+                first = len(rows) if first is None else first
+                rows.append(item)
+                if opt.note:
+                    rows.append(W.text(("warn", "    " + opt.note)))
+            else:
+                rows.append(W.text(("dim", "  " + self.disk_label(opt.disk))))
+                rows.append(
+                    W.text(("dim", "    " + _("not offered: {why}").format(why=opt.refusal)))
+                )
+        if not self.items:
+            rows += [
+                urwid.Divider(),
+                W.text(("error", _("No disk on this laptop can take Engine."))),
+            ]
+        self.buttons = W.button_row([W.button(_("Back"), self.go_back)])
+        widget = self.layout(rows, self.buttons, focus="content")
+        if first is not None:
+            self.scroller.pile.focus_position = first
+        return widget
+
+    @staticmethod
+    def disk_label(disk: DiskInfo) -> str:
+        return f"{W.fit(disk.path, 14)} {W.fit(disk_name(disk), 34)} {W.gb(disk.size):>9}"
+
+    def choose(self, path: str) -> None:
+        plan = self.session.plan
+        option = next(o for o in self.options if o.disk.path == path)
+        if not option.offered:  # never: refused disks are not selectable
+            self.say(("error", option.refusal))
+            return
+        plan.target, plan.action, plan.allow_downgrade = path, Action.INSTALL, False
+        self.app.forward()

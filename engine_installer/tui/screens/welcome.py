@@ -1,6 +1,8 @@
-"""Screen 2, welcome: the Engine on this medium and the machine's compatibility summary.
+"""Screen 2, welcome: the Engine on this medium and the machine's hardware check.
 
-A failed hardware check blocks installing unless a lab override is ticked (and logged).
+Every check that did not pass is shown in full, wrapped (the fix is in its last words), failures
+first; the screen scrolls when they do not fit. A failed check blocks installing unless the
+lab override is ticked (and logged); prepare() refuses the plan the same way without it.
 """
 
 from __future__ import annotations
@@ -10,120 +12,140 @@ from typing import Any
 
 import urwid
 
+from engine_installer.base.i18n import N_, _
 from engine_installer.tui import widgets as W
-from engine_installer.tui.screens.base import Screen, pile
+from engine_installer.tui.screens.base import Screen
 
 log = logging.getLogger("engine_installer.tui")
-MAX_ITEMS = 4  # check items shown on the welcome screen
 STATUS_ATTR = {"pass": "good", "ok": "good", "warn": "warn", "fail": "error"}
+STATUS_WORDS = {"pass": N_("pass"), "warn": N_("warn"), "fail": N_("fail")}
+VERDICT_WORDS = {"pass": N_("PASS"), "warn": N_("WARN"), "fail": N_("FAIL")}
+SECURE_BOOT_WORDS = {"on": N_("on"), "off": N_("off"), "unsupported": N_("unsupported (BIOS boot)")}
 
 
 class WelcomeScreen(Screen):
-    title = "2/5 Welcome"
+    title = N_("2/5 Welcome")
 
     def build(self) -> urwid.Widget:
-        media = self.app.media
+        media = self.session.media
         self.compat = urwid.Pile([W.text("")])
-        self.override = urwid.CheckBox(
-            W.t("Lab override: install anyway (logged)"), state=self.app.plan.lab_override
+        self.override = W.CheckBox(
+            _("Lab override: install anyway (logged)"), state=self.session.plan.lab_override
         )
         self.override_slot = urwid.WidgetPlaceholder(urwid.Text(""))
         self.buttons = W.button_row(
-            [W.button("Back", self.go_back), W.button("Continue", self.next)], focus=1
+            [W.button(_("Back"), self.go_back), W.button(_("Continue"), self.next)], focus=1
         )
-        return pile(
-            [
-                W.text(("title", f"Welcome to the {media.label()} installer.")),
-                urwid.Divider(),
-                W.text(
+        rows = [
+            W.text(("title", _("Welcome to the {media} installer.").format(media=media.label()))),
+            urwid.Divider(),
+            W.text(
+                _(
                     "This installs Engine on a disk of this laptop, or upgrades the Engine "
                     "already on it, keeping its VMs and data."
-                ),
-                urwid.Divider(),
-                W.text(f"Machine: {self.app.backend_machine_name()}"),
-                self.compat,
-                self.override_slot,
-                urwid.Divider(),
-                self.message,
-                self.buttons,
-            ],
-            focus=9,
-        )
+                )
+            ),
+            urwid.Divider(),
+            W.text(_("Machine: {name}").format(name=self.app.backend.machine_name())),
+            self.compat,
+            self.override_slot,
+        ]
+        return self.layout(rows, self.buttons)
 
     def on_show(self) -> None:
-        if self.app.hw_loaded:
-            self.show_report(self.app.hw)
+        if self.session.hardware_checked:
+            self.show_report(self.session.hardware)
             return
-        self.compat.contents[:] = [(W.text(("dim", "Checking this machine…")), ("pack", None))]
+        self.compat.contents[:] = [(W.text(("dim", _("Checking this machine…"))), ("pack", None))]
         self.app.background(self.app.backend.hardware, self.loaded, self.failed)
 
     def loaded(self, report: Any) -> None:
-        self.app.hw, self.app.hw_loaded = report, True
+        self.session.hardware, self.session.hardware_checked = report, True
         log.info("hardware check: %s %s", report.profile_name, report.verdict)
-        self.show_report(report)
+        for item in report.items:
+            if item.status != "pass":
+                log.info("hardware check %s: %s: %s", item.status, item.name, item.message)
+        if self.app.screen is self:
+            self.show_report(report)
 
     def failed(self, message: str) -> None:
-        self.app.hw_loaded = True
-        self.compat.contents[:] = [
-            (W.text(("warn", f"Compatibility check unavailable: {message}")), ("pack", None))
-        ]
+        self.session.hardware_checked = True
+        self.session.hardware_error = message
+        if self.app.screen is self:
+            self.show_report(None)
 
     def show_report(self, report: Any) -> None:
-        if report is None:  # the hardware-profile module is not part of this build
-            self.compat.contents[:] = []
+        if report is None:
+            problem = _("Compatibility check unavailable: {error}").format(
+                error=self.session.hardware_error or "?"
+            )
+            self.compat.contents[:] = [(W.text(("warn", problem)), ("pack", None))]
             return
         verdict = report.verdict
-        profile = f"{report.profile_name} profile" if report.profile_name else "no profile for it"
-        header = W.text(
-            [
-                "Compatibility: ",
-                (STATUS_ATTR.get(verdict, "warn"), verdict.upper()),
-                f"  ({profile})",
-            ]
+        profile = (
+            _("{name} profile").format(name=report.profile_name)
+            if report.profile_name
+            else _("no profile for it")
         )
-        header.set_wrap_mode("ellipsis")
-        lines = [header]
+        lines: list[urwid.Widget] = [
+            W.text(
+                [
+                    _("Compatibility: "),
+                    (STATUS_ATTR.get(verdict, "warn"), _(VERDICT_WORDS.get(verdict, verdict))),
+                    f"  ({profile})",
+                ]
+            )
+        ]
         secure_boot = getattr(report, "secure_boot", "")
         if secure_boot:
-            bios = secure_boot == "unsupported"
-            lines.append(
-                W.text(f"Secure Boot: {'unsupported (BIOS boot)' if bios else secure_boot}")
+            word = (
+                _(SECURE_BOOT_WORDS[secure_boot])
+                if secure_boot in SECURE_BOOT_WORDS
+                else secure_boot
             )
-        # Failures first, one line each: the screen must fit 80x24 (the log has every line).
+            lines.append(W.text(_("Secure Boot: {state}").format(state=word)))
         problems = sorted(
             (i for i in report.items if i.status != "pass"), key=lambda i: i.status != "fail"
         )
         for item in problems:
-            log.info("hardware check %s: %s: %s", item.status, item.name, item.message)
-        for item in problems[:MAX_ITEMS]:
-            line = W.text(
-                [
-                    (STATUS_ATTR.get(item.status, "warn"), f"  {item.status}: "),
-                    f"{item.name}: {item.message}",
-                ]
+            status = _(STATUS_WORDS.get(item.status, item.status))
+            label = f"  {status}: "
+            lines.append(
+                urwid.Columns(
+                    [
+                        (W.width(label), W.text((STATUS_ATTR.get(item.status, "warn"), label))),
+                        W.text(f"{item.name}: {item.message}"),
+                    ]
+                )
             )
-            line.set_wrap_mode("ellipsis")
-            lines.append(line)
-        if len(problems) > MAX_ITEMS:
-            lines.append(W.text(("dim", f"  … {len(problems) - MAX_ITEMS} more in the log")))
         self.compat.contents[:] = [(w, ("pack", None)) for w in lines]
         if verdict == "fail":
             self.override_slot.original_widget = self.override
+            self.scroller.refresh()
 
     def blocked_reason(self) -> str:
-        report = self.app.hw
+        report = self.session.hardware
         if report is None or report.verdict != "fail" or self.override.get_state():
             return ""
         failed = [i for i in report.items if i.status == "fail"]
-        return failed[0].message if failed else "the machine failed its hardware check"
+        return failed[0].name if failed else "?"
 
     def next(self, *_args: Any) -> None:
         reason = self.blocked_reason()
         if reason:
-            self.say(("error", f"Cannot install on this machine: {reason}"))
+            self.say(
+                (
+                    "error",
+                    _(
+                        "Cannot install on this machine: the {check} check failed (see above). "
+                        "Tick the lab override only on a lab machine."
+                    ).format(check=reason),
+                )
+            )
             return
-        override = self.app.hw is not None and self.app.hw.verdict == "fail"
-        self.app.plan.lab_override = override
-        if override:
+        plan = self.session.plan
+        report = self.session.hardware
+        plan.lab_override = report is not None and report.verdict == "fail"
+        if plan.lab_override:
             log.warning("LAB OVERRIDE: installing despite a failed hardware check")
         self.app.forward()

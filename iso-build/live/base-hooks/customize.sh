@@ -14,4 +14,7 @@ chroot "$root" passwd -d root >/dev/null
 rm -f "$root/var/lib/dbus/machine-id"
 # Nothing in the base should wait for a network that install media do not need.
 rm -f "$root"/etc/systemd/system/multi-user.target.wants/apt-daily*.timer
+# fbterm needs one monospaced CJK face; the proportional VL PGothic is not used.
+rm -f "$root"/usr/share/fonts/truetype/vlgothic/VL-PGothic-Regular.ttf
+chroot "$root" fc-cache -f >/dev/null 2>&1 || true
 rm -f "$root"/var/log/*.log "$root"/var/cache/ldconfig/aux-cache
