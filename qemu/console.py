@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pyte
 
@@ -85,13 +86,20 @@ class SerialConsole:
                 parts.append(run.strip())
         return " | ".join(parts)
 
-    def wait_for(self, needle: str, timeout: float = 60.0, regex: bool = False) -> str:
-        """Wait until needle (text, or a regex) is on the screen; return the screen."""
+    def wait_for(
+        self,
+        needle: str,
+        timeout: float = 60.0,
+        regex: bool = False,
+        check: Callable[[str], str] | None = None,
+    ) -> str:
+        """Wait until needle (text, or a regex) is on the screen; return the screen. `check`
+        turns the screen into the text searched (e.g. joining wrapped lines)."""
         pattern = re.compile(needle if regex else re.escape(needle))
         deadline = time.monotonic() + timeout
         while True:
             screen = self.text()
-            if pattern.search(screen):
+            if pattern.search(check(screen) if check else screen):
                 # The needle is drawn; let the rest of the redraw arrive (a slow serial line).
                 return self.wait_quiet(0.7)
             if not self.vm.running:
@@ -99,6 +107,21 @@ class SerialConsole:
             if time.monotonic() > deadline:
                 raise HarnessError(f"{needle!r} not on screen after {timeout:.0f} s:\n{screen}")
             time.sleep(0.3)
+
+    def wait_focused(self, label: str, timeout: float = 30.0) -> str:
+        """Wait until `label` is in the focused text (under emulation on a busy machine the
+        guest can take seconds to act on a key); return the focused text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            focused = self.focused()
+            if label in focused:
+                return focused
+            if not self.vm.running or time.monotonic() > deadline:
+                raise HarnessError(
+                    f"{label!r} is not focused after {timeout:.0f} s (focused: {focused!r}):\n"
+                    f"{self.text()}"
+                )
+            time.sleep(0.2)
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> str:
         """Wait until the guest has written nothing for `seconds` (a redraw has finished)."""

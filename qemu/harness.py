@@ -8,14 +8,16 @@
 
 TCG only: nested KVM hangs on the CI machines, so asking for KVM (accel="kvm" or
 ENGINE_QEMU_ACCEL=kvm) fails at once with a plain message instead of hanging. The serial console
-is a unix-socket chardev (keys go in through it) whose log file records every byte the guest
-wrote, from power-on, whether or not anyone is connected; wait_for() polls that log. A monitor
+is a unix-socket chardev: keys go in through it, and QEMU starts the guest only once the harness
+is connected, so a reader thread gets every byte from power-on; wait_for() polls those bytes
+(QEMU's own log file, kept as an artifact, can repeat bytes under load). A monitor
 socket gives screendump (PNG artifacts on failure). The VM is always killed when the context
 exits; on an exception a screenshot is saved in the workdir first.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
@@ -123,6 +125,10 @@ class VM:
         self.started_at = 0.0
         self._run = 0
         self.console_stream = bytearray()
+        # (host time, bytes received so far) per chunk from the serial socket: when each
+        # console byte arrived (boot-time breakdowns, qemu/boot_times.py).
+        self.console_arrivals: list[tuple[float, int]] = []
+        self._drainer: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -147,10 +153,13 @@ class VM:
             "std",
         ]
         if self.serial_socket is not None:
-            # Keys go in through the socket; the log file gets every byte from power-on.
+            # Keys go in through the socket, and every byte comes out of it from power-on: QEMU
+            # waits for the harness to connect before it starts the guest (wait=on). The log
+            # file is a copy for people (artifacts); under load QEMU's log can repeat bytes of
+            # a write the slow socket client took in parts, so the harness reads the socket.
             cmd += [
                 "-chardev",
-                f"socket,id=ser0,path={self.serial_socket},server=on,wait=off,"
+                f"socket,id=ser0,path={self.serial_socket},server=on,wait=on,"
                 f"logfile={self.log_path},logappend=on",
                 "-serial",
                 "chardev:ser0",
@@ -263,6 +272,8 @@ class VM:
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
             )
         self.console_stream = bytearray()
+        self.console_arrivals = []
+        self._drainer = None
         self.__dict__.pop("_serial_conn", None)
         try:
             self._connect_serial()
@@ -296,6 +307,11 @@ class VM:
         self.kill()
         if self.console_stream and self.workdir is not None and self._own_tmp is None:
             (self.workdir / f"console-{self._run}.log").write_bytes(bytes(self.console_stream))
+            # A live-system boot that reached screen 1 leaves its time breakdown beside the
+            # logs (tests/e2e/conftest.py lists them after the run).
+            times = self.boot_times()
+            if times is not None:
+                (self.workdir / f"boot-times-{self._run}.json").write_text(times.to_json() + "\n")
         conn = self.__dict__.pop("_serial_conn", None)
         if conn is not None:
             conn.close()
@@ -351,6 +367,11 @@ class VM:
 
     # -- console ----------------------------------------------------------------------------
     def serial_bytes(self) -> bytes:
+        """Every byte the guest wrote to its serial port since power-on."""
+        if self._drainer is not None:
+            if not self.running:
+                self._drainer.join(timeout=5)  # QEMU is gone: take in what it last sent
+            return bytes(self.console_stream)
         if self.log_path is None or not self.log_path.exists():
             return b""
         return self.log_path.read_bytes()
@@ -389,12 +410,29 @@ class VM:
                     ) from None
                 time.sleep(0.05)
         self._serial_conn = conn
-        threading.Thread(target=_drain, args=(conn, self.console_stream), daemon=True).start()
+        self._drainer = threading.Thread(
+            target=_drain, args=(conn, self.console_stream, self.console_arrivals), daemon=True
+        )
+        self._drainer.start()
 
     def console_bytes(self) -> bytes:
-        """Everything QEMU sent to the serial client since start (the console driver's view;
-        the log file holds the same bytes plus anything before the connection)."""
+        """Everything QEMU sent to the serial client since power-on (the console driver's
+        view; the same as serial_bytes())."""
         return bytes(self.console_stream)
+
+    def arrival_time(self, offset: int) -> float | None:
+        """Seconds after QEMU started at which console byte `offset` arrived (None: not yet)."""
+        index = bisect.bisect_right(self.console_arrivals, offset, key=lambda a: a[1])
+        if index >= len(self.console_arrivals):
+            return None
+        return self.console_arrivals[index][0] - self.started_at
+
+    def boot_times(self):
+        """Where a live-system boot's time went (qemu/boot_times.py), once screen 1 is on the
+        serial console; None before, or for a guest that prints no boot report."""
+        from .boot_times import breakdown
+
+        return breakdown(self)
 
     @property
     def elapsed(self) -> float:
@@ -504,10 +542,11 @@ def make_overlay(base: Path, overlay: Path, base_format: str = "raw") -> Path:
     return overlay
 
 
-def _drain(conn: socket.socket, sink: bytearray) -> None:
+def _drain(conn: socket.socket, sink: bytearray, arrivals: list[tuple[float, int]]) -> None:
     with contextlib.suppress(OSError):
         while chunk := conn.recv(65536):
             sink.extend(chunk)
+            arrivals.append((time.monotonic(), len(sink)))
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
-from engine_installer.iso.base import mksquashfs, recipe_dir, repo_root
+from engine_installer.iso.base import mksquashfs, read_list, recipe_dir, repo_root
 
 SITE = "opt/engine-installer/site"
 DATA = "usr/share/engine-installer"
@@ -91,6 +91,16 @@ def _copy_tree(source: Path, target: Path) -> None:
     )
 
 
+def mask_units(stage: Path, units: list[str]) -> None:
+    """Mask systemd units in the layer: /etc/systemd/system/<unit> -> /dev/null."""
+    units_dir = stage / "etc/systemd/system"
+    units_dir.mkdir(parents=True, exist_ok=True)
+    for unit in units:
+        link = units_dir / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+
+
 def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
     """Fill `stage` with everything the top layer holds."""
     root = repo_root()
@@ -100,15 +110,18 @@ def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
     shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with the host's shebang
     _copy_tree(root / "engine_installer", site / "engine_installer")
     build_catalogs(root / "po", site / "engine_installer" / "locale")
-    # Byte-compile once here (the live root is read-only underneath); with SOURCE_DATE_EPOCH
-    # set, py_compile writes hash-checked .pyc files, identical on every build.
+    # Byte-compile once here (the live root is read-only underneath). Unchecked-hash .pyc
+    # files are identical on every build and trusted as they are: Python neither reads nor
+    # hashes the source to validate them (the image never changes), which saves seconds of
+    # imports under emulation.
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "-j", "1", "-s", str(stage), "-p", "/",
-         str(site)],
+         "--invalidation-mode", "unchecked-hash", str(site)],
         check=True, env=env,
     )  # fmt: skip
     _copy_tree(recipe_dir() / "overlay", stage)
+    mask_units(stage, read_list(recipe_dir() / "masked-units"))
     for relpath, (module, func) in LAUNCHERS.items():
         path = stage / relpath
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,13 +52,14 @@ class BaseLayer:
     info: dict
 
 
+def read_list(path: Path) -> list[str]:
+    """A recipe list: one item a line, # comments and blank lines ignored."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def read_packages(recipe: Path) -> list[str]:
-    packages = []
-    for line in (recipe / "packages.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            packages.append(line)
-    return packages
+    return read_list(recipe / "packages.txt")
 
 
 def read_settings(recipe: Path) -> dict:

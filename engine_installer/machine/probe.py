@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from engine_installer.ondisk.layout import SLOT_LABELS
 
 log = logging.getLogger("engine_installer")
 LIVE = Path("/")
+SYS_BLOCK = Path("/sys/block")
+UDEV_CONTROL = Path("/run/udev/control")  # exists while a udev daemon runs
+UDEV_DATA = Path("/run/udev/data")  # udev's database: b<major>:<minor> per block device seen
+UDEV_WAIT_SECONDS = 60.0
 BY_ID = Path("/dev/disk/by-id")
 LIVE_MEDIUM = "/run/live/medium"  # where live-boot mounts the medium it booted from
 LIVE_ROOT = "/run/live/"  # live-boot's medium, layers and toram copies live below it
@@ -82,7 +87,7 @@ def resolve_disk_path(path: str) -> str:
 
 def _udev_context():
     """A pyudev context when a udev daemon runs (its database exists), else None."""
-    if not Path("/run/udev/control").exists():
+    if not UDEV_CONTROL.exists():
         return None
     try:
         import pyudev
@@ -147,6 +152,40 @@ def _usb_serial(real: Path) -> str:
     return ""
 
 
+def _devnums(name: str) -> list[str]:
+    """major:minor of a live disk and of each of its partitions (none when it has vanished)."""
+    sys_path = SYS_BLOCK / name
+    try:
+        parts = [p for p in sys_path.iterdir() if (p / "partition").exists()]
+    except OSError:
+        return []
+    return [n for n in (_read(p / "dev") for p in [sys_path, *parts]) if n]
+
+
+def wait_for_udev(names: list[str], timeout: float = UDEV_WAIT_SECONDS) -> bool:
+    """Wait until udev has seen these disks and their partitions, then for its queue to drain.
+
+    The live system starts the installer while udev's coldplug may still be running, and a
+    device the coldplug has not reached yet has no by-id links or properties. udev records
+    each device it has processed in its database, so wait for those records (not for a
+    fixed time), then `udevadm settle` for events still in flight. False when the time ran
+    out: the probe then goes on with what sysfs and blkid say."""
+    deadline = time.monotonic() + timeout
+    waiting = [n for name in names for n in _devnums(name)]
+    while waiting and time.monotonic() < deadline:
+        waiting = [n for n in waiting if not (UDEV_DATA / f"b{n}").exists()]
+        if waiting:
+            time.sleep(0.1)
+    left = max(1, round(deadline - time.monotonic()))
+    settled = subprocess.run(["udevadm", "settle", f"--timeout={left}"],
+                             capture_output=True, check=False).returncode == 0  # fmt: skip
+    if waiting or not settled:
+        log.warning("udev has not processed %s after %.0f s", ", ".join(waiting) or "its queue",
+                    timeout)  # fmt: skip
+        return False
+    return True
+
+
 @dataclass
 class _Mount:
     devnum: str  # "major:minor" of the block device behind it ("0:N" when none)
@@ -158,9 +197,13 @@ class _Machine:
     """One reading of a machine's block devices, mounts and swaps.
 
     root "/" is the live machine; any other root is a recorded tree whose sys/ and proc/ are
-    read instead. source is the payload or ISO being read: its disk is the boot medium."""
+    read instead. source is the payload or ISO being read: its disk is the boot medium.
+    On the live machine with a udev daemon, the reading waits until udev has seen the disks
+    named in `wait` (every candidate when None; wait_for_udev)."""
 
-    def __init__(self, root: Path = LIVE, source: Path | None = None) -> None:
+    def __init__(
+        self, root: Path = LIVE, source: Path | None = None, wait: list[str] | None = None
+    ) -> None:
         self.root = root
         self.live = root == LIVE
         self.sys_block = root / "sys" / "block"
@@ -171,6 +214,9 @@ class _Machine:
         self.slaves: dict[str, list[str]] = {}  # dm/md device → the devices it is built on
         self.dm_names: dict[str, str] = {}  # device-mapper name (vg-home) → dm-0
         self.disk_names = [entry.name for entry in _entries(self.sys_block)]
+        self.context = _udev_context() if self.live else None
+        if self.context is not None:
+            wait_for_udev(self.candidates() if wait is None else wait)
         for name in self.disk_names:
             self._index(name)
         self.mounts = self._read_mounts()
@@ -179,7 +225,6 @@ class _Machine:
         self.source_disks = self._holding([self._path_devnum(str(source))]) if source else set()
         self.boot_disks = self._holding(live_medium) | self.source_disks
         self.stacked = self._stacked()
-        self.context = _udev_context() if self.live else None
         self.by_id = self._by_id() if self.live else {}
 
     # --- reading sysfs and procfs --------------------------------------------------------
@@ -505,7 +550,7 @@ def _named_disk(machine: _Machine, name: str, path: str) -> DiskInfo:
 def probe_disk(path: str, source: Path | None = None) -> DiskInfo:
     """One disk by path or by-id link; UserError when it is missing or not a whole disk."""
     name = _disk_name(path)  # the precise sentence before anything else is read
-    return _named_disk(_Machine(LIVE, source), name, path)
+    return _named_disk(_Machine(LIVE, source, wait=[name]), name, path)
 
 
 def probe_machine(

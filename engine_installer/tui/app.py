@@ -31,7 +31,7 @@ from engine_installer.base.i18n import _
 from engine_installer.base.logs import start_log
 from engine_installer.install.plan import Plan
 from engine_installer.machine.snapshot import load_snapshot
-from engine_installer.tui import console
+from engine_installer.tui import boot_times, console
 from engine_installer.tui import widgets as W
 from engine_installer.tui.backend import Backend, LiveBackend
 from engine_installer.tui.screens import build_steps
@@ -391,6 +391,13 @@ def start_live_log() -> Path | None:
         return None
 
 
+def console_name() -> str:
+    try:
+        return os.path.basename(os.ttyname(0))
+    except OSError:
+        return "stdin"
+
+
 def choose_console_language(ascii_flag: bool) -> tuple[bool | None, str]:
     """Whether Japanese can be shown here (None: a serial terminal, asked only when Japanese
     is chosen); a Japanese start falls back to English when it cannot."""
@@ -405,6 +412,7 @@ def choose_console_language(ascii_flag: bool) -> tuple[bool | None, str]:
 
 
 def run_tui(args: Any) -> int:
+    ui_started = boot_times.now()
     shared_log = None if args.dry_run else start_live_log()
     log_path = shared_log or default_log_path(args.dry_run)
     backend = make_backend(args, log_path)
@@ -435,6 +443,10 @@ def run_tui(args: Any) -> int:
         japanese=shown,
         japanese_why_not=why,
     )
+    if not args.dry_run and (times := boot_times.report(ui_started, console_name())):
+        # Before the first frame, which clears the screen: the console log keeps the line.
+        print(times, flush=True)
+        log.info("%s", times)
     code = app.run()
     if app.exit_message:
         print(app.exit_message)

@@ -6,6 +6,8 @@
 - On a failure, every serial log, QEMU stderr/command line and screenshot under the test's
   tmp_path is copied to build/e2e-artifacts/<test>/ (ENGINE_E2E_ARTIFACTS overrides).
 - Tests marked @pytest.mark.cell("name") form the matrix table printed at the end.
+- Every live-system boot that reached screen 1 leaves boot-times-N.json in its workdir
+  (qemu/boot_times.py); they are listed at the end, one line per boot, phase by phase.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from qemu.harness import qemu_available
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ENGINE_E2E_ARTIFACTS", REPO / "build" / "e2e-artifacts"))
-ARTIFACT_GLOBS = ("*.log", "*.png", "*.stderr", "*.cmdline", "*.toml", "*.txt")
+ARTIFACT_GLOBS = ("*.log", "*.png", "*.stderr", "*.cmdline", "*.toml", "*.txt", "*.json")
 
 _cells: dict[str, dict] = {}
+_boots: list[tuple[str, str]] = []  # (test, BootTimes.summary()) per live-system boot
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,10 +48,20 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         elif report.skipped and cell["outcome"] == "passed":
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
             cell["outcome"] = "skipped: " + str(reason).removeprefix("Skipped: ")
-    if report.failed and report.when in ("setup", "call"):
-        tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
-        if tmp is not None:
-            _save_artifacts(item.nodeid, Path(tmp))
+    tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.when == "call" and tmp is not None:
+        _collect_boot_times(item.nodeid, Path(tmp))
+    if report.failed and report.when in ("setup", "call") and tmp is not None:
+        _save_artifacts(item.nodeid, Path(tmp))
+
+
+def _collect_boot_times(nodeid: str, tmp: Path) -> None:
+    from qemu.boot_times import BootTimes
+
+    for path in sorted(tmp.rglob("boot-times-*.json")):
+        name = nodeid.split("::", 1)[-1]
+        where = path.parent.relative_to(tmp).as_posix()
+        _boots.append((f"{name} {where}".strip(" ."), BootTimes.read(path).summary()))
 
 
 def _save_artifacts(nodeid: str, tmp: Path) -> None:
@@ -62,6 +75,10 @@ def _save_artifacts(nodeid: str, tmp: Path) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if _boots:
+        terminalreporter.section("live-system boots: QEMU start to screen 1, by phase (s)")
+        for name, summary in _boots:
+            terminalreporter.write_line(f"{name}: {summary}")
     if not _cells:
         return
     width = max(len(name) for name in _cells) + 2

@@ -306,7 +306,7 @@ def _tool_guest_cmd(tmp: Path, kernel: Path, guest: str, sticks: list[tuple[Path
 
 
 ENGINE_SERIAL = "ENGINE-USB-50"
-SCREEN1 = "Install Engine on this laptop"  # the installer's first screen (see test_iso_boot)
+SCREEN1 = "Install Engine on this laptop"  # the installer's first screen (see test_matrix)
 
 
 def test_engine_iso_written_to_a_blank_stick_boots_the_installer(

@@ -186,6 +186,116 @@ def test_cache_dir_env_override(monkeypatch, tmp_path):
     assert base.default_cache_dir() == tmp_path
 
 
+# -- boot path: what starts when, and what the initramfs carries -------------------------------
+
+LIVE = base.recipe_dir()
+UNITS = LIVE / "overlay/etc/systemd/system"
+INITRAMFS_MODULES = set(base.read_list(LIVE / "base-hooks" / "initramfs-modules"))
+REPO = base.repo_root()
+# What the initramfs needs to reach a disk on each bus a machine snapshot names (DiskInfo.bus):
+# the host controller drivers and the disk driver. A disk on any of them may hold the medium.
+BUS_DRIVERS = {
+    "ata": {"ahci", "ata_piix", "sd_mod", "sr_mod"},
+    "nvme": {"nvme"},
+    "usb": {"xhci_pci", "ehci_pci", "usb_storage", "uas", "sd_mod"},
+    "mmc": {"sdhci_pci", "sdhci_acpi", "rtsx_pci_sdmmc", "mmc_block"},
+    "virtio": {"virtio_pci", "virtio_blk"},
+}
+# Every laptop boots the installer from a USB stick: xHCI from 2012 (Ivy Bridge) on, EHCI
+# before; both need the USB storage drivers.
+USB_STICK = {"usb_storage", "uas", "sd_mod"}
+
+
+def usb_drivers(released: int) -> set[str]:
+    return USB_STICK | ({"xhci_pci"} if released >= 2012 else {"ehci_pci"})
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recorded-machines").glob("*.json")), ids=str)
+def test_initramfs_reaches_every_disk_of_every_recorded_machine(path):
+    import json
+
+    buses = {disk["bus"] for disk in json.loads(path.read_text())["disks"]}
+    assert buses <= set(BUS_DRIVERS), f"{path.name}: a bus with no driver list here: {buses}"
+    for bus in buses:
+        assert BUS_DRIVERS[bus] <= INITRAMFS_MODULES, (path.name, bus)
+
+
+def test_initramfs_carries_every_profiles_storage_and_usb_drivers():
+    from engine_installer.hw.profiles import load_profiles
+
+    profiles = load_profiles(REPO / "hw-profiles")
+    assert len(profiles) >= 10
+    for profile in profiles:
+        missing = (set(profile.storage_controllers) | usb_drivers(profile.released)) - (
+            INITRAMFS_MODULES
+        )
+        assert not missing, f"{profile.name}: initramfs-modules lacks {sorted(missing)}"
+
+
+def test_initramfs_is_a_curated_list_and_the_hook_enforces_it():
+    setup = (LIVE / "base-hooks" / "setup.sh").read_text()
+    assert "MODULES=list" in setup and "MODULES=most" not in setup.replace("not MODULES=most", "")
+    assert "modules.d/engine-live" in setup and "hooks/engine-modules" in setup
+    hook = (LIVE / "base-hooks" / "initramfs-hook.sh").read_text()
+    assert "modules.d/engine-live" in hook and "--show-depends" in hook
+    # The live layers and the medium's file system are always there.
+    assert {"isofs", "squashfs", "overlay", "loop"} <= INITRAMFS_MODULES
+
+
+def test_base_key_follows_the_initramfs_module_list(tmp_path):
+    recipe = tmp_path / "live"
+    shutil.copytree(LIVE, recipe)
+    key = base.base_key(recipe)
+    with open(recipe / "base-hooks" / "initramfs-modules", "a") as handle:
+        handle.write("btrfs\n")
+    assert base.base_key(recipe) != key
+
+
+@pytest.mark.parametrize("unit", ["engine-installer@.service", "engine-installer-serial@.service"])
+def test_installer_units_start_as_soon_as_their_console_exists(unit):
+    text = (UNITS / unit).read_text()
+    settings = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings["Type"] == "simple"  # not idle: no waiting for every other job
+    assert settings["DefaultDependencies"] == "no"  # not after basic.target
+    after = ["local-fs.target", "engine-checkmedia.service"]
+    if unit == "engine-installer@.service":  # tty1 also draws on the frame buffer udev brings
+        after.append("systemd-udev-trigger.service")
+    assert settings["After"].split() == after
+    assert settings["ConditionPathExists"] == "/dev/%I"
+    assert "udev-settle" not in text and "systemd-user-sessions" not in text
+    check = (UNITS / "engine-checkmedia.service").read_text()
+    assert "DefaultDependencies=no" in check  # the installers wait for it
+
+
+def test_masked_units_are_masked_in_the_installer_layer(tmp_path):
+    from engine_installer.iso import app_layer
+
+    units = base.read_list(LIVE / "masked-units")
+    assert "e2scrub_reap.service" in units and "getty-static.service" in units
+    assert not {"systemd-udevd.service", "systemd-udev-trigger.service"} & set(units)
+    app_layer.mask_units(tmp_path, units)
+    for unit in units:
+        link = tmp_path / "etc/systemd/system" / unit
+        assert link.is_symlink() and os.readlink(link) == "/dev/null"
+
+
+def test_systemd_draws_no_status_over_the_installer():
+    conf = (LIVE / "overlay/etc/systemd/system.conf.d/engine.conf").read_text()
+    assert "ShowStatus=no" in conf
+
+
+def test_generator_keeps_one_login_on_tty2(tmp_path):
+    run_generator(tmp_path, "boot=live quiet console=tty0 console=ttyS0")
+    link = tmp_path / "normal" / "getty.target.wants" / "getty@tty2.service"
+    assert os.readlink(link) == "/lib/systemd/system/getty@.service"
+
+
+def test_squashfs_stays_zstd():
+    assert base.read_settings(LIVE)["squashfs_compression"] == "zstd"
+
+
 def test_ctrl_alt_del_is_ignored_while_the_installer_writes(tmp_path: Path) -> None:
     """The live system's Ctrl-Alt-Del target: with the installer's writing flag (its pid) the
     installer gets SIGUSR1 and nothing reboots; without it, the machine reboots."""

@@ -27,7 +27,7 @@ def test_laptop_with_a_usb_stick_under_ovmf(tmp_path, monkeypatch):
     assert "format=qcow2,file=" in cmd and "usb-stick-0.qcow2" in cmd
     assert "ide-hd,drive=disk0,bus=ide.0,bootindex=2" in cmd
     assert "OVMF_CODE_4M.fd" in cmd and (tmp_path / "OVMF_VARS-0.fd").exists()
-    assert f"socket,id=ser0,path={tmp_path}/s,server=on,wait=off,logfile=" in cmd
+    assert f"socket,id=ser0,path={tmp_path}/s,server=on,wait=on,logfile=" in cmd
 
 
 def test_dvd_and_a_4kn_nvme_disk(tmp_path, monkeypatch):
