@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the project needs on a build/test machine (bookworm).
 APT_PACKAGES := \
-	parted gdisk fdisk util-linux dosfstools e2fsprogs mtools \
+	parted gdisk fdisk util-linux dosfstools e2fsprogs mtools dmsetup \
 	grub-pc-bin grub-efi-amd64-bin grub2-common grub-common \
 	shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed sbsigntool \
 	qemu-system-x86 qemu-utils ovmf \

@@ -4,14 +4,12 @@ The fast way to get "a laptop disk with Engine 4.5 and VM files": run the real u
 installer (`engine-installer --answers`) on the host against a loop device over a sparse raw
 image, then put VM folders onto its storage partition. The image is then attached to a VM.
 
-Loop devices: only ever ones created here (high numbers, away from other engineers' scripts
-that race `losetup -f`), always detached in a finally block with their partition nodes.
+Loop devices come from qemu/loops.py, in the e2e tier's own range, always detached.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -21,11 +19,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from qemu import loops
+
 MiB = 1024**2
 GiB = 1024**3
 DISK_SIZE = 1200 * MiB  # the sample Engine's 256 MiB slots + ESP + a little storage
-LOOP_CTL_ADD = 0x4C80
-FIRST_LOOP = 160  # the integration tier starts at 64
 STORAGE_PART = 5
 # name → (kind, published_for): PV drivers <published_for>.0, older than the 5.0 medium's, so
 # local and custom VMs need a manual PV-driver upgrade after an upgrade; shared ones do not.
@@ -38,36 +36,6 @@ SAMPLE_VMS = {
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=True, **kwargs)
-
-
-def _attach(image: Path, sector_size: int) -> str:
-    for number in range(FIRST_LOOP, FIRST_LOOP + 64):
-        device = f"/dev/loop{number}"
-        if not os.path.exists(device):
-            with contextlib.suppress(OSError), open("/dev/loop-control", "rb") as ctl:
-                fcntl.ioctl(ctl, LOOP_CTL_ADD, number)
-        if Path(f"/sys/block/loop{number}/loop/backing_file").exists():
-            continue
-        cmd = ["losetup", "--sector-size", str(sector_size), device, str(image)]
-        if subprocess.run(cmd, capture_output=True, check=False).returncode == 0:
-            return device
-    raise RuntimeError("no free loop device")
-
-
-@contextlib.contextmanager
-def loop_device(image: Path, sector_size: int = 512) -> Iterator[str]:
-    """/dev/loopN over image (partition nodes added with partx), detached afterwards."""
-    device = _attach(image, sector_size)
-    try:
-        subprocess.run(["partx", "-a", device], capture_output=True, check=False)
-        yield device
-    finally:
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            source, target = line.split()[:2]
-            if source == device or source.startswith(device + "p"):
-                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
-        subprocess.run(["partx", "-d", device], capture_output=True, check=False)
-        subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
 
 
 def installer_command() -> list[str]:
@@ -104,7 +72,10 @@ def install_on_image(
     if not image.exists():
         with open(image, "wb") as handle:
             handle.truncate(size)
-    with loop_device(image, sector_size) as device, tempfile.TemporaryDirectory() as tmp:
+    with (
+        loops.loop_device(image, loops.E2E, sector_size) as device,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         answers = answer_file(Path(tmp) / "answers.toml", device, payload, action=action)
         env = dict(os.environ, ENGINE_INSTALLER_LOG_DIR=tmp)
         proc = subprocess.run(
@@ -166,14 +137,14 @@ def storage_hashes(device: str) -> dict[str, str]:
 
 def vm_hashes(image: Path, sector_size: int = 512) -> dict[str, str]:
     """The VM files' SHA-256 on a raw disk image (or a qcow2 converted first by the caller)."""
-    with loop_device(image, sector_size) as device:
+    with loops.loop_device(image, loops.E2E, sector_size) as device:
         return storage_hashes(device)
 
 
 def storage_files(image: Path, folder: str, sector_size: int = 512) -> dict[str, bytes]:
     """name → bytes of the files in one folder of a raw disk image's storage partition."""
     with (
-        loop_device(image, sector_size) as device,
+        loops.loop_device(image, loops.E2E, sector_size) as device,
         _mounted(f"{device}p{STORAGE_PART}", readonly=True) as root,
     ):
         base = root / folder
@@ -190,7 +161,7 @@ def flatten(image: Path, out: Path) -> Path:
 
 def esp_file(image: Path, path: str, sector_size: int = 512) -> bytes | None:
     """A file from the image's ESP (partition 2), read with mtools (no vfat mount needed)."""
-    with loop_device(image, sector_size) as device:
+    with loops.loop_device(image, loops.E2E, sector_size) as device:
         proc = subprocess.run(
             ["mcopy", "-n", "-i", f"{device}p2", f"::{path}", "-"],
             capture_output=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from engine_installer.machine.snapshot import DiskInfo, MachineSnapshot, StorageController
+from engine_installer.machine.snapshot import MachineSnapshot, StorageController
 
 # Identity strings only: serial numbers and UUIDs stay out of snapshots and profile drafts.
 DMI_KEYS = (
@@ -32,7 +32,6 @@ DMI_KEYS = (
 # so VMD is recognised even when the vmd driver is not loaded and no disk shows up.
 INTEL_VMD_IDS = {"201d", "28c0", "467f", "4c3d", "7d0b", "9a0b", "a77f", "ad0b", "b60b", "b06f"}
 _PCI_ADDR = re.compile(r"^[0-9a-f]{4,5}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-_VIRTUAL_BLOCK = ("loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd")
 
 
 def _read(path: Path) -> str:
@@ -112,42 +111,6 @@ def disk_controller(root: Path, name: str) -> str:
         elif driver and not nearest:
             child_driver = driver
     return nearest
-
-
-def sysfs_disks(root: Path) -> list[DiskInfo]:
-    """Whole disks of a recorded sysfs tree under root (tests, captured machines): sysfs
-    attributes only, no udev, blkid or mounts."""
-    disks = []
-    for entry in sorted((root / "sys/block").glob("*")):
-        if entry.name.startswith(_VIRTUAL_BLOCK):
-            continue
-        real = str(entry.resolve())
-        if "/devices/virtual/" in real:
-            continue
-        if "/usb" in real:
-            bus = "usb"
-        elif entry.name.startswith("nvme"):
-            bus = "nvme"
-        elif "/virtio" in real:
-            bus = "virtio"
-        elif "/ata" in real:
-            bus = "ata"
-        else:
-            bus = "scsi"
-        sectors = _read(entry / "size")
-        disks.append(
-            DiskInfo(
-                path=f"/dev/{entry.name}",
-                size=int(sectors) * 512 if sectors.isdigit() else 0,
-                model=_read(entry / "device/model"),
-                # virtio puts a PCI vendor id (0x1af4) here, not a name
-                vendor="" if (v := _read(entry / "device/vendor")).startswith("0x") else v,
-                bus=bus,
-                removable=_read(entry / "removable") == "1",
-                read_only=_read(entry / "ro") == "1",
-            )
-        )
-    return disks
 
 
 # The EFI global variable SecureBoot: 4 bytes of attributes, then 1 (enforcing) or 0.

@@ -47,8 +47,21 @@ class PartitionInfo:
     size: int
     label: str = ""  # GPT partition name
     fstype: str = ""
-    mountpoint: str = ""
+    mountpoint: str = ""  # where its filesystem is mounted first ("" when it is not)
     in_use: str = ""  # why it is busy (mounted, swap, held), worded as DiskInfo.in_use; or ""
+    mountpoints: list[str] = field(default_factory=list)  # every place it is mounted
+    swap: bool = False  # active swap: the partition itself or a swap file on its filesystem
+    holders: list[str] = field(default_factory=list)  # dm/md devices on it (dm-0, md127)
+
+
+@dataclass
+class StackedDevice:
+    """A device-mapper or md device built on a disk (LVM, RAID, dm-crypt), directly or through
+    others, and how the running system uses it."""
+
+    path: str  # /dev/dm-0
+    mountpoints: list[str] = field(default_factory=list)
+    swap: bool = False
 
 
 @dataclass
@@ -64,14 +77,22 @@ class DiskInfo:
     read_only: bool = False
     partitions: list[PartitionInfo] = field(default_factory=list)
     by_id: list[str] = field(default_factory=list)
-    # Why this disk may not be a target (boot medium, mounted, holder of LVM/RAID...), or "".
+    # Why this disk may not be an install target (mounted, swap, holder of LVM/RAID...), or "".
     in_use: str = ""
     # Another installer process (its pid) has this disk's partitions mounted: it is writing it.
     busy_installer: int = 0
+    # The live system's medium, or the disk the payload/ISO being installed lives on.
     is_boot_medium: bool = False
     # Driver of the storage controller the disk hangs off (ahci, nvme, vmd, ata_piix,
     # virtio_blk, ...); filled by hw/probe.py, "" when unknown.
     controller: str = ""
+    # How the running system uses the disk, as facts each face applies its own policy to.
+    fstype: str = ""  # a filesystem straight on the whole disk (no partition table)
+    mountpoints: list[str] = field(default_factory=list)  # where that filesystem is mounted
+    swap: bool = False  # the whole disk is active swap, or its filesystem holds a swap file
+    holders: list[str] = field(default_factory=list)  # dm/md devices on the whole disk
+    stacked: list[StackedDevice] = field(default_factory=list)  # dm/md above it, any depth
+    holds_source: bool = False  # the payload or ISO the probe was given lives on it
 
     def describe(self) -> str:
         gb = self.size / 1e9
@@ -169,7 +190,8 @@ def snapshot_from_json(data: dict[str, Any], where: str = "snapshot") -> Machine
     for disk in data.pop("disks", []):
         disk = dict(disk)
         parts = [_build(PartitionInfo, p, where) for p in disk.pop("partitions", [])]
-        disks.append(_build(DiskInfo, dict(disk, partitions=parts), where))
+        stacked = [_build(StackedDevice, s, where) for s in disk.pop("stacked", [])]
+        disks.append(_build(DiskInfo, dict(disk, partitions=parts, stacked=stacked), where))
     installs = []
     for inst in data.pop("installs", []):
         inst = dict(inst)

@@ -29,8 +29,9 @@ import pytest
 
 from engine_installer.ondisk.bootenv import BootEnv, bootenv_bytes, parse_bootenv
 from engine_installer.ondisk.layout import GRUBENV_PATH
+from qemu import loops
 from qemu.console import SerialConsole
-from qemu.disks import SAMPLE_VMS, flatten, install_on_image, loop_device, vm_hashes
+from qemu.disks import SAMPLE_VMS, flatten, install_on_image, vm_hashes
 from qemu.harness import (
     ENGINE_STATUS,
     SNAKEOIL_CERT,
@@ -159,7 +160,7 @@ def test_iso_with_secure_boot(installer_iso, request, tmp_path, media, action):
 def esp_bootenv(image: Path) -> BootEnv:
     from engine_installer.ondisk import esp
 
-    with loop_device(image) as device:
+    with loops.loop_device(image, loops.E2E) as device:
         return parse_bootenv(esp.read_file(f"{device}p2", GRUBENV_PATH), image.name)
 
 
@@ -196,7 +197,7 @@ def rehash_manifest(payload: Path) -> None:
 def set_bootenv(image: Path, env: BootEnv) -> None:
     from engine_installer.disks import esp
 
-    with loop_device(image) as device:
+    with loops.loop_device(image, loops.E2E) as device:
         esp.write_file(f"{device}p2", GRUBENV_PATH, bootenv_bytes(env))
 
 

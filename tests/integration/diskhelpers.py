@@ -19,6 +19,7 @@ import pytest
 
 from engine_installer.ondisk.payload import write_manifest
 from qemu import disks as qemu_disks
+from qemu import loops
 
 GiB = 1024**3
 MiB = 1024**2
@@ -41,47 +42,13 @@ def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedPro
     return subprocess.run(cmd, capture_output=True, text=True, check=check, **kwargs)
 
 
-def _cleanup_loop(device: str) -> None:
-    # Unmount anything a failed test left mounted from this disk, then drop the partition
-    # nodes (BLKPG) before detaching so no stale /dev/loopNpM outlives the device.
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        source, target = line.split()[:2]
-        if source == device or source.startswith(device + "p"):
-            run(["umount", "-l", target], check=False)
-    run(["partx", "-d", device], check=False)
-    run(["losetup", "-d", device], check=False)
-
-
-LOOP_CTL_ADD = 0x4C80
-# High loop numbers: scripts that race `losetup -f` against each other (then detach the name
-# they were given) hit the lowest free devices; ours stay out of their way on shared machines.
-FIRST_LOOP = 64
-
-
-def attach_loop(backing: Path) -> str:
-    import fcntl
-
-    for number in range(FIRST_LOOP, FIRST_LOOP + 64):
-        device = f"/dev/loop{number}"
-        if not os.path.exists(device):
-            with contextlib.suppress(OSError), open("/dev/loop-control", "rb") as ctl:
-                fcntl.ioctl(ctl, LOOP_CTL_ADD, number)
-        if Path(f"/sys/block/loop{number}/loop/backing_file").exists():
-            continue
-        if run(["losetup", device, str(backing)], check=False).returncode == 0:
-            return device
-    raise RuntimeError("no free loop device")
-
-
 @contextlib.contextmanager
 def loop_device(backing: Path, size: int) -> Iterator[str]:
+    """A loop device over a new sparse file of size bytes, detached afterwards."""
     with open(backing, "wb") as handle:
         handle.truncate(size)
-    device = attach_loop(backing)
-    try:
+    with loops.loop_device(backing, loops.INTEGRATION, partitions=False) as device:
         yield device
-    finally:
-        _cleanup_loop(device)
 
 
 @pytest.fixture

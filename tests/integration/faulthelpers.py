@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from diskhelpers import VENV_BIN, _cleanup_loop, attach_loop, run, write_answers
+from diskhelpers import VENV_BIN, run, write_answers
 
 from qemu import disks as qemu_disks
+from qemu import loops
 
 MiB = 1024**2
 DISK_SIZE = 720 * MiB  # the integration payloads' 64 MiB slots + ESP + storage for the VMs
@@ -124,12 +125,8 @@ class Disk:
 @contextlib.contextmanager
 def attached(backing: Path) -> Iterator[Disk]:
     """A loop device over backing with its partition nodes; detached afterwards."""
-    device = attach_loop(backing)
-    try:
-        run(["partx", "-a", device], check=False)
+    with loops.loop_device(backing, loops.INTEGRATION) as device:
         yield Disk(device, backing)
-    finally:
-        _cleanup_loop(device)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from diskhelpers import (
-    attach_loop,
     check_disk_tools,
     engine_installer,
     esp_file,
@@ -36,6 +35,7 @@ from engine_installer.ondisk.bootchain import (
     vendor_paths,
 )
 from engine_installer.ondisk.payload import MANIFEST_NAME, load_manifest, write_manifest
+from qemu import loops
 
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 
@@ -172,13 +172,9 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
     image = tmp_path / "legacy.img"
     with open(image, "wb") as handle:
         handle.truncate(int(1.2 * 1024**3))
-    device = attach_loop(image)
-    try:
+    with loops.loop_device(image, loops.INTEGRATION, partitions=False) as device:
         install(device, payloads["4.5"])
         old_bootx64 = esp_file(device, "EFI/BOOT/BOOTX64.EFI")
-    finally:
-        run(["partx", "-d", device], check=False)
-        run(["losetup", "-d", device], check=False)
     chain = host_chain()
     # The stub's and every chain file's rename, then the version record: a cut before each.
     targets = {f"::{p}" for p in (STUB_PATH, *(p for _a, p in chain_paths()))}
@@ -200,34 +196,31 @@ def test_power_cut_at_any_step_of_the_chain_update_leaves_a_startable_esp(
             return real_mtools(args, check, **kwargs)
 
         monkeypatch.setattr(esp, "run_mtools", cut_after)
-        device = attach_loop(copy)
         try:
-            run(["partx", "-a", device], check=False)
-            with pytest.raises(UserError, match="power cut"):
+            with loops.loop_device(copy, loops.INTEGRATION) as device:
+                with pytest.raises(UserError, match="power cut"):
+                    upgrade(device, chain_payloads["5.0"])
+                monkeypatch.setattr(esp, "run_mtools", real_mtools)
+                bootx64 = esp_file(device, "EFI/BOOT/BOOTX64.EFI")
+                if bootx64 == old_bootx64:
+                    assert esp_file(device, "boot/grub/x86_64-efi/normal.mod"), "old GRUB's modules"
+                else:
+                    seen_new = True
+                    assert bootx64 == chain.shim.read_bytes(), f"cut {cut}: BOOTX64.EFI torn"
+                    assert esp_file(device, "EFI/BOOT/grubx64.efi") == chain.grub.read_bytes()
+                    assert esp_file(device, STUB_PATH) == stub_config().encode()
+                if cut >= vendor_steps:  # EFI/debian is whole and new
+                    for artifact, path in vendor_paths():
+                        assert esp_file(device, path) == chain.files()[artifact].read_bytes(), path
+                env = grubenv(device, tmp_path)
+                assert env["engine_active"] == "A" and not env.get("engine_trial"), env
+                fsck = run(["fsck.vfat", "-n", part(device, 2)], check=False)
+                assert fsck.returncode == 0, fsck.stdout
+                # Running the upgrade again finishes the job.
                 upgrade(device, chain_payloads["5.0"])
-            monkeypatch.setattr(esp, "run_mtools", real_mtools)
-            bootx64 = esp_file(device, "EFI/BOOT/BOOTX64.EFI")
-            if bootx64 == old_bootx64:
-                assert esp_file(device, "boot/grub/x86_64-efi/normal.mod"), "old GRUB's modules"
-            else:
-                seen_new = True
-                assert bootx64 == chain.shim.read_bytes(), f"cut {cut}: BOOTX64.EFI torn"
-                assert esp_file(device, "EFI/BOOT/grubx64.efi") == chain.grub.read_bytes()
-                assert esp_file(device, STUB_PATH) == stub_config().encode()
-            if cut >= vendor_steps:  # EFI/debian is whole and new
-                for artifact, path in vendor_paths():
-                    assert esp_file(device, path) == chain.files()[artifact].read_bytes(), path
-            env = grubenv(device, tmp_path)
-            assert env["engine_active"] == "A" and not env.get("engine_trial"), env
-            fsck = run(["fsck.vfat", "-n", part(device, 2)], check=False)
-            assert fsck.returncode == 0, fsck.stdout
-            # Running the upgrade again finishes the job.
-            upgrade(device, chain_payloads["5.0"])
-            assert_chain(device, chain.versions)
+                assert_chain(device, chain.versions)
         finally:
             monkeypatch.setattr(esp, "run_mtools", real_mtools)
-            run(["partx", "-d", device], check=False)
-            run(["losetup", "-d", device], check=False)
             copy.unlink()
     assert seen_new, "no cut landed after shim became BOOTX64.EFI"
 

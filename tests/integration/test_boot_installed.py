@@ -12,12 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
-from diskhelpers import GiB, attach_loop, run
+from diskhelpers import GiB
 
 from engine_installer.install.plan import Plan
 from engine_installer.install.runner import run_plan
 from engine_installer.iso.sample_payload import build_sample_payload
 from engine_installer.ondisk.payload import load_manifest
+from qemu import loops
 from qemu.harness import VM, qemu_available
 
 pytestmark = [
@@ -39,14 +40,10 @@ def sample_payloads(tmp_path_factory) -> dict[str, Path]:
 
 def _install(image: Path, payload: Path, **options) -> None:
     """run_plan onto image through a loop device that is detached again before booting."""
-    device = attach_loop(image)
-    try:
-        run(["partx", "-a", device], check=False)  # existing table: needed for upgrades
+    # The existing table's partition nodes are added: an upgrade needs them.
+    with loops.loop_device(image, loops.INTEGRATION) as device:
         plan = Plan(target=device, eula_accepted=True, lab_override=True, **options)
         run_plan(plan, load_manifest(payload))
-    finally:
-        run(["partx", "-d", device], check=False)
-        run(["losetup", "-d", device], check=False)
 
 
 def _boot(image: Path, firmware: str, workdir: Path, snapshot: bool) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,7 @@ from engine_installer.ondisk.layout import (
     SLOT_ENV_PATHS,
     MiB,
 )
+from qemu import loops
 from qemu.harness import VM, qemu_available
 
 pytestmark = [
@@ -69,27 +69,8 @@ def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, **kwargs)
 
 
-@pytest.fixture
-def loop_attach() -> Iterator:
-    """attach(image) -> /dev/loopN with partition nodes; detached again after the test."""
-    attached: list[str] = []
-
-    def attach(image: Path, sector_size: int = 512) -> str:
-        device = _run(
-            "losetup", "--find", "--show", f"--sector-size={sector_size}", str(image), text=True
-        ).stdout.strip()
-        attached.append(device)
-        return device
-
-    yield attach
-    for device in attached:
-        subprocess.run(["partx", "-d", device], capture_output=True)
-        subprocess.run(["losetup", "-d", device], capture_output=True)
-
-
 def make_engine_disk(
     image: Path,
-    attach,
     slot_a: Path | None,
     slot_b: Path | None,
     env: BootEnv,
@@ -100,51 +81,49 @@ def make_engine_disk(
     total = ESP_START + ESP_SIZE + 2 * SLOT_SIZE + STORAGE_SIZE + MiB
     with open(image, "wb") as handle:
         handle.truncate(total)
-    device = attach(image, sector_size)
-    _run(
-        "sgdisk",
-        f"-n1:1M:+{BIOS_BOOT_SIZE // 1024}K",
-        "-t1:ef02",
-        f"-c1:{LABEL_BIOS}",
-        f"-n2:0:+{ESP_SIZE // MiB}M",
-        "-t2:ef00",
-        f"-c2:{LABEL_ESP}",
-        f"-n3:0:+{SLOT_SIZE // MiB}M",
-        f"-c3:{LABEL_ROOT_A}",
-        f"-n4:0:+{SLOT_SIZE // MiB}M",
-        f"-c4:{LABEL_ROOT_B}",
-        "-n5:0:0",
-        f"-c5:{LABEL_STORAGE}",
-        device,
-    )
-    # BLKPG is the only way loop partition nodes appear here; -u (not -a) also replaces
-    # partitions a previous user of this loop number left behind.
-    _run("partx", "-u", device)
-    assert Path(f"{device}p5").exists(), f"partx made no partition nodes for {device}"
-    _run("mkfs.vfat", "-F", "32", "-n", "ENGINE-ESP", f"{device}p2")
-    with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
-        storage = Path(tmp) / "storage"
-        for name, kind in vms.items():
-            (storage / "vms" / name).mkdir(parents=True)
-            (storage / "vms" / name / "vm.json").write_text(
-                json.dumps({"name": name, "kind": kind, "engine_version": "4.5"})
-            )
-        storage.mkdir(exist_ok=True)
-        _run("mkfs.ext4", "-q", "-L", LABEL_STORAGE, "-d", str(storage), f"{device}p5")
-        for number, slot_image in ((3, slot_a), (4, slot_b)):
-            if slot_image is not None:
-                _run("dd", f"if={slot_image}", f"of={device}p{number}", "bs=4M", "conv=fsync")
-        # The ESP is staged in a directory and copied with mtools (no vfat needed).
-        stage = Path(tmp) / "esp"
-        stage.mkdir()
-        install_bootloader(device, stage)
-        write_bootenv_file(stage / GRUBENV_PATH, env)
-        for slot, path in SLOT_ENV_PATHS.items():
-            (stage / path).write_bytes(slot_env_bytes(SLOT_ARGS[slot], "us"))
-        entries = [str(p) for p in stage.iterdir()]
-        _run("mcopy", "-s", "-i", f"{device}p2", *entries, "::/", env=MTOOLS_ENV)
-    subprocess.run(["partx", "-d", device], capture_output=True)
-    subprocess.run(["losetup", "-d", device], capture_output=True)
+    with loops.loop_device(image, loops.INTEGRATION, sector_size, partitions=False) as device:
+        _run(
+            "sgdisk",
+            f"-n1:1M:+{BIOS_BOOT_SIZE // 1024}K",
+            "-t1:ef02",
+            f"-c1:{LABEL_BIOS}",
+            f"-n2:0:+{ESP_SIZE // MiB}M",
+            "-t2:ef00",
+            f"-c2:{LABEL_ESP}",
+            f"-n3:0:+{SLOT_SIZE // MiB}M",
+            f"-c3:{LABEL_ROOT_A}",
+            f"-n4:0:+{SLOT_SIZE // MiB}M",
+            f"-c4:{LABEL_ROOT_B}",
+            "-n5:0:0",
+            f"-c5:{LABEL_STORAGE}",
+            device,
+        )
+        # BLKPG is the only way loop partition nodes appear here; -u (not -a) also replaces
+        # partitions a previous user of this loop number left behind.
+        _run("partx", "-u", device)
+        assert Path(f"{device}p5").exists(), f"partx made no partition nodes for {device}"
+        _run("mkfs.vfat", "-F", "32", "-n", "ENGINE-ESP", f"{device}p2")
+        with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
+            storage = Path(tmp) / "storage"
+            for name, kind in vms.items():
+                (storage / "vms" / name).mkdir(parents=True)
+                (storage / "vms" / name / "vm.json").write_text(
+                    json.dumps({"name": name, "kind": kind, "engine_version": "4.5"})
+                )
+            storage.mkdir(exist_ok=True)
+            _run("mkfs.ext4", "-q", "-L", LABEL_STORAGE, "-d", str(storage), f"{device}p5")
+            for number, slot_image in ((3, slot_a), (4, slot_b)):
+                if slot_image is not None:
+                    _run("dd", f"if={slot_image}", f"of={device}p{number}", "bs=4M", "conv=fsync")
+            # The ESP is staged in a directory and copied with mtools (no vfat needed).
+            stage = Path(tmp) / "esp"
+            stage.mkdir()
+            install_bootloader(device, stage)
+            write_bootenv_file(stage / GRUBENV_PATH, env)
+            for slot, path in SLOT_ENV_PATHS.items():
+                (stage / path).write_bytes(slot_env_bytes(SLOT_ARGS[slot], "us"))
+            entries = [str(p) for p in stage.iterdir()]
+            _run("mcopy", "-s", "-i", f"{device}p2", *entries, "::/", env=MTOOLS_ENV)
 
 
 def esp_bootenv(image: Path) -> tuple[BootEnv, str]:
@@ -177,20 +156,18 @@ def boot(image: Path, firmware: str, workdir: Path, expect: str) -> tuple[tuple[
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
-def test_slot_a_boots(tmp_path: Path, payloads, loop_attach, firmware: str) -> None:
+def test_slot_a_boots(tmp_path: Path, payloads, firmware: str) -> None:
     image = tmp_path / "disk.img"
-    make_engine_disk(image, loop_attach, payloads["4.5"] / "root.img", None, BootEnv("A"), VMS)
+    make_engine_disk(image, payloads["4.5"] / "root.img", None, BootEnv("A"), VMS)
     groups, _ = boot(image, firmware, tmp_path / "vm", ENGINE_LINE)
     assert groups == ("4.5", "45", "A", "2")
     assert esp_bootenv(image)[0] == BootEnv("A")
 
 
-def test_upgrade_on_trial_boots_b_and_marks_it_good(tmp_path: Path, payloads, loop_attach) -> None:
+def test_upgrade_on_trial_boots_b_and_marks_it_good(tmp_path: Path, payloads) -> None:
     image = tmp_path / "disk.img"
     trial = BootEnv(active="A", trial="B", tries=3)
-    make_engine_disk(
-        image, loop_attach, payloads["4.5"] / "root.img", payloads["5.0"] / "root.img", trial, VMS
-    )
+    make_engine_disk(image, payloads["4.5"] / "root.img", payloads["5.0"] / "root.img", trial, VMS)
     groups, _ = boot(image, "bios", tmp_path / "vm", ENGINE_LINE)
     assert groups == ("5.0", "50", "B", "2")
     env, listed = esp_bootenv(image)
@@ -202,11 +179,11 @@ def test_upgrade_on_trial_boots_b_and_marks_it_good(tmp_path: Path, payloads, lo
     assert esp_bootenv(image)[0] == BootEnv(active="B")
 
 
-def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads, loop_attach) -> None:
+def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads) -> None:
     image = tmp_path / "disk.img"
     # Slot B zeroed (a failed or torn upgrade), on its last try.
     env = BootEnv(active="A", trial="B", tries=1)
-    make_engine_disk(image, loop_attach, payloads["4.5"] / "root.img", None, env, VMS)
+    make_engine_disk(image, payloads["4.5"] / "root.img", None, env, VMS)
     # GRUB spends the last try on B, cannot load it and boots the fallback entry, A.
     groups, _ = boot(image, "bios", tmp_path / "vm", ENGINE_LINE)
     assert groups[:3] == ("4.5", "45", "A")
@@ -220,7 +197,7 @@ def test_broken_trial_slot_falls_back_to_a(tmp_path: Path, payloads, loop_attach
 
 
 def test_trial_slot_that_fails_after_the_kernel_reboots_and_falls_back(
-    tmp_path: Path, payloads, loop_attach
+    tmp_path: Path, payloads
 ) -> None:
     """A trial slot whose system cannot start: the initrd reboots, GRUB gives up on it."""
     broken = tmp_path / "broken-root.img"
@@ -228,7 +205,7 @@ def test_trial_slot_that_fails_after_the_kernel_reboots_and_falls_back(
     _run("debugfs", "-w", "-R", "rm /sbin/init", str(broken))
     image = tmp_path / "disk.img"
     env = BootEnv(active="A", trial="B", tries=1)
-    make_engine_disk(image, loop_attach, payloads["4.5"] / "root.img", broken, env, VMS)
+    make_engine_disk(image, payloads["4.5"] / "root.img", broken, env, VMS)
     with VM(disk=image, firmware="bios", workdir=tmp_path / "vm") as vm:
         vm.wait_for(r"slot B on \S+ holds no Engine", timeout=BOOT_TIMEOUT)
         match = vm.wait_for(ENGINE_LINE, timeout=BOOT_TIMEOUT)  # after the reboot
@@ -237,15 +214,13 @@ def test_trial_slot_that_fails_after_the_kernel_reboots_and_falls_back(
     assert esp_bootenv(image)[0] == BootEnv(active="A")
 
 
-def test_second_engine_disk_does_not_confuse_the_boot(
-    tmp_path: Path, payloads, loop_attach
-) -> None:
+def test_second_engine_disk_does_not_confuse_the_boot(tmp_path: Path, payloads) -> None:
     """Two Engine disks (4.5 and 5.0): the one the firmware booted brings up its own slot,
     whichever of sda/sdb the kernel happens to name it."""
     other = tmp_path / "other.img"
     image = tmp_path / "disk.img"
-    make_engine_disk(other, loop_attach, payloads["4.5"] / "root.img", None, BootEnv("A"), {})
-    make_engine_disk(image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS)
+    make_engine_disk(other, payloads["4.5"] / "root.img", None, BootEnv("A"), {})
+    make_engine_disk(image, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS)
     vm = VM(
         disk=image,
         other_disks=[other],
@@ -260,11 +235,9 @@ def test_second_engine_disk_does_not_confuse_the_boot(
         assert " sda: sda1 sda2 sda3 sda4 sda5" in text and " sdb: sdb1 sdb2 sdb3 sdb4 sdb5" in text
 
 
-def test_4kn_nvme_disk_boots_under_uefi(tmp_path: Path, payloads, loop_attach) -> None:
+def test_4kn_nvme_disk_boots_under_uefi(tmp_path: Path, payloads) -> None:
     image = tmp_path / "disk.img"
-    make_engine_disk(
-        image, loop_attach, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS, 4096
-    )
+    make_engine_disk(image, payloads["5.0"] / "root.img", None, BootEnv("A"), VMS, 4096)
     vm = VM(
         disk=image, firmware="uefi", bus="nvme", logical_block_size=4096, workdir=tmp_path / "vm"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from qemu.loops import INTEGRATION, attach, detach
 from tests.usb_helpers import file_offset_in_iso, make_engine_iso
 
 pytestmark = [
@@ -70,13 +71,7 @@ def loops(tmp_path: Path):
         with open(backing, "wb") as handle:
             for _ in range(size // MIB):
                 handle.write(pattern)
-        device = subprocess.run(
-            ["losetup", "--find", "--show", str(backing)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        loop = Loop(backing, device)
+        loop = Loop(backing, attach(backing, INTEGRATION))
         made.append(loop)
         return loop
 
@@ -84,8 +79,7 @@ def loops(tmp_path: Path):
         yield make
     finally:
         for loop in made:
-            subprocess.run(["partx", "-d", loop.device], capture_output=True, check=False)
-            subprocess.run(["losetup", "-d", loop.device], check=False)
+            detach(loop.device)
 
 
 @pytest.fixture(scope="module")
@@ -262,16 +256,11 @@ def dying_stick(tmp_path: Path, size: int, good_bytes: int, head: bytes):
         with open(backing, "wb") as handle:
             handle.write(head)
             handle.truncate(size)
-        device = subprocess.run(
-            ["losetup", "--find", "--show", str(backing)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        device = attach(backing, INTEGRATION)
         try:
             yield device, backing
         finally:
-            subprocess.run(["losetup", "-d", device], check=False)
+            detach(device)
     finally:
         subprocess.run(["umount", "--lazy", str(tiny)], check=False)
 
