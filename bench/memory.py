@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qemu.disks import loop_device  # noqa: E402
+from qemu import loops  # noqa: E402
 from tests.tui_term import Term  # noqa: E402
 
 MiB = 1024**2
@@ -129,7 +129,7 @@ def install_peak(work: Path, size_mib: int) -> tuple[int, list]:
     bin_dir.mkdir()
     (bin_dir / "loadkeys").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "loadkeys").chmod(0o755)
-    with loop_device(image) as disk:
+    with loops.loop_device(image, loops.BENCH) as disk:
         env = {
             "ENGINE_INSTALLER_DISKS": disk,
             "ENGINE_INSTALLER_LOG_DIR": str(logs),
