@@ -19,7 +19,6 @@ say where it runs); otherwise, and for any other arguments, it is plain `engine-
 from __future__ import annotations
 
 import fcntl
-import shlex
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 from engine_installer.base.errors import UserError, cli_entry
-from engine_installer.netboot.names import AUTOINSTALL_ARG, REPORT_ARG
+from engine_installer.netboot.names import AUTOINSTALL_ARG, REPORT_ARG, cmdline_value
 
 ARGUMENT = AUTOINSTALL_ARG
 REPORT_ARGUMENT = REPORT_ARG  # where the result goes (netboot/report.py)
@@ -43,13 +42,7 @@ LOG_HINT = "/var/log/engine-installer/"
 
 def autoinstall_value(cmdline: str, name: str = ARGUMENT) -> str | None:
     """The last engine.autoinstall= (or `name`=) value on the command line (None when absent)."""
-    value = None
-    for arg in shlex.split(cmdline):
-        if arg == name:
-            value = ""
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
+    return cmdline_value(cmdline, name)
 
 
 def find_answer_file(

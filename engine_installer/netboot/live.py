@@ -35,6 +35,7 @@ from engine_installer.netboot.names import (
     NETBOOT_ARG,
     SITE_ARGS,
     STATE_FILE,
+    cmdline_value,
 )
 
 log = logging.getLogger("engine_installer")
@@ -75,17 +76,6 @@ class NetBoot:
 
 
 # -- reading the machine --------------------------------------------------------------------
-
-
-def cmdline_value(cmdline: str, name: str) -> str | None:
-    """The last name=value on a kernel command line (None when absent, "" when bare)."""
-    value = None
-    for arg in shlex.split(cmdline):
-        if arg == name:
-            value = ""
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
 
 
 def medium_source(mountinfo: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 # Files in an export directory (paths relative to it, the same over TFTP and HTTP).
 ISO_NAME = "engine.iso"  # the installer ISO itself: UEFI HTTP boot file, live-boot fetch= source
 KERNEL = "live/vmlinuz"  # the ISO's kernel and initrd, for PXE (GRUB loads them)
@@ -30,3 +32,14 @@ HTTP_CLIENT_CLASS = "HTTPClient"
 
 # In the live system: what live.py found out about the network boot.
 STATE_FILE = "/run/engine-installer/netboot.json"
+
+
+def cmdline_value(cmdline: str, name: str) -> str | None:
+    """The last name=value on a kernel command line (None when absent, "" when bare)."""
+    value = None
+    for arg in shlex.split(cmdline):
+        if arg == name:
+            value = ""
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
