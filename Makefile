@@ -81,7 +81,8 @@ test: setup
 DEMO := out/demo
 DEMO_VERSION ?= 5.0
 DEMO_UPGRADE_VERSION ?= 5.1
-DEMO_QEMU := qemu-system-x86_64 -accel tcg -machine q35 -m 2048 -smp 2 -nographic
+# tb-size: TCG's code cache at 128 MiB, as qemu/harness.py (TCG_ACCEL) explains.
+DEMO_QEMU := qemu-system-x86_64 -accel tcg,tb-size=128 -machine q35 -m 2048 -smp 2 -nographic
 DEMO_DISK := -drive if=none,id=laptop,format=qcow2,file=$(DEMO)/laptop.qcow2
 
 demo: setup

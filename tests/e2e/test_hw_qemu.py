@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from qemu.harness import TCG_ACCEL
+
 pytestmark = pytest.mark.qemu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,7 +119,7 @@ def _boot(tmp: Path, firmware: str) -> str:
     with open(disk, "wb") as fh:
         fh.truncate(2 * 10**9)  # sparse: 2 GB for the lab profile's 1 GB minimum
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", TCG_ACCEL, "-m", "1024", "-smp", "1",
         "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-kernel", str(kernel), "-initrd", str(_initramfs(tmp, _release(kernel))),
         "-append", "console=ttyS0 panic=-1 quiet",

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from qemu.harness import VM
+from qemu.harness import TCG_ACCEL, VM
 from tests.usb_helpers import make_engine_iso
 
 pytestmark = [
@@ -228,7 +228,7 @@ echo @@FORCE-END@@
 """
     qmp_sock = tmp_path / "qmp.sock"
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", TCG_ACCEL, "-m", "1024", "-smp", "1",
         "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-qmp", f"unix:{qmp_sock},server=on,wait=off",
         "-kernel", str(kernel),
@@ -278,7 +278,7 @@ echo @@FORCE-END@@
     forced, _, rc = _section(console, "FORCE").rpartition("rc=")
     assert rc.strip() == "0", forced
     boot = [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "256",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", TCG_ACCEL, "-m", "256",
         "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-device", "qemu-xhci,id=xhci",
         "-drive", f"if=none,id=stick,format=raw,file={sticks[1]}",
@@ -291,7 +291,7 @@ echo @@FORCE-END@@
 def _tool_guest_cmd(tmp: Path, kernel: Path, guest: str, sticks: list[tuple[Path, str]]) -> list:
     """The writing VM: host kernel, busybox initramfs, host root over 9p, sticks on xHCI."""
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", TCG_ACCEL, "-m", "1024", "-smp", "1",
         "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-kernel", str(kernel),
         "-initrd", str(_initramfs(tmp, kernel.name.removeprefix("vmlinuz-"), guest)),

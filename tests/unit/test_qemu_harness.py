@@ -21,7 +21,7 @@ def command(vm: VM, tmp_path: Path, monkeypatch) -> str:
 def test_laptop_with_a_usb_stick_under_ovmf(tmp_path, monkeypatch):
     vm = laptop(tmp_path / "d.img", media=tmp_path / "e.iso", media_kind="usb", firmware="uefi")
     cmd = command(vm, tmp_path, monkeypatch)
-    assert "-machine q35 -accel tcg -m 2048" in cmd
+    assert "-machine q35 -accel tcg,tb-size=128 -m 2048" in cmd
     assert "-device qemu-xhci,id=xhci" in cmd
     assert "usb-storage,bus=xhci.0,drive=media0,removable=on,bootindex=1" in cmd
     assert "format=qcow2,file=" in cmd and "usb-stick-0.qcow2" in cmd
