@@ -235,9 +235,12 @@ def test_initramfs_carries_every_profiles_storage_and_usb_drivers():
 def test_initramfs_is_a_curated_list_and_the_hook_enforces_it():
     setup = (LIVE / "base-hooks" / "setup.sh").read_text()
     assert "MODULES=list" in setup and "MODULES=most" not in setup.replace("not MODULES=most", "")
-    assert "modules.d/engine-live" in setup and "hooks/engine-modules" in setup
+    # Not a modules.d file: initramfs-tools would load every listed module at every boot.
+    assert "modules.d" not in setup and "hooks/engine-modules" in setup
+    listed = "/usr/share/engine-installer/initramfs-modules"
+    assert listed in setup
     hook = (LIVE / "base-hooks" / "initramfs-hook.sh").read_text()
-    assert "modules.d/engine-live" in hook and "--show-depends" in hook
+    assert listed in hook and "manual_add_modules" in hook and "--show-depends" in hook
     # The live layers and the medium's file system are always there.
     assert {"isofs", "squashfs", "overlay", "loop"} <= INITRAMFS_MODULES
 
