@@ -13,15 +13,16 @@ case "$1" in prereqs) prereqs; exit 0 ;; esac
 set -eu
 LIST=/usr/share/engine-installer/initramfs-modules
 
+modules="$(sed -e 's/#.*//' "${LIST}")"
 deps="$(mktemp)"
-for module in $(sed -e 's/#.*//' "${LIST}"); do
+for module in ${modules}; do
 	if ! modprobe --set-version="${version}" --ignore-install --show-depends "${module}" >> "${deps}"; then
 		echo "E: engine-modules: ${module} (listed in ${LIST}) is not a module of ${version}" >&2
 		exit 1
 	fi
 done
-# shellcheck disable=SC2046
-manual_add_modules $(sed -e 's/#.*//' "${LIST}")
+# shellcheck disable=SC2086
+manual_add_modules ${modules}
 keep="$(mktemp)"
 awk '$1 == "insmod" { sub(/.*\/kernel\//, "kernel/", $2); print $2 }' "${deps}" | sort -u > "${keep}"
 find "${DESTDIR}" -type f -name '*.ko*' | while read -r path; do
