@@ -1,4 +1,5 @@
-"""The laptop's VGA screen read back as pixels: whether the installer on tty1 draws Japanese.
+"""The laptop's VGA screen read back as pixels: whether tty1's installer is on the screen, and
+whether it draws Japanese.
 
 The live system runs tty1's installer inside fbterm with VL Gothic at 16 px: cells of 8x16
 pixels, a Japanese character two cells wide. A console without the CJK font draws the same
@@ -39,9 +40,7 @@ def glyph(width: int, pixels: bytes, row: int, col: int) -> tuple[tuple[bool, ..
     )
 
 
-def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
-    """Whether the VGA screen shows screen 1's 「再起動」 and 「電源を切る」 as eight distinct,
-    inked glyphs; with a detail for the failure message."""
+def screendump(vm, workdir: Path) -> tuple[int, int, bytes]:
     ppm = workdir / "vga.ppm"
     ppm.unlink(missing_ok=True)
     vm.monitor(f"screendump {ppm}")
@@ -49,7 +48,13 @@ def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
         if ppm.exists() and ppm.stat().st_size > 0:
             break
         time.sleep(0.1)
-    width, height, pixels = read_ppm(ppm)
+    return read_ppm(ppm)
+
+
+def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
+    """Whether the VGA screen shows screen 1's 「再起動」 and 「電源を切る」 as eight distinct,
+    inked glyphs; with a detail for the failure message."""
+    width, height, pixels = screendump(vm, workdir)
     if width < 20 * CELL_W or height < 10 * CELL_H:
         return False, f"screen {width}x{height}"
     shapes = [glyph(width, pixels, row, col) for row, col in SCREEN1_GLYPHS]
@@ -66,3 +71,35 @@ def wait_japanese_on_screen1(vm, workdir: Path, timeout: float) -> tuple[bool, s
         if not shown:
             time.sleep(3)
     return shown, detail
+
+
+# Lit: any colour channel above this (text, and the title and focus bars' backgrounds).
+_LIT = bytes(48 + (value > 96) for value in range(256))
+# The installer's title bar spans the terminal; kernel and systemd text never lights a pixel
+# row for this many cells without a gap.
+BAR_CELLS = 60
+
+
+def longest_lit_run(width: int, pixels: bytes) -> int:
+    """The longest run of lit pixels in any pixel row of the screen."""
+    longest = 0
+    for y in range(len(pixels) // (width * 3)):
+        row = pixels[y * width * 3 : (y + 1) * width * 3].translate(_LIT)
+        lit = int(row[0::3], 2) | int(row[1::3], 2) | int(row[2::3], 2)
+        runs = format(lit, "b").split("0")
+        longest = max(longest, *(len(run) for run in runs))
+    return longest
+
+
+def wait_installer_on_screen(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
+    """Whether tty1's installer appears on the laptop's screen: a bar of BAR_CELLS cells or more
+    (its title bar) within timeout; with a detail for the failure message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        width, _height, pixels = screendump(vm, workdir)
+        run = longest_lit_run(width, pixels)
+        if run >= BAR_CELLS * CELL_W:
+            return True, f"a bar of {run} px"
+        if time.monotonic() > deadline:
+            return False, f"longest lit run {run} px, less than {BAR_CELLS} cells"
+        time.sleep(3)

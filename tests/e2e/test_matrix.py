@@ -28,7 +28,7 @@ from qemu.disks import answer_file, flatten, installer_command, vm_hashes
 from qemu.guest import DONE, tool_guest
 from qemu.harness import boot_installed_disk as boot_disk
 from qemu.harness import laptop, make_overlay
-from qemu.vga import wait_japanese_on_screen1
+from qemu.vga import wait_installer_on_screen, wait_japanese_on_screen1
 
 pytestmark = pytest.mark.qemu
 
@@ -38,6 +38,7 @@ POWERCUT_SEED = int(os.environ.get("ENGINE_POWERCUT_SEED", "5021"))
 # Independent small VMs run this many at a time (one per core of a 2-core CI machine).
 LANES = int(os.environ.get("ENGINE_E2E_LANES", "2"))
 GUEST_TIMEOUT = 600
+POWER_OFF_TIMEOUT = 60  # a few seconds on an idle machine
 START = "@@UPGRADE-START"
 # An upgrade's first disk write ("Step 1 of 8: Writing Engine 5.0 ..."): the cuts land after it.
 FIRST_WRITE = r"^Step 1 of \d+: Writing Engine"
@@ -184,11 +185,12 @@ def confirm_summary(console: SerialConsole, button: str) -> str:
 
 
 def power_off(console: SerialConsole, vm) -> None:
-    """The done screen's Power off: the machine switches off (QEMU exits)."""
+    """The done screen's Power off: the machine switches off (QEMU exits) promptly, as a
+    technician expects (a service that ignores SIGTERM holds it for systemd's 90 s)."""
     console.press("tab")
     console.wait_focused("> Power off <")
     console.press("enter")
-    vm.wait_exit(120)
+    vm.wait_exit(POWER_OFF_TIMEOUT)
 
 
 def fresh_install(console: SerialConsole, vm, disk_line: str, layout: str = "") -> str:
@@ -429,8 +431,9 @@ def japanese_entry_then_english(console: SerialConsole, vm, workdir: Path) -> No
 
 @pytest.mark.parametrize(("firmware", "media"), ISO_FRESH)
 def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
-    """Each firmware x medium boots the ISO to screen 1 (the boot-time breakdown is printed
-    and listed at the end of the run), then the five screens, a fresh install and the disk."""
+    """Each firmware x medium boots the ISO to screen 1 on the serial console and on the
+    laptop's screen (the boot-time breakdown is printed and listed at the end of the run),
+    then the five screens, a fresh install, a prompt power off, and the installed disk."""
     build = iso_build(installer_iso)
     disk = blank_disk(tmp_path / "laptop.img")
     with iso_installer(installer_iso, disk, tmp_path, firmware, media) as vm:
@@ -439,6 +442,11 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
             # (its boot-time breakdown then counts the keys and the switch to English too)
             japanese_entry_then_english(console, vm, tmp_path)
         at_screen1(console, vm, f"{firmware}/{media}")
+        # The laptop's own screen shows the installer too (tty1, on the frame buffer the
+        # graphics driver brings; under OVMF the firmware's one is replaced at coldplug).
+        shown, detail = wait_installer_on_screen(vm, tmp_path, timeout=120)
+        vm.screenshot(tmp_path / "vga-screen1.png")
+        assert shown, f"no installer on the VGA screen ({detail}): see vga-screen1.png"
         # hw-check in the live system recognises the QEMU lab profile of this firmware.
         through_keyboard(console, "5.0", "de", firmware=firmware)
         screen = console.wait_for("5/5 Target disk", timeout=300)

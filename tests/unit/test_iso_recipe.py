@@ -129,6 +129,9 @@ def test_units_run_the_installer_without_login():
     )
     assert "ENGINE_INSTALLER_CONSOLE=fbterm" in tty1
     assert tty1.rstrip().endswith('exec /usr/local/bin/engine-installer "$@"')
+    # The terminal is chosen after udev's coldplug (the firmware's frame buffer is replaced
+    # then), and fbterm only on a depth it draws (it hangs on others, OVMF's 24 bpp).
+    assert tty1.index("udevadm settle") < tty1.index("bits_per_pixel") < tty1.index("exec fbterm")
     packages = (base.recipe_dir() / "packages.txt").read_text().split()
     assert {"fbterm", "fonts-vlgothic", "fontconfig"} <= set(packages)
     for text in (serial, vt):
