@@ -65,11 +65,14 @@ test-integration: setup
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
-# All tiers in one pytest run so the closing summary line counts everything; fast tiers first.
+# All tiers in one pytest run so the closing summary line counts everything, on two workers:
+# one runs the unit and integration tests in order while the QEMU cells use both (see
+# tests/conftest.py).
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider --durations=20 tests/unit tests/integration tests/e2e
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -n 2 --dist loadgroup \
+		tests/unit tests/integration tests/e2e
 
 # make demo: a sample Engine payload, the installer ISO (the live system base is built once
 # and cached, see docs/iso.md), then QEMU (TCG, q35, SeaBIOS) with the ISO as a DVD and the

@@ -8,16 +8,23 @@
 - Tests marked @pytest.mark.cell("name") form the matrix table printed at the end.
 - Every live-system boot that reached screen 1 leaves boot-times-N.json in its workdir
   (qemu/boot_times.py); they are listed at the end, one line per boot, phase by phase.
+- Under pytest-xdist the cells run in two workers: each test's report carries its cell and
+  boot lines (user_properties) to the controller, which prints the tables; the session
+  builds are made once per run, by whichever worker needs them first (shared_build).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -37,31 +44,45 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
+    """Runs where the test ran (an xdist worker): what the tables need goes on the report."""
     outcome = yield
     report = outcome.get_result()
     marker = item.get_closest_marker("cell")
     if marker is not None:
-        cell = _cells.setdefault(marker.args[0], {"outcome": "passed", "seconds": 0.0})
-        cell["seconds"] += report.duration
-        if report.failed:
-            cell["outcome"] = "FAILED"
-        elif report.skipped and cell["outcome"] == "passed":
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-            cell["outcome"] = "skipped: " + str(reason).removeprefix("Skipped: ")
+        report.user_properties.append(("e2e-cell", marker.args[0]))
     tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
     if report.when == "call" and tmp is not None:
-        _collect_boot_times(item.nodeid, Path(tmp))
+        report.user_properties.append(("e2e-boots", _boot_times(item.nodeid, Path(tmp))))
     if report.failed and report.when in ("setup", "call") and tmp is not None:
         _save_artifacts(item.nodeid, Path(tmp))
 
 
-def _collect_boot_times(nodeid: str, tmp: Path) -> None:
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Runs in the process that prints the summary (the controller under xdist)."""
+    for key, value in report.user_properties:
+        if key == "e2e-boots":
+            _boots.extend((name, summary) for name, summary in value)
+        elif key == "e2e-cell":
+            cell = _cells.setdefault(value, {"outcome": "passed", "seconds": 0.0})
+            cell["seconds"] += report.duration
+            if report.failed:
+                cell["outcome"] = "FAILED"
+            elif report.skipped and cell["outcome"] == "passed":
+                # (path, line, reason); a list once it has crossed from an xdist worker
+                longrepr = report.longrepr
+                reason = longrepr[2] if isinstance(longrepr, tuple | list) else ""
+                cell["outcome"] = "skipped: " + str(reason).removeprefix("Skipped: ")
+
+
+def _boot_times(nodeid: str, tmp: Path) -> list[tuple[str, str]]:
     from qemu.boot_times import BootTimes
 
+    name = nodeid.split("::", 1)[-1]
+    lines = []
     for path in sorted(tmp.rglob("boot-times-*.json")):
-        name = nodeid.split("::", 1)[-1]
         where = path.parent.relative_to(tmp).as_posix()
-        _boots.append((f"{name} {where}".strip(" ."), BootTimes.read(path).summary()))
+        lines.append((f"{name} {where}".strip(" ."), BootTimes.read(path).summary()))
+    return lines
 
 
 def _save_artifacts(nodeid: str, tmp: Path) -> None:
@@ -75,6 +96,8 @@ def _save_artifacts(nodeid: str, tmp: Path) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):  # an xdist worker: the controller prints
+        return
     if _boots:
         terminalreporter.section("live-system boots: QEMU start to screen 1, by phase (s)")
         for name, summary in _boots:
@@ -95,6 +118,29 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 # -- fixtures ------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+def shared_build(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], T]) -> T:
+    """build(an empty directory) once per test run. Without xdist that is once per session;
+    with xdist, the first worker to need it builds it under the run's shared temp root while
+    holding a lock there, and the others wait and reuse the result (session builds are
+    read-only inputs: payloads, ISOs, disk images that the cells copy or overlay)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(factory.mktemp(name))
+    root = factory.getbasetemp().parent  # pytest-N, shared by this run's workers
+    result = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if result.exists():
+            return pickle.loads(result.read_bytes())
+        workdir = root / name
+        shutil.rmtree(workdir, ignore_errors=True)  # a worker that failed building it
+        workdir.mkdir()
+        value = build(workdir)
+        result.write_bytes(pickle.dumps(value))
+        return value
+
 
 def _needs_root_and_qemu() -> None:
     if os.geteuid() != 0:
@@ -109,11 +155,13 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _needs_root_and_qemu()
     from engine_installer.iso.sample_payload import build_sample_payload
 
-    base = tmp_path_factory.mktemp("payloads")
-    return {
-        "4.5": build_sample_payload("4.5", base / "4.5", build="45").parent,
-        "5.0": build_sample_payload("5.0", base / "5.0", build="50").parent,
-    }
+    def build(base: Path) -> dict[str, Path]:
+        return {
+            "4.5": build_sample_payload("4.5", base / "4.5", build="45").parent,
+            "5.0": build_sample_payload("5.0", base / "5.0", build="50").parent,
+        }
+
+    return shared_build(tmp_path_factory, "payloads", build)
 
 
 @pytest.fixture(scope="session")
@@ -124,33 +172,40 @@ def tool_initramfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     kernel = guest_kernel()
     if kernel is None:
         pytest.skip("no kernel in /boot (linux-image-amd64)")
-    return build_initramfs(tmp_path_factory.mktemp("tool-guest"), kernel)
+    return shared_build(tmp_path_factory, "tool-guest", lambda d: build_initramfs(d, kernel))
 
 
 @pytest.fixture(scope="session")
 def engine45_disk(tmp_path_factory, payloads) -> tuple[Path, dict[str, str]]:
     """A raw laptop disk with Engine 4.5 (slot A) and three VMs, installed on the host by the
     real unattended installer. Read-only base: tests use qcow2 overlays or copies."""
-    from qemu.disks import SAMPLE_VMS, install_on_image
+    from qemu.disks import SAMPLE_VMS
 
-    image = tmp_path_factory.mktemp("disk45") / "engine-4.5.img"
-    hashes = install_on_image(image, payloads["4.5"], vms=SAMPLE_VMS)
-    image.chmod(0o444)
-    return image, hashes
+    def build(workdir: Path) -> tuple[Path, dict[str, str]]:
+        return _read_only_disk(workdir / "engine-4.5.img", payloads["4.5"], SAMPLE_VMS)
+
+    return shared_build(tmp_path_factory, "disk45", build)
 
 
 @pytest.fixture(scope="session")
 def engine50_disk(tmp_path_factory, payloads) -> tuple[Path, dict[str, str]]:
     """Engine 5.0 with VMs of which two were published for 5.0 (they stop running on 4.5)."""
-    from qemu.disks import install_on_image
-
     vms = {
         "finance-desktop": ("shared", "5.0"),
         "field-notes": ("local", "5.0"),
         "old-build-box": ("custom", "4.5"),
     }
-    image = tmp_path_factory.mktemp("disk50") / "engine-5.0.img"
-    hashes = install_on_image(image, payloads["5.0"], vms=vms)
+
+    def build(workdir: Path) -> tuple[Path, dict[str, str]]:
+        return _read_only_disk(workdir / "engine-5.0.img", payloads["5.0"], vms)
+
+    return shared_build(tmp_path_factory, "disk50", build)
+
+
+def _read_only_disk(image: Path, payload: Path, vms: dict) -> tuple[Path, dict[str, str]]:
+    from qemu.disks import install_on_image
+
+    hashes = install_on_image(image, payload, vms=vms)
     image.chmod(0o444)
     return image, hashes
 
@@ -178,7 +233,7 @@ def installer_iso(tmp_path_factory) -> Path:
         return Path(prebuilt)
     from tests.iso_helpers import build_real_iso
 
-    return build_real_iso(tmp_path_factory.mktemp("installer-iso"))
+    return shared_build(tmp_path_factory, "installer-iso", build_real_iso)
 
 
 @pytest.fixture(scope="session")
@@ -190,4 +245,5 @@ def installer_iso_45(tmp_path_factory) -> Path:
         return Path(prebuilt)
     from tests.iso_helpers import build_real_iso
 
-    return build_real_iso(tmp_path_factory.mktemp("installer-iso-45"), version="4.5")
+    return shared_build(tmp_path_factory, "installer-iso-45",
+                        lambda d: build_real_iso(d, version="4.5"))  # fmt: skip

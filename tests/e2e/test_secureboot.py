@@ -43,7 +43,8 @@ from qemu.harness import (
 from tests.e2e.test_matrix import blank_disk, confirm_summary, iso_build, power_off
 from tests.iso_helpers import EPOCH, build_real_iso
 
-pytestmark = [pytest.mark.qemu, pytest.mark.root]
+# One xdist worker runs the module: its module fixtures (disks, keys) are built once.
+pytestmark = [pytest.mark.qemu, pytest.mark.root, pytest.mark.xdist_group("secureboot")]
 
 SCREEN1 = "Install Engine on this laptop"
 BOOT_TIMEOUT = 900  # firmware → shim → GRUB → live system → installer under TCG: ~2 min

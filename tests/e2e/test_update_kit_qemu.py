@@ -28,7 +28,8 @@ from qemu.disks import SAMPLE_VMS, flatten, install_on_image, storage_files, vm_
 from qemu.guest import DONE, tool_guest
 from qemu.harness import ENGINE_LINE, boot_installed_disk, laptop, make_overlay
 
-pytestmark = pytest.mark.qemu
+# One xdist worker runs the module: its module fixtures (signed kits, disk) are built once.
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("update-kit")]
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_TIMEOUT = 600
