@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only the plain installer start (as the live units do it) turns unattended: a technician
     # running `engine-installer detect` in a shell gets exactly that.
+    # Not netboot.answers (its HTTP client imports cost seconds under emulation): the plain
+    # start must not pay for them.
     from engine_installer.cli import build_parser
-    from engine_installer.netboot.answers import is_url
     from engine_installer.netboot.live import boot_arguments
+    from engine_installer.netboot.names import is_url
 
     args, _ = build_parser().parse_known_args(argv)
     if args.command or args.answers or args.dry_run or args.profile or DONE.exists():

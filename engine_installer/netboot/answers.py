@@ -24,10 +24,6 @@ NO_SERIAL = re.compile(r"^(|0+|none|n/a|default string|not specified|system seri
                        r"to be filled by o\.e\.m\.?)$", re.IGNORECASE)  # fmt: skip
 
 
-def is_url(value: str) -> bool:
-    return value.startswith(("http://", "https://"))
-
-
 def machine_serial(path: Path = DMI_SERIAL) -> str:
     try:
         serial = path.read_text().strip()

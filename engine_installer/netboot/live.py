@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from engine_installer.netboot.fetch import FetchError, fetch_bytes
 from engine_installer.netboot.names import (
     ARGS_NAME,
     HTTP_CLIENT_CLASS,
@@ -181,6 +180,10 @@ def dhcp(cards: list[str]) -> dict[str, str] | None:
 
 def fetch_site_args(server: str) -> list[str]:
     """engine.* arguments from the export's netboot-args.txt (only SITE_ARGS are taken)."""
+    # Imported here: every installer start reads this module, and the HTTP client's imports
+    # cost seconds under emulation; only a UEFI HTTP boot fetches.
+    from engine_installer.netboot.fetch import FetchError, fetch_bytes
+
     try:
         text = fetch_bytes(urljoin(server, ARGS_NAME), what="the export's settings").decode()
     except FetchError as err:

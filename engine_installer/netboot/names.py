@@ -34,6 +34,11 @@ HTTP_CLIENT_CLASS = "HTTPClient"
 STATE_FILE = "/run/engine-installer/netboot.json"
 
 
+def is_url(value: str) -> bool:
+    """An answer-file location fetched over the network (netboot/answers.py)."""
+    return value.startswith(("http://", "https://"))
+
+
 def cmdline_value(cmdline: str, name: str) -> str | None:
     """The last name=value on a kernel command line (None when absent, "" when bare)."""
     value = None

@@ -13,19 +13,21 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine_installer.base.errors import UserError
 from engine_installer.base.i18n import _
 from engine_installer.base.progress import ProgressCallback
-from engine_installer.hw.check import HwReport, check_machine
-from engine_installer.install.live import live_snapshot
-from engine_installer.install.prepare import Prepared
-from engine_installer.install.results import InstallResult
-from engine_installer.machine.probe import probe_machine
-from engine_installer.machine.snapshot import MachineSnapshot
-from engine_installer.ondisk.medium import Medium
-from engine_installer.ondisk.payload import Manifest
+
+if TYPE_CHECKING:
+    # The probing and checking modules are imported where they are first used (screen 2 on):
+    # every console's installer imports this module before its first frame.
+    from engine_installer.hw.check import HwReport
+    from engine_installer.install.prepare import Prepared
+    from engine_installer.install.results import InstallResult
+    from engine_installer.machine.snapshot import MachineSnapshot
+    from engine_installer.ondisk.medium import Medium
+    from engine_installer.ondisk.payload import Manifest
 
 log = logging.getLogger("engine_installer.tui")
 
@@ -122,10 +124,15 @@ class LiveBackend:
         return boot.describe() if boot else ""
 
     def hardware(self) -> HwReport:
+        from engine_installer.hw.check import check_machine
+        from engine_installer.machine.probe import probe_machine
+
         machine = probe_machine(source=self.medium().location, only=only_disks())
         return check_machine(machine, media=self.media())
 
     def snapshot(self) -> MachineSnapshot:
+        from engine_installer.install.live import live_snapshot
+
         return live_snapshot(self.media(), source=self.medium().location, only=only_disks())
 
     def apply_keyboard(self, layout: str) -> None:
