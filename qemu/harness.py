@@ -360,15 +360,21 @@ class VM:
                 out += chunk
         return re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", out.decode(errors="replace"))
 
-    def screenshot(self, png: Path) -> Path:
-        """The VGA screen as PNG (monitor screendump → PPM → imagemagick convert)."""
-        png = Path(png)
-        ppm = png.with_suffix(".ppm")
+    def screendump(self, ppm: Path) -> Path:
+        """The VGA screen as a binary PPM file (the monitor's screendump)."""
+        ppm = Path(ppm)
+        ppm.unlink(missing_ok=True)
         self.monitor(f"screendump {ppm}")
         for _ in range(50):  # QEMU writes the file asynchronously on some displays
             if ppm.exists() and ppm.stat().st_size > 0:
                 break
             time.sleep(0.1)
+        return ppm
+
+    def screenshot(self, png: Path) -> Path:
+        """The VGA screen as PNG (screendump → PPM → imagemagick convert)."""
+        png = Path(png)
+        ppm = self.screendump(png.with_suffix(".ppm"))
         subprocess.run(["convert", str(ppm), str(png)], check=True, capture_output=True)
         ppm.unlink()
         return png

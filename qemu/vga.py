@@ -10,6 +10,7 @@ Japanese words mean the glyphs were rendered.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 CELL_W, CELL_H = 8, 16
@@ -41,14 +42,7 @@ def glyph(width: int, pixels: bytes, row: int, col: int) -> tuple[tuple[bool, ..
 
 
 def screendump(vm, workdir: Path) -> tuple[int, int, bytes]:
-    ppm = workdir / "vga.ppm"
-    ppm.unlink(missing_ok=True)
-    vm.monitor(f"screendump {ppm}")
-    for _ in range(50):  # QEMU writes the file asynchronously on some displays
-        if ppm.exists() and ppm.stat().st_size > 0:
-            break
-        time.sleep(0.1)
-    return read_ppm(ppm)
+    return read_ppm(vm.screendump(workdir / "vga.ppm"))
 
 
 def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
@@ -63,14 +57,18 @@ def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
     return all(n >= 20 for n in inked) and distinct == len(shapes), f"{inked}, {distinct}"
 
 
-def wait_japanese_on_screen1(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
+def wait_shown(check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
+    """check() every 3 s until it says shown or timeout has passed; its last answer."""
     deadline = time.monotonic() + timeout
-    shown, detail = False, "no screendump"
-    while time.monotonic() < deadline and not shown:
-        shown, detail = japanese_on_screen1(vm, workdir)
-        if not shown:
-            time.sleep(3)
-    return shown, detail
+    while True:
+        shown, detail = check()
+        if shown or time.monotonic() > deadline:
+            return shown, detail
+        time.sleep(3)
+
+
+def wait_japanese_on_screen1(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
+    return wait_shown(lambda: japanese_on_screen1(vm, workdir), timeout)
 
 
 # Lit: any colour channel above this (text, and the title and focus bars' backgrounds).
@@ -91,15 +89,15 @@ def longest_lit_run(width: int, pixels: bytes) -> int:
     return longest
 
 
+def installer_on_screen(vm, workdir: Path) -> tuple[bool, str]:
+    """Whether tty1's installer is on the laptop's screen: a bar of BAR_CELLS cells or more
+    (its title bar); with a detail for the failure message."""
+    width, _height, pixels = screendump(vm, workdir)
+    run = longest_lit_run(width, pixels)
+    if run >= BAR_CELLS * CELL_W:
+        return True, f"a bar of {run} px"
+    return False, f"longest lit run {run} px, less than {BAR_CELLS} cells"
+
+
 def wait_installer_on_screen(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
-    """Whether tty1's installer appears on the laptop's screen: a bar of BAR_CELLS cells or more
-    (its title bar) within timeout; with a detail for the failure message."""
-    deadline = time.monotonic() + timeout
-    while True:
-        width, _height, pixels = screendump(vm, workdir)
-        run = longest_lit_run(width, pixels)
-        if run >= BAR_CELLS * CELL_W:
-            return True, f"a bar of {run} px"
-        if time.monotonic() > deadline:
-            return False, f"longest lit run {run} px, less than {BAR_CELLS} cells"
-        time.sleep(3)
+    return wait_shown(lambda: installer_on_screen(vm, workdir), timeout)
