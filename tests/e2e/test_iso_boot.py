@@ -116,6 +116,13 @@ def test_initramfs_carries_the_curated_drivers_only(installer_iso, tmp_path):
     assert len(modules) < 120  # the curated list and its dependencies, not MODULES=most
 
 
+UNCHECKED_HASH = 0b01  # a .pyc header's flags: hash-based, source never checked
+
+
+def _pyc_flags(pyc: Path) -> int:
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
 def test_installer_python_is_compiled_unchecked(installer_iso, tmp_path):
     """The installer's byte code is compiled at build time and trusted as it is (unchecked
     hash: no source read and hashed on import)."""
@@ -124,5 +131,23 @@ def test_installer_python_is_compiled_unchecked(installer_iso, tmp_path):
     layer = _iso_file(installer_iso, "/live/installer.squashfs", tmp_path / "installer.squashfs")
     pyc = "opt/engine-installer/site/engine_installer/tui/__pycache__/app.cpython-311.pyc"
     subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(layer), pyc], check=True)
-    header = (tmp_path / "x" / pyc).read_bytes()[:8]
-    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, do not check source
+    assert _pyc_flags(tmp_path / "x" / pyc) == UNCHECKED_HASH
+
+
+def test_standard_library_byte_code_is_valid_on_the_medium(installer_iso, tmp_path):
+    """Every .pyc of the live system's standard library is used as it is. The squashfs gives
+    every file one fixed time, so timestamp-checked byte code would be stale at every boot and
+    each Python start would compile its imports again from source."""
+    import subprocess
+
+    from engine_installer.iso import base
+
+    # The medium's filesystem.squashfs is the cached base's, byte for byte.
+    squashfs = base.build_base(base.default_cache_dir()).squashfs
+    stdlib = "usr/lib/python3.11"
+    subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(squashfs), stdlib],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    pycs = list((tmp_path / "x" / stdlib).rglob("*.pyc"))
+    assert len(pycs) > 500  # the library Debian ships, compiled
+    stale = [str(p.relative_to(tmp_path / "x")) for p in pycs if _pyc_flags(p) != UNCHECKED_HASH]
+    assert stale == [], f"{len(stale)} timestamp-checked .pyc files, e.g. {stale[:3]}"

@@ -18,3 +18,10 @@ rm -f "$root"/etc/systemd/system/multi-user.target.wants/apt-daily*.timer
 rm -f "$root"/usr/share/fonts/truetype/vlgothic/VL-PGothic-Regular.ttf
 chroot "$root" fc-cache -f >/dev/null 2>&1 || true
 rm -f "$root"/var/log/*.log "$root"/var/cache/ldconfig/aux-cache
+# Python's standard library byte code as unchecked hashes. mksquashfs stores every
+# file with one fixed time (reproducible builds), so the timestamp-checked .pyc files Debian's
+# packages compiled would all be stale at boot, and every Python start (the installer's, twice)
+# would compile each module it imports again from source: seconds under emulation, at every
+# boot. The live root is read-only, so byte code never checked against its source is safe.
+stdlib=$(chroot "$root" python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')
+chroot "$root" python3 -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$stdlib" >/dev/null
