@@ -97,10 +97,16 @@ reboot
 MEMORY_ARGS = "transparent_hugepage=never init_on_alloc=0"
 
 
+# live-boot's network preconfiguration writes /etc/network/interfaces for ifupdown, which the
+# live system does not have (a network boot's engine-netboot reads ipconfig's /run/net-*.conf),
+# after one more udev trigger and settle of every device: a second of the boot under emulation.
+LIVE_BOOT_ARGS = "boot=live nonetworking"
+
+
 def kernel_args(extra: str = "") -> str:
     # live-boot finds /live/*.squashfs on the medium whose .disk/live-uuid-* matches the initrd;
     # the last console= is /dev/console; the installer starts on every console named here.
-    args = f"boot=live quiet loglevel=3 {MEMORY_ARGS} console=tty0 console={SERIAL}"
+    args = f"{LIVE_BOOT_ARGS} quiet loglevel=3 {MEMORY_ARGS} console=tty0 console={SERIAL}"
     return f"{args} {extra}".strip()
 
 
