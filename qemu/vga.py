@@ -57,14 +57,16 @@ def japanese_on_screen1(vm, workdir: Path) -> tuple[bool, str]:
     return all(n >= 20 for n in inked) and distinct == len(shapes), f"{inked}, {distinct}"
 
 
-def wait_shown(check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
-    """check() every 3 s until it says shown or timeout has passed; its last answer."""
+def wait_shown(
+    check: Callable[[], tuple[bool, str]], timeout: float, every: float = 3.0
+) -> tuple[bool, str]:
+    """check() every `every` s until it says shown or timeout has passed; its last answer."""
     deadline = time.monotonic() + timeout
     while True:
         shown, detail = check()
         if shown or time.monotonic() > deadline:
             return shown, detail
-        time.sleep(3)
+        time.sleep(every)
 
 
 def wait_japanese_on_screen1(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
@@ -99,5 +101,7 @@ def installer_on_screen(vm, workdir: Path) -> tuple[bool, str]:
     return False, f"longest lit run {run} px, less than {BAR_CELLS} cells"
 
 
-def wait_installer_on_screen(vm, workdir: Path, timeout: float) -> tuple[bool, str]:
-    return wait_shown(lambda: installer_on_screen(vm, workdir), timeout)
+def wait_installer_on_screen(
+    vm, workdir: Path, timeout: float, every: float = 3.0
+) -> tuple[bool, str]:
+    return wait_shown(lambda: installer_on_screen(vm, workdir), timeout, every)
