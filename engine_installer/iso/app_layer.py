@@ -92,14 +92,22 @@ def _copy_tree(source: Path, target: Path) -> None:
     )
 
 
-def mask_units(stage: Path, units: list[str]) -> None:
-    """Mask systemd units in the layer: /etc/systemd/system/<unit> -> /dev/null."""
-    units_dir = stage / "etc/systemd/system"
-    units_dir.mkdir(parents=True, exist_ok=True)
-    for unit in units:
-        link = units_dir / unit
+def _link_to_null(directory: Path, names: list[str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        link = directory / name
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
+
+
+def mask_units(stage: Path, units: list[str]) -> None:
+    """Mask systemd units in the layer: /etc/systemd/system/<unit> -> /dev/null."""
+    _link_to_null(stage / "etc/systemd/system", units)
+
+
+def mask_generators(stage: Path, generators: list[str]) -> None:
+    """Disable systemd generators: /etc/systemd/system-generators/<name> -> /dev/null."""
+    _link_to_null(stage / "etc/systemd/system-generators", generators)
 
 
 def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
@@ -123,6 +131,7 @@ def stage_app(stage: Path, wheels: Path, epoch: int) -> None:
     )  # fmt: skip
     _copy_tree(recipe_dir() / "overlay", stage)
     mask_units(stage, read_list(recipe_dir() / "masked-units"))
+    mask_generators(stage, read_list(recipe_dir() / "masked-generators"))
     for relpath, (module, func) in LAUNCHERS.items():
         path = stage / relpath
         path.parent.mkdir(parents=True, exist_ok=True)

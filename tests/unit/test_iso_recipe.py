@@ -287,6 +287,19 @@ def test_masked_units_are_masked_in_the_installer_layer(tmp_path):
         assert link.is_symlink() and os.readlink(link) == "/dev/null"
 
 
+def test_unneeded_generators_are_disabled_in_the_installer_layer(tmp_path):
+    from engine_installer.iso import app_layer
+
+    generators = base.read_list(LIVE / "masked-generators")
+    assert "systemd-gpt-auto-generator" in generators
+    # /tmp from live-boot's fstab, and systemd.mask= / systemd.unit= on the command line
+    assert not {"systemd-fstab-generator", "systemd-debug-generator"} & set(generators)
+    app_layer.mask_generators(tmp_path, generators)
+    for name in generators:
+        link = tmp_path / "etc/systemd/system-generators" / name
+        assert link.is_symlink() and os.readlink(link) == "/dev/null"
+
+
 def test_systemd_draws_no_status_over_the_installer():
     conf = (LIVE / "overlay/etc/systemd/system.conf.d/engine.conf").read_text()
     assert "ShowStatus=no" in conf
