@@ -3,13 +3,15 @@
 set -eu
 root="$1"
 here="$(dirname "$0")"
-# zstd initramfs: smaller and quicker to build and unpack than gzip. Only the curated drivers
-# (initramfs-modules, added and enforced by initramfs-hook.sh), not MODULES=most. The list is
-# not one of initramfs-tools' own module lists: those are loaded one by one at every boot
-# whatever the hardware, while udev's coldplug in the initramfs loads the drivers it needs.
+# zstd initramfs: smaller and quicker to build and unpack than gzip. Level 19 (mkinitramfs's
+# default is 9) makes it a megabyte smaller, a megabyte less for GRUB to read at every boot;
+# zstd unpacks it as fast. Only the curated drivers (initramfs-modules, added and enforced by
+# initramfs-hook.sh), not MODULES=most. The list is not one of initramfs-tools' own module
+# lists: those are loaded one by one at every boot whatever the hardware, while udev's
+# coldplug in the initramfs loads the drivers it needs.
 mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks" \
 	"$root/usr/share/engine-installer"
-printf 'COMPRESS=zstd\nMODULES=list\n' > "$root/etc/initramfs-tools/conf.d/engine.conf"
+printf 'COMPRESS=zstd\nCOMPRESSLEVEL=19\nMODULES=list\n' > "$root/etc/initramfs-tools/conf.d/engine.conf"
 cp "$here/initramfs-modules" "$root/usr/share/engine-installer/initramfs-modules"
 install -m 755 "$here/initramfs-hook.sh" "$root/etc/initramfs-tools/hooks/engine-modules"
 # Keep the base small: no docs, man pages or translations on install media.
