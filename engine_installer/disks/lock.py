@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine_installer.base.errors import RefusedError
+from engine_installer.base.errors import RefusedError, UserError
 from engine_installer.base.i18n import _
 
 LOCK_DIR = Path(os.environ.get("ENGINE_INSTALLER_LOCK_DIR", "/run/lock"))
@@ -46,7 +47,8 @@ def disk_write_lock(disk: str) -> Iterator[None]:
 
     Not a flock on the device node itself: udev takes a shared lock there while it probes,
     and libparted runs `udevadm settle` after a commit, which would then wait out its whole
-    timeout.
+    timeout. (The run holds the node against udev around everything but that commit:
+    UdevHold.)
     """
     busy = _(
         "another installer ({holder}) is already writing {disk}: wait for it to finish, or "
@@ -90,3 +92,69 @@ def _tty_name() -> str:
         with contextlib.suppress(OSError):
             return os.ttyname(stream).removeprefix("/dev/")
     return "no terminal"
+
+
+# How long the installer waits for udev to let go of a disk it is probing (udev holds a shared
+# lock for one event at a time: milliseconds, seconds on a machine busy with the install).
+UDEV_LOCK_SECONDS = 60.0
+
+
+class UdevHold:
+    """systemd's block device locking (https://systemd.io/BLOCK_DEVICE_LOCKING/): an exclusive
+    BSD lock on the whole-disk node, so that udev neither probes the disk nor re-reads its
+    partition table while the installer writes it. udev re-reads the table (BLKRRPART: every
+    partition node is removed and added again) whenever a writer closes the disk, e.g. after
+    libparted's commit or GRUB's boot code; when it comes late (a busy machine, udev's small
+    CPU share on the live system) it lands on mkfs opening a partition ("No such file or
+    directory"). udev processes the postponed events once the lock is released.
+
+    Released around libparted's commit (`released()`): libparted runs `udevadm settle`, which
+    would wait for events udev cannot process while the lock is held."""
+
+    def __init__(self, disk: str) -> None:
+        self.disk = disk
+        self.fd = os.open(disk, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        self.held = False
+
+    def acquire(self, timeout: float = UDEV_LOCK_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"udev kept {self.disk} busy for {timeout:.0f} s: check that nothing "
+                        "else is using the disk, then run the install again"
+                    ) from None
+                time.sleep(0.05)
+            else:
+                self.held = True
+                return
+
+    def release(self) -> None:
+        if self.held:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.held = False
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Let udev at the disk for the block; taken again after it (not after a failure:
+        the run stops there)."""
+        self.release()
+        yield
+        self.acquire()
+
+    def close(self) -> None:
+        os.close(self.fd)  # closing drops the lock
+
+
+@contextlib.contextmanager
+def udev_hold(disk: str) -> Iterator[UdevHold]:
+    """Hold `disk` against udev (UdevHold) for the duration of the block."""
+    hold = UdevHold(disk)
+    try:
+        hold.acquire()
+        yield hold
+    finally:
+        hold.close()

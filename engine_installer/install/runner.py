@@ -34,9 +34,9 @@ from engine_installer.disks.bootloader import install_bios_boot, install_bootloa
 from engine_installer.disks.efi_chain import update_chain
 from engine_installer.disks.files import atomic_write
 from engine_installer.disks.grub_config import slot_env_bytes
-from engine_installer.disks.lock import disk_write_lock
+from engine_installer.disks.lock import UdevHold, disk_write_lock, udev_hold
 from engine_installer.disks.mounts import mounted_rw, release_own
-from engine_installer.disks.partition import ensure_partition_nodes, write_gpt
+from engine_installer.disks.partition import ensure_partition_nodes, wait_for_partitions, write_gpt
 from engine_installer.disks.slot_image import verify_slot, write_slot
 from engine_installer.install.actions import DiskAction, step_line
 from engine_installer.install.plan import Plan
@@ -81,12 +81,21 @@ class _Executor:
         self.when = marker.now()
         self.report_path = ""
         self.copied: dict[str, Copied] = {}  # write-slot's result per partition, for verify
+        self.udev: UdevHold | None = None  # held for the whole run (execute)
 
     def run(self, action: DiskAction) -> None:
         getattr(self, "do_" + action.kind.replace("-", "_"))(action)
 
     def do_partition(self, action: DiskAction) -> None:
-        write_gpt(action.target, action.params["specs"])
+        specs = action.params["specs"]
+        if self.udev is None:
+            write_gpt(action.target, specs)
+            return
+        with self.udev.released():
+            write_gpt(action.target, specs)
+        # udev may have re-read the new table before the lock came back: the nodes it removed
+        # are added again by then, but wait for them as after the commit.
+        wait_for_partitions(action.target, [s.number for s in specs])
 
     def do_format(self, action: DiskAction) -> None:
         if action.params["fstype"] == "vfat":
@@ -330,13 +339,14 @@ def execute(
         # file of this process goes, whatever stopped the run.
         stack.callback(lambda: _release_all(signals))
         stack.enter_context(disk_write_lock(p.disk.path))
-        _check_unchanged(p, recheck)
+        _check_unchanged(p, recheck)  # probes again: udev must be free to settle
         if p.kind not in ("install", "reinstall") and p.actions[0].kind != "repair-table":
             # An existing table (the kernel may not know it yet, e.g. a fresh loop device).
             ensure_partition_nodes(
                 p.disk.path, [ESP_NUMBER, STORAGE_NUMBER, *SLOT_PARTITION_NUMBERS.values()]
             )
         log.info("%s of %s on %s: %d steps", p.kind, p.manifest.label(), p.disk.describe(), total)
+        executor.udev = stack.enter_context(udev_hold(p.disk.path))
         for index, action in enumerate(p.actions, 1):
             line = step_line(index, total, action)
             lines.append(line)
