@@ -153,12 +153,13 @@ def install_peak(work: Path, size_mib: int) -> tuple[int, list]:
 
 def smallest_memory(iso: Path, work: Path) -> tuple[int, dict[int, str]]:
     """Halving search for the smallest -m (MiB, to 32) that reaches screen 1."""
-    from qemu.boot_times import boot_to_screen1
+    from qemu.boot_times import boot_to_screens
     from qemu.harness import HarnessError
 
     tried: dict[int, str] = {}
     started = time.monotonic()
-    reference = boot_to_screen1(iso, "bios", "dvd", work / "m1024", memory_mb=1024)
+    reference, _ = boot_to_screens(iso, "bios", "dvd", work / "m1024", memory_mb=1024,
+                                   laptop_screen=False)  # fmt: skip
     tried[1024] = f"screen 1 after {reference.total:.0f} s"
     # A machine short of memory slows down before it fails: allow three times the time.
     timeout = max(300.0, 3 * (time.monotonic() - started))
@@ -166,8 +167,8 @@ def smallest_memory(iso: Path, work: Path) -> tuple[int, dict[int, str]]:
     while good - bad > 32:
         mem = (good + bad) // 2 // 16 * 16
         try:
-            times = boot_to_screen1(iso, "bios", "dvd", work / f"m{mem}", memory_mb=mem,
-                                    timeout=timeout)  # fmt: skip
+            times, _ = boot_to_screens(iso, "bios", "dvd", work / f"m{mem}", memory_mb=mem,
+                                       timeout=timeout, laptop_screen=False)  # fmt: skip
             tried[mem] = f"screen 1 after {times.total:.0f} s"
             good = mem
         except HarnessError as err:

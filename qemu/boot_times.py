@@ -102,21 +102,6 @@ def breakdown(vm: VM, screen1: bytes = SCREEN1) -> BootTimes | None:
     return from_stream(vm.console_bytes(), vm.arrival_time, screen1)
 
 
-def boot_to_screen1(
-    iso: Path,
-    firmware: str,
-    media: str,
-    workdir: Path,
-    *,
-    memory_mb: int = 2048,
-    timeout: float = 900.0,
-) -> BootTimes:
-    """Boot the installer ISO on a laptop VM with a blank disk until screen 1 is complete on
-    the serial console; its breakdown. HarnessError when screen 1 does not come."""
-    return boot_to_screens(iso, firmware, media, workdir, memory_mb=memory_mb,
-                           timeout=timeout, laptop_screen=False)[0]  # fmt: skip
-
-
 # How often the laptop's screen is read back while waiting for tty1's installer: the figure
 # is late by up to this much (plus one screendump).
 SCREEN_POLL = 0.5
@@ -132,9 +117,11 @@ def boot_to_screens(
     timeout: float = 900.0,
     laptop_screen: bool = True,
 ) -> tuple[BootTimes, float | None]:
-    """boot_to_screen1, then (laptop_screen) on until tty1's installer is on the laptop's own
-    (VGA) screen: the breakdown, and seconds from QEMU's start to that screen (None when it did
-    not come within 120 s of the serial console's screen 1, or was not asked for)."""
+    """Boot the installer ISO on a laptop VM with a blank disk until screen 1 is complete on
+    the serial console, then (laptop_screen) on until tty1's installer is on the laptop's own
+    (VGA) screen. Returns the breakdown, and seconds from QEMU's start to the laptop's screen
+    (None when it did not come within 120 s of the serial console's screen 1, or was not asked
+    for). HarnessError when screen 1 does not come."""
     import subprocess
     import time
 
