@@ -81,17 +81,14 @@ class _Executor:
         self.when = marker.now()
         self.report_path = ""
         self.copied: dict[str, Copied] = {}  # write-slot's result per partition, for verify
-        self.udev: UdevHold | None = None  # held for the whole run (execute)
+        self.udev: UdevHold | None = None  # held for the whole run by execute()
 
     def run(self, action: DiskAction) -> None:
         getattr(self, "do_" + action.kind.replace("-", "_"))(action)
 
     def do_partition(self, action: DiskAction) -> None:
         specs = action.params["specs"]
-        if self.udev is None:
-            write_gpt(action.target, specs)
-            return
-        with self.udev.released():
+        with self.udev.released() if self.udev else contextlib.nullcontext():
             write_gpt(action.target, specs)
         # udev may have re-read the new table before the lock came back: the nodes it removed
         # are added again by then, but wait for them as after the commit.
