@@ -36,6 +36,10 @@ KEYS = {
     "backspace": "\x7f",
 }
 
+# GRUB's countdown line under its menu (GRUB's own English, whatever the entries' language).
+GRUB_COUNTDOWN = b"executed automatically in"
+GRUB_BOOTING = b"Booting `"  # GRUB has started an entry
+
 
 class _Screen(pyte.Screen):
     """pyte's screen, tolerant of extra CSI parameters (urwid on a serial TERM sends some),
@@ -142,6 +146,21 @@ class SerialConsole:
             self.vm.send_serial(KEYS.get(key, key).encode())
             # urwid tells a lone Esc from an escape sequence by a short pause; TCG is slow.
             time.sleep(settle)
+
+    def boot_highlighted_entry(self, timeout: float) -> None:
+        """At the boot menu, Enter: the highlighted entry boots without the countdown, as
+        when a technician at the laptop presses it. When the countdown has already run out
+        (a busy machine, or several guests watched in turn), no key is sent: it would reach
+        the booting system instead. bench/boot.py waits the countdown out, as a laptop left
+        alone does."""
+        start = self.offset
+        deadline = time.monotonic() + timeout
+        while GRUB_COUNTDOWN not in self.vm.console_bytes()[start:]:
+            if not self.vm.running or time.monotonic() > deadline:
+                raise HarnessError(f"no boot menu countdown after {timeout:.0f} s")
+            time.sleep(0.2)
+        if GRUB_BOOTING not in self.vm.console_bytes()[start:]:
+            self.press("enter")
 
     def type(self, text: str, settle: float = 0.3) -> None:
         for char in text:

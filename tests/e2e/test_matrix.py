@@ -441,6 +441,8 @@ def test_iso_fresh_install(tmp_path, installer_iso, firmware, media):
         if (firmware, media) == JAPANESE_CELL:
             # (its boot-time breakdown then counts the keys and the switch to English too)
             japanese_entry_then_english(console, vm, tmp_path)
+        else:
+            console.boot_highlighted_entry(ISO_BOOT_TIMEOUT)
         at_screen1(console, vm, f"{firmware}/{media}")
         # The laptop's own screen shows the installer too (tty1, on the frame buffer the
         # graphics driver brings; under OVMF the firmware's one is replaced at coldplug).
@@ -471,6 +473,7 @@ def test_iso_upgrade(tmp_path, installer_iso, engine45_disk):
     vm = iso_installer(installer_iso, disk, tmp_path, "uefi", "usb", disk_format="qcow2")
     with vm:
         console = SerialConsole(vm)
+        console.boot_highlighted_entry(ISO_BOOT_TIMEOUT)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         through_keyboard(console, "5.0")
         screen = console.wait_for("An Engine installation was found", timeout=300)
@@ -539,6 +542,7 @@ def test_iso_remove_and_reinstall(tmp_path, installer_iso, engine45_disk):
     vm = iso_installer(installer_iso, disk, tmp_path, "bios", "usb", disk_format="qcow2")
     with vm:
         console = SerialConsole(vm)
+        console.boot_highlighted_entry(ISO_BOOT_TIMEOUT)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         through_keyboard(console, "5.0")
         console.wait_for("An Engine installation was found", timeout=300)
@@ -562,6 +566,7 @@ def test_iso_downgrade_refused(tmp_path, installer_iso_45, engine50_disk):
     vm = iso_installer(installer_iso_45, disk, tmp_path, "uefi", "dvd", disk_format="qcow2")
     with vm:
         console = SerialConsole(vm)
+        console.boot_highlighted_entry(ISO_BOOT_TIMEOUT)
         console.wait_for("1/5 Install choice", timeout=ISO_BOOT_TIMEOUT)
         through_keyboard(console, "4.5")
         screen = console.wait_for("stops running", timeout=300)

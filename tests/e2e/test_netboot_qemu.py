@@ -175,6 +175,8 @@ def test_pxe_fleet(installer_iso, tmp_path):
         network_laptop(other, tmp_path / "l2", "uefi-sb", export_dir, srv.port, "NET-404-1") as vm2,
     ):
         console, console2 = SerialConsole(vm), SerialConsole(vm2)
+        console.boot_highlighted_entry(BOOT_TIMEOUT)
+        console2.boot_highlighted_entry(BOOT_TIMEOUT)
         stop = wait_text(vm2, STOPPED, BOOT_TIMEOUT).group(0)
         screen1, welcome, targets = walk_to_targets(console2)
         wait_text(vm, INSTALLED, BOOT_TIMEOUT + INSTALL_TIMEOUT)
@@ -223,6 +225,8 @@ def test_uefi_http_fleet(installer_iso, tmp_path):
         ) as vm2,  # fmt: skip
     ):
         console = SerialConsole(vm)
+        console.boot_highlighted_entry(BOOT_TIMEOUT)
+        SerialConsole(vm2).boot_highlighted_entry(BOOT_TIMEOUT)
         stop = wait_text(vm2, STOPPED, BOOT_TIMEOUT).group(0)
         wait_text(vm, INSTALLED, BOOT_TIMEOUT + INSTALL_TIMEOUT)
         reports = wait_for_reports(export_dir, 1)
@@ -253,6 +257,7 @@ def test_damaged_payload_on_the_server_stops_before_the_installer(installer_iso,
         server(export_dir) as srv,
         network_laptop(disk, tmp_path, "bios", export_dir, srv.port, "NET-BAD-1") as vm,
     ):
+        SerialConsole(vm).boot_highlighted_entry(BOOT_TIMEOUT)
         wait_text(vm, r"THE NETWORK COPY IS DAMAGED: engine/root\.img", BOOT_TIMEOUT)
         time.sleep(15)  # the installer units would start right after a passing check
         serial_text = text_of(vm)

@@ -69,6 +69,7 @@ PROFILE = "QEMU Q35 + ICH9 (OVMF), lab"
 def to_existing_install_screen(console: SerialConsole, vm) -> None:
     """Screen 1 (the medium booted under Secure Boot), the welcome screen reporting Secure
     Boot on with nothing to complain about, the licence, the keyboard."""
+    console.boot_highlighted_entry(BOOT_TIMEOUT)
     console.wait_for("1/5 Install choice", timeout=BOOT_TIMEOUT)
     serial = vm.serial_text()
     assert SCREEN1 in console.text()

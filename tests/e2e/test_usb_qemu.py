@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from qemu.console import SerialConsole
 from qemu.harness import TCG_ACCEL, VM
 from tests.usb_helpers import make_engine_iso
 
@@ -370,7 +371,7 @@ cat /run/write.err
             ])  # fmt: skip
     started = time.monotonic()
     with vm:
-        vm.wait_for("Install Engine", timeout=600)  # GRUB's menu, from the stick
+        SerialConsole(vm).boot_highlighted_entry(600)  # GRUB's menu, from the stick
         vm.wait_for(SCREEN1, timeout=600)
         text = vm.serial_text()
     boot_s = time.monotonic() - started
