@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_installer.base.errors import UserError
+from engine_installer.iso.kernel_modules import prune_modules
 
 # Bump when this module changes how the base is made (it is part of the cache key).
-BASE_FORMAT = "1"
+BASE_FORMAT = "2"
 CACHE_ENV = "ENGINE_ISO_CACHE"
 
 
@@ -170,6 +171,7 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
             f"--variant={settings.get('variant', 'minbase')}",
             f"--components={','.join(settings.get('components', ['main']))}",
             '--aptopt=APT::Install-Recommends "false"',
+            *(f"--dpkgopt={option}" for option in settings.get("dpkg_options", [])),
             "--include=" + ",".join(packages),
             f"--setup-hook=sh {hooks / 'setup.sh'} \"$1\"",
             f"--customize-hook=sh {hooks / 'customize.sh'} \"$1\" "
@@ -179,6 +181,8 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
             *settings["mirrors"],
         ]
         _run(cmd)
+        pruned = prune_modules(rootfs, read_list(hooks / "pruned-modules"), _say)
+        _say(f"{pruned / 1e6:.0f} MB of kernel modules left out")
         boot = rootfs / "boot"
         kernels = sorted(boot.glob("vmlinuz-*"))
         initrds = sorted(boot.glob("initrd.img-*"))

@@ -151,3 +151,39 @@ def test_standard_library_byte_code_is_valid_on_the_medium(installer_iso, tmp_pa
     assert len(pycs) > 500  # the library Debian ships, compiled
     stale = [str(p.relative_to(tmp_path / "x")) for p in pycs if _pyc_flags(p) != UNCHECKED_HASH]
     assert stale == [], f"{len(stale)} timestamp-checked .pyc files, e.g. {stale[:3]}"
+
+
+def test_live_root_keeps_the_drivers_an_installer_uses(installer_iso, tmp_path):
+    """The live root (whose modules udev loads after the switch from the initramfs) keeps
+    every initramfs driver, every profile's storage and USB drivers, and the display, input and
+    wired network drivers of real laptops, each with what it depends on; the trees in
+    base-hooks/pruned-modules (Wi-Fi, sound, cameras, ...) are gone."""
+    import subprocess
+
+    from engine_installer.hw.profiles import load_profiles
+    from engine_installer.iso import base
+    from engine_installer.iso.kernel_modules import read_modules_dep
+
+    layer = base.build_base(base.default_cache_dir())
+    modules = f"usr/lib/modules/{layer.info['kernel']}"
+    subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(layer.squashfs),
+                    f"{modules}/modules.dep", f"{modules}/modules.builtin", f"{modules}/kernel"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    tree = tmp_path / "x" / modules
+    deps = read_modules_dep((tree / "modules.dep").read_text().splitlines())
+    for module, needs in deps.items():
+        assert all((tree / path).is_file() for path in [module, *needs]), module
+
+    def name(path: str) -> str:
+        return Path(path).name.split(".ko")[0].replace("-", "_")
+
+    present = {name(path) for path in deps}
+    present |= {name(line) for line in (tree / "modules.builtin").read_text().split()}
+    wanted = set(base.read_list(base.recipe_dir() / "base-hooks" / "initramfs-modules"))
+    for profile in load_profiles():
+        wanted |= set(profile.storage_controllers)
+    wanted |= {"xhci_pci", "ehci_pci", "usb_storage", "uas", "usbhid", "hid_generic", "atkbd",
+               "i915", "amdgpu", "nouveau", "bochs", "e1000e", "r8169", "igc", "e1000",
+               "virtio_net", "r8152", "cdc_ether", "ax88179_178a", "thinkpad_acpi"}  # fmt: skip
+    assert wanted - present == set()
+    assert not {"iwlwifi", "ath10k_pci", "snd_hda_intel", "uvcvideo", "btusb"} & present

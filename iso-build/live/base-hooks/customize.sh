@@ -12,6 +12,10 @@ chroot "$root" passwd -d root >/dev/null
 # Each boot gets its own machine-id (systemd creates it on the overlay at first boot).
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
+# apt picks usrmerge for init-system-helpers' "usrmerge | usr-is-merged": its conversion has
+# nothing to do on a root mmdebstrap merged, and it brings Perl (about 50 MB unpacked).
+chroot "$root" apt-get --yes --quiet purge usrmerge perl libperl5.36 perl-modules-5.36 \
+	libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl libgdbm-compat4 >/dev/null
 # Nothing in the base should wait for a network that install media do not need.
 rm -f "$root"/etc/systemd/system/multi-user.target.wants/apt-daily*.timer
 # fbterm needs one monospaced CJK face; the proportional VL PGothic is not used.

@@ -14,17 +14,6 @@ mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks" \
 printf 'COMPRESS=zstd\nCOMPRESSLEVEL=19\nMODULES=list\n' > "$root/etc/initramfs-tools/conf.d/engine.conf"
 cp "$here/initramfs-modules" "$root/usr/share/engine-installer/initramfs-modules"
 install -m 755 "$here/initramfs-hook.sh" "$root/etc/initramfs-tools/hooks/engine-modules"
-# Keep the base small: no docs, man pages or translations on install media.
-mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
-cat > "$root/etc/dpkg/dpkg.cfg.d/engine-nodoc" <<'CFG'
-path-exclude=/usr/share/doc/*
-path-include=/usr/share/doc/*/copyright
-path-exclude=/usr/share/man/*
-path-exclude=/usr/share/info/*
-path-exclude=/usr/share/locale/*
-path-include=/usr/share/locale/locale.alias
-path-exclude=/usr/share/lintian/*
-CFG
 # UEFI HTTP boot: the firmware hands the downloaded ISO over as a RAM disk described by the ACPI
 # NFIT table; nfit + nd_pmem make it /dev/pmem0, where live-boot finds the medium. They are
 # loaded at every boot (a machine without an NFIT just gets no pmem device).
