@@ -1,10 +1,11 @@
 """Hooks for the whole test run.
 
-`make test` runs every tier in one pytest run with two pytest-xdist workers (`-n 2 --dist
-loadgroup`, one per core of a CI machine). The unit and integration tests form one group that
-a single worker runs in order, as they are written to run; the end-to-end cells are
-independent and spread over both workers, so one core boots VMs while the other runs the host
-tiers. A plain `pytest` (no -n) runs everything in order as before.
+`make test` runs every tier in one pytest run with three pytest-xdist workers (`-n 3 --dist
+loadgroup`) on a two-core CI machine. The unit and integration tests form one group that a
+single worker runs in order, as they are written to run; they mostly wait (loop devices, the
+TUI tests' simulated installs), so the end-to-end cells, which are independent, spread over the
+other two workers meanwhile and over all three after. A plain `pytest` (no -n) runs everything
+in order as before.
 """
 
 from __future__ import annotations
