@@ -37,8 +37,8 @@ KEYS = {
 }
 
 # GRUB's countdown line under its menu (GRUB's own English, whatever the entries' language).
-GRUB_COUNTDOWN = b"executed automatically in"
-GRUB_BOOTING = b"Booting `"  # GRUB has started an entry
+GRUB_COUNTDOWN = "executed automatically in"
+GRUB_BOOTING = "Booting `"  # GRUB has started an entry
 
 
 class _Screen(pyte.Screen):
@@ -153,13 +153,8 @@ class SerialConsole:
         (a busy machine, or several guests watched in turn), no key is sent: it would reach
         the booting system instead. bench/boot.py waits the countdown out, as a laptop left
         alone does."""
-        start = self.offset
-        deadline = time.monotonic() + timeout
-        while GRUB_COUNTDOWN not in self.vm.console_bytes()[start:]:
-            if not self.vm.running or time.monotonic() > deadline:
-                raise HarnessError(f"no boot menu countdown after {timeout:.0f} s")
-            time.sleep(0.2)
-        if GRUB_BOOTING not in self.vm.console_bytes()[start:]:
+        countdown = self.vm.wait_for(re.escape(GRUB_COUNTDOWN), timeout)
+        if GRUB_BOOTING not in self.vm.serial_text()[countdown.end() :]:
             self.press("enter")
 
     def type(self, text: str, settle: float = 0.3) -> None:

@@ -181,8 +181,7 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
             *settings["mirrors"],
         ]
         _run(cmd)
-        pruned = prune_modules(rootfs, read_list(hooks / "pruned-modules"), _say)
-        _say(f"{pruned / 1e6:.0f} MB of kernel modules left out")
+        prune_modules(rootfs, read_list(hooks / "pruned-modules"), _say)
         boot = rootfs / "boot"
         kernels = sorted(boot.glob("vmlinuz-*"))
         initrds = sorted(boot.glob("initrd.img-*"))

@@ -46,13 +46,13 @@ def modules_to_prune(deps: dict[str, list[str]], entries: list[str]) -> list[str
     return sorted(module for module in deps if module not in needed)
 
 
-def prune_modules(root: Path, entries: list[str], say: Callable[[str], None]) -> int:
+def prune_modules(root: Path, entries: list[str], say: Callable[[str], None]) -> None:
     """Remove the unneeded listed modules of every kernel under root; depmod again (the live
-    system's own, in a chroot). Returns the bytes removed."""
-    removed = 0
+    system's own, in a chroot)."""
     for tree in sorted((root / "usr/lib/modules").iterdir()):
         deps = read_modules_dep((tree / "modules.dep").read_text().splitlines())
         pruned = modules_to_prune(deps, entries)
+        removed = 0
         for module in pruned:
             path = tree / module
             removed += path.stat().st_size
@@ -61,5 +61,7 @@ def prune_modules(root: Path, entries: list[str], say: Callable[[str], None]) ->
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         subprocess.run(["chroot", str(root), "depmod", "-a", tree.name], check=True)
-        say(f"kernel {tree.name}: {len(pruned)} of its {len(deps)} modules left out")
-    return removed
+        say(
+            f"kernel {tree.name}: {len(pruned)} of its {len(deps)} modules left out "
+            f"({removed / 1e6:.0f} MB)"
+        )

@@ -90,6 +90,11 @@ def _iso_file(iso, path: str, target):
     return target
 
 
+def module_name(path: str) -> str:
+    """kernel/drivers/usb/storage/usb-storage.ko → usb_storage, as modprobe and lists name it."""
+    return Path(path).name.split(".ko")[0].replace("-", "_")
+
+
 def test_initramfs_carries_the_curated_drivers_only(installer_iso, tmp_path):
     """The medium's initrd holds every module of initramfs-modules (or the kernel has it
     built in) and no other: no GPU drivers, no file systems an installer medium never has."""
@@ -104,9 +109,9 @@ def test_initramfs_carries_the_curated_drivers_only(installer_iso, tmp_path):
     assert medium.startswith(initrd.read_bytes())
     tree = tmp_path / "initrd"
     subprocess.run(["unmkinitramfs", str(initrd), str(tree)], check=True)
-    modules = {p.name.split(".ko")[0].replace("-", "_") for p in tree.rglob("*.ko*")}
+    modules = {module_name(p.name) for p in tree.rglob("*.ko*")}
     builtin = {
-        Path(line).name.split(".ko")[0].replace("-", "_")
+        module_name(line)
         for path in tree.rglob("modules.builtin")
         for line in path.read_text().split()
     }
@@ -173,12 +178,8 @@ def test_live_root_keeps_the_drivers_an_installer_uses(installer_iso, tmp_path):
     deps = read_modules_dep((tree / "modules.dep").read_text().splitlines())
     for module, needs in deps.items():
         assert all((tree / path).is_file() for path in [module, *needs]), module
-
-    def name(path: str) -> str:
-        return Path(path).name.split(".ko")[0].replace("-", "_")
-
-    present = {name(path) for path in deps}
-    present |= {name(line) for line in (tree / "modules.builtin").read_text().split()}
+    present = {module_name(path) for path in deps}
+    present |= {module_name(line) for line in (tree / "modules.builtin").read_text().split()}
     wanted = set(base.read_list(base.recipe_dir() / "base-hooks" / "initramfs-modules"))
     for profile in load_profiles():
         wanted |= set(profile.storage_controllers)
