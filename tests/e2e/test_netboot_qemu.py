@@ -125,7 +125,8 @@ def wait_text(vm, pattern: str, timeout: float) -> re.Match:
 
 KINDS = {"bios": "PXE", "uefi": "UEFI HTTP boot", "uefi-sb": "PXE"}
 INSTALLED = r"Unattended install finished|unattended install has finished"
-STOPPED = r"Unattended install stopped: [^\r\n]*"
+# The whole line: a match on what has arrived so far could cut the message short.
+STOPPED = r"Unattended install stopped: [^\r\n]*[\r\n]"
 
 
 def check_installed(vm, console: SerialConsole, report: dict, serial: str, firmware: str) -> None:
