@@ -65,7 +65,6 @@ def last_phase(serial: str) -> str:
     return " ".join(steps[-1]) if steps else "(before the first step)"
 
 
-@pytest.mark.long
 @pytest.mark.cell("power cut during upgrade (tool guest)")
 def test_power_cut_during_upgrade(tmp_path, payloads, engine45_disk, tool_initramfs):
     """Kill QEMU at seeded random moments while the guest upgrades 4.5 → 5.0; each time the

@@ -161,7 +161,6 @@ def walk_to_targets(console: SerialConsole) -> tuple[str, str, str]:
     return screen1, welcome, console.wait_for("5/5 Target disk", timeout=300)
 
 
-@pytest.mark.long
 @pytest.mark.cell("network fleet, PXE: BIOS install + report; UEFI Secure Boot, no answers (404)")
 def test_pxe_fleet(installer_iso, tmp_path):
     """Two laptops PXE boot from one server at once: NET-BIOS-1 (BIOS) has its own answer file
@@ -203,7 +202,6 @@ def test_pxe_fleet(installer_iso, tmp_path):
     assert groups[:3] == ("5.0", reports["NET-BIOS-1"]["result"]["build"], "A")
 
 
-@pytest.mark.long
 @pytest.mark.cell("network fleet, UEFI HTTP: install + report; answer server down")
 def test_uefi_http_fleet(installer_iso, tmp_path):
     """Two laptops HTTP boot the ISO at once, from two servers: NET-UEFI-1's export hands over
