@@ -12,7 +12,7 @@ APT_PACKAGES := \
 	qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	xorriso genisoimage mmdebstrap squashfs-tools \
 	busybox-static linux-image-amd64 kmod cpio zstd xz-utils \
-	udev kbd console-data imagemagick openssl gettext \
+	udev kbd console-data imagemagick fontconfig openssl gettext \
 	libparted-dev pkg-config python3-dev python3-venv gcc
 APT_STAMP := $(VENV)/.apt-stamp
 

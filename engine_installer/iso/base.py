@@ -113,9 +113,15 @@ def _run(cmd: list[str], **kwargs: object) -> None:
         ) from None
 
 
+def squash_epoch() -> str:
+    """The one time every file and directory of a squashed layer gets (mksquashfs -all-time):
+    SOURCE_DATE_EPOCH, else 0."""
+    return os.environ.get("SOURCE_DATE_EPOCH", "0")
+
+
 def mksquashfs(source: Path, target: Path, settings: dict, extra: list[str] = ()) -> None:
-    """Squash a tree reproducibly: fixed times (SOURCE_DATE_EPOCH) and sorted by mksquashfs."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    """Squash a tree reproducibly: fixed times (squash_epoch) and sorted by mksquashfs."""
+    epoch = squash_epoch()
     # On a terminal (make demo) mksquashfs's own bar shows a base build's minutes going by;
     # in a log or a pipe it would only add noise.
     terminal = sys.stderr.isatty()
@@ -180,7 +186,8 @@ def build_base(cache: Path, recipe: Path | None = None, rebuild: bool = False) -
             str(rootfs),
             *settings["mirrors"],
         ]
-        _run(cmd)
+        # The hooks record what must match the squashed root's times (fontconfig's caches).
+        _run(cmd, env=dict(os.environ, ENGINE_SQUASH_EPOCH=squash_epoch()))
         prune_modules(rootfs, read_list(hooks / "pruned-modules"), _say)
         boot = rootfs / "boot"
         kernels = sorted(boot.glob("vmlinuz-*"))

@@ -158,6 +158,33 @@ def test_standard_library_byte_code_is_valid_on_the_medium(installer_iso, tmp_pa
     assert stale == [], f"{len(stale)} timestamp-checked .pyc files, e.g. {stale[:3]}"
 
 
+def test_font_caches_are_valid_on_the_medium(installer_iso, tmp_path):
+    """fbterm on the laptop's screen finds its fonts through fontconfig's caches as they are on
+    the medium, instead of scanning every font at each boot: fontconfig's own check of each
+    cache against its directory (FC_DEBUG=16), run by the host's fontconfig over the live
+    root's fonts, caches and configuration as unsquashfs gives them (with the squashed times)."""
+    import re
+    import subprocess
+
+    from engine_installer.iso import base
+
+    squashfs = base.build_base(base.default_cache_dir()).squashfs
+    root = tmp_path / "x"
+    subprocess.run(["unsquashfs", "-q", "-d", str(root), str(squashfs), "etc/fonts",
+                    "usr/share/fonts", "usr/share/fontconfig", "var/cache/fontconfig"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "FC_DEBUG": "16", "FONTCONFIG_SYSROOT": str(root),
+           "FONTCONFIG_FILE": str(root / "etc/fonts/fonts.conf")}  # fmt: skip
+    out = subprocess.run(["fc-match", "VL Gothic"], env=env, capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    check = r'FcCacheTimeValid dir "([^"]+)" cache checksum (\S+) dir checksum (\S+)'
+    checks = re.findall(check, out)
+    assert "/usr/share/fonts/truetype/vlgothic" in {directory for directory, _, _ in checks}, out
+    stale = [directory for directory, cached, now in checks if cached != now]
+    assert stale == [], f"font caches stale at boot: {stale}\n{out}"
+    assert '"VL Gothic"' in out.splitlines()[-1]
+
+
 def test_live_root_keeps_the_drivers_an_installer_uses(installer_iso, tmp_path):
     """The live root (whose modules udev loads after the switch from the initramfs) keeps
     every initramfs driver, every profile's storage and USB drivers, and the display, input and

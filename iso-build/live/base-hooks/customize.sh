@@ -20,7 +20,14 @@ chroot "$root" apt-get --yes --quiet purge usrmerge perl libperl5.36 perl-module
 rm -f "$root"/etc/systemd/system/multi-user.target.wants/apt-daily*.timer
 # fbterm needs one monospaced CJK face; the proportional VL PGothic is not used.
 rm -f "$root"/usr/share/fonts/truetype/vlgothic/VL-PGothic-Regular.ttf
-chroot "$root" fc-cache -f >/dev/null 2>&1 || true
+# fontconfig trusts a cache only while its font directory's mtime is the one the cache recorded,
+# and mksquashfs gives every directory one fixed time (ENGINE_SQUASH_EPOCH, from base.py).
+# Caches recorded with this build's mtimes would be stale at every boot, and fbterm would scan
+# every font before tty1 shows the installer. So the font directories get that time first.
+# (fc-cache's own SOURCE_DATE_EPOCH support is no way round: fontconfig 2.14.1's cleaning pass
+# then finds the caches it has just written invalid and deletes them.)
+find "$root/usr/share/fonts" -type d -exec touch -h -d "@$ENGINE_SQUASH_EPOCH" {} +
+chroot "$root" fc-cache -f >/dev/null
 rm -f "$root"/var/log/*.log "$root"/var/cache/ldconfig/aux-cache
 # Python's standard library byte code as unchecked hashes. mksquashfs stores every
 # file with one fixed time (reproducible builds), so the timestamp-checked .pyc files Debian's
