@@ -128,30 +128,33 @@ def _pyc_flags(pyc: Path) -> int:
     return int.from_bytes(pyc.read_bytes()[4:8], "little")
 
 
+def unsquash(squashfs: Path, root: Path, *paths: str) -> Path:
+    """Extract paths of a squashfs under root (with the squashed times and modes); root."""
+    import subprocess
+
+    subprocess.run(["unsquashfs", "-q", "-d", str(root), str(squashfs), *paths],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return root
+
+
 def test_installer_python_is_compiled_unchecked(installer_iso, tmp_path):
     """The installer's byte code is compiled at build time and trusted as it is (unchecked
     hash: no source read and hashed on import)."""
-    import subprocess
-
     layer = _iso_file(installer_iso, "/live/installer.squashfs", tmp_path / "installer.squashfs")
     pyc = "opt/engine-installer/site/engine_installer/tui/__pycache__/app.cpython-311.pyc"
-    subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(layer), pyc], check=True)
-    assert _pyc_flags(tmp_path / "x" / pyc) == UNCHECKED_HASH
+    assert _pyc_flags(unsquash(layer, tmp_path / "x", pyc) / pyc) == UNCHECKED_HASH
 
 
 def test_standard_library_byte_code_is_valid_on_the_medium(installer_iso, tmp_path):
     """Every .pyc of the live system's standard library is used as it is. The squashfs gives
     every file one fixed time, so timestamp-checked byte code would be stale at every boot and
     each Python start would compile its imports again from source."""
-    import subprocess
-
     from engine_installer.iso import base
 
     # The medium's filesystem.squashfs is the cached base's, byte for byte.
     squashfs = base.build_base(base.default_cache_dir()).squashfs
     stdlib = "usr/lib/python3.11"
-    subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(squashfs), stdlib],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    unsquash(squashfs, tmp_path / "x", stdlib)
     pycs = list((tmp_path / "x" / stdlib).rglob("*.pyc"))
     assert len(pycs) > 500  # the library Debian ships, compiled
     stale = [str(p.relative_to(tmp_path / "x")) for p in pycs if _pyc_flags(p) != UNCHECKED_HASH]
@@ -169,10 +172,8 @@ def test_font_caches_are_valid_on_the_medium(installer_iso, tmp_path):
     from engine_installer.iso import base
 
     squashfs = base.build_base(base.default_cache_dir()).squashfs
-    root = tmp_path / "x"
-    subprocess.run(["unsquashfs", "-q", "-d", str(root), str(squashfs), "etc/fonts",
-                    "usr/share/fonts", "usr/share/fontconfig", "var/cache/fontconfig"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    root = unsquash(squashfs, tmp_path / "x", "etc/fonts", "usr/share/fonts",
+                    "usr/share/fontconfig", "var/cache/fontconfig")  # fmt: skip
     env = {"PATH": "/usr/bin:/bin", "FC_DEBUG": "16", "FONTCONFIG_SYSROOT": str(root),
            "FONTCONFIG_FILE": str(root / "etc/fonts/fonts.conf")}  # fmt: skip
     out = subprocess.run(["fc-match", "VL Gothic"], env=env, capture_output=True, text=True,
@@ -190,18 +191,14 @@ def test_live_root_keeps_the_drivers_an_installer_uses(installer_iso, tmp_path):
     every initramfs driver, every profile's storage and USB drivers, and the display, input and
     wired network drivers of real laptops, each with what it depends on; the trees in
     base-hooks/pruned-modules (Wi-Fi, sound, cameras, ...) are gone."""
-    import subprocess
-
     from engine_installer.hw.profiles import load_profiles
     from engine_installer.iso import base
     from engine_installer.iso.kernel_modules import read_modules_dep
 
     layer = base.build_base(base.default_cache_dir())
     modules = f"usr/lib/modules/{layer.info['kernel']}"
-    subprocess.run(["unsquashfs", "-q", "-d", str(tmp_path / "x"), str(layer.squashfs),
-                    f"{modules}/modules.dep", f"{modules}/modules.builtin", f"{modules}/kernel"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    tree = tmp_path / "x" / modules
+    tree = unsquash(layer.squashfs, tmp_path / "x", f"{modules}/modules.dep",
+                    f"{modules}/modules.builtin", f"{modules}/kernel") / modules  # fmt: skip
     deps = read_modules_dep((tree / "modules.dep").read_text().splitlines())
     for module, needs in deps.items():
         assert all((tree / path).is_file() for path in [module, *needs]), module
